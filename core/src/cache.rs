@@ -1,0 +1,399 @@
+//! [`Cache`]: every operation of the cache API, over any [`Host`].
+
+use crate::error::{Error, StoreError};
+use crate::expiry::{Expiry, Lifetime, TimeToLive};
+use crate::host::Host;
+use crate::layout::{Kind, Layout, UserKeys};
+use crate::settings::{MAX_NAME_BYTES, Settings, check_name};
+use crate::versions::{self, Versions};
+
+/// The keyspace an operation works in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The global keyspace `{prefix}:{version}:{key}`.
+    Global,
+    /// The namespace of one user (an opaque, non-empty id).
+    User(String),
+}
+
+/// What [`Cache::read_for_update`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedRead {
+    /// The value, or `None` on a miss.
+    pub value: Option<Vec<u8>>,
+    /// The keyspace version it was read under, for [`Cache::set_at`]. `0`
+    /// when the cache is bypassed (disabled user, store unavailable): `set_at`
+    /// then writes nothing.
+    pub version: u64,
+}
+
+/// Where an operation lands once its scope is resolved.
+enum Target {
+    Global,
+    User(UserKeys),
+    /// The user's cache is disabled (or the flag cannot be read).
+    Bypass,
+}
+
+/// The cache logic: key layout, versioning, limits and failure policy.
+///
+/// It holds only settings; every method takes the [`Host`] that performs I/O.
+/// Reads degrade to misses and plain writes are skipped when the store fails;
+/// the other operations return [`Error::Unavailable`] (see `wit/cache.wit`).
+#[derive(Debug, Clone)]
+pub struct Cache {
+    settings: Settings,
+    layout: Layout,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        let settings = Settings::default();
+        Cache { layout: Layout::new(&settings), settings }
+    }
+}
+
+impl Cache {
+    /// A cache with validated settings.
+    pub fn new(settings: Settings) -> Result<Cache, Error> {
+        settings.validate()?;
+        Ok(Cache { layout: Layout::new(&settings), settings })
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The key layout in use.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn versions<'a, H: Host>(&'a self, host: &'a H) -> Versions<'a, H> {
+        Versions { host, layout: &self.layout }
+    }
+
+    fn user_keys(&self, user: &str) -> Result<UserKeys, Error> {
+        check_name("user id", user)?;
+        Ok(self.layout.user(user))
+    }
+
+    /// Resolve a scope, consulting the user's `cache_enabled` flag.
+    fn target<H: Host>(&self, host: &H, scope: &Scope) -> Result<Target, Error> {
+        match scope {
+            Scope::Global => Ok(Target::Global),
+            Scope::User(user) => {
+                let keys = self.user_keys(user)?;
+                match host.cache_enabled(user) {
+                    Ok(true) => Ok(Target::User(keys)),
+                    Ok(false) | Err(_) => Ok(Target::Bypass),
+                }
+            }
+        }
+    }
+
+    /// The storage key of `key` in `target`, or `None` when the namespace holds
+    /// nothing (no live version).
+    fn resolve<H: Host>(&self, host: &H, target: &Target, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(match target {
+            Target::Global => Some(self.layout.global_key(key)),
+            Target::User(keys) => self.versions(host).current(keys)?.map(|v| keys.entry_key(v, Kind::Data, key)),
+            Target::Bypass => None,
+        })
+    }
+
+    /// Read entries of a namespace and its liveness in one round trip.
+    fn read_entries<H: Host>(&self, host: &H, keys: &UserKeys, app_keys: &[&str]) -> Result<(Option<u64>, Vec<Option<Vec<u8>>>), StoreError> {
+        let suffixes: Vec<String> = app_keys.iter().map(|k| UserKeys::entry_suffix(Kind::Data, k)).collect();
+        let found = host.get_indirect(&keys.version_key, &keys.entry_prefix, &suffixes, &[self.layout.floor_key()])?;
+        if found.values.len() != app_keys.len() || found.also.len() != 1 {
+            return Err(StoreError::Other("get-indirect returned the wrong number of values".into()));
+        }
+        match versions::live(found.pointer.as_deref(), found.also[0].as_deref()) {
+            Some(v) => Ok((Some(v), found.values)),
+            None => Ok((None, vec![None; app_keys.len()])),
+        }
+    }
+
+    /// The value at `key`, or `None` on a miss. One store round trip.
+    pub fn get<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.get_many(host, scope, &[key])?.pop().flatten())
+    }
+
+    /// The values of `keys`, in order. One store round trip.
+    pub fn get_many<H: Host>(&self, host: &H, scope: &Scope, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        for key in keys {
+            self.settings.check_key(key)?;
+        }
+        let misses = || vec![None; keys.len()];
+        Ok(match self.target(host, scope)? {
+            Target::Bypass => misses(),
+            Target::Global => {
+                let storage: Vec<String> = keys.iter().map(|k| self.layout.global_key(k)).collect();
+                match host.get_many(&storage) {
+                    Ok(values) if values.len() == keys.len() => values,
+                    _ => misses(),
+                }
+            }
+            Target::User(user) => self.read_entries(host, &user, keys).map_or_else(|_| misses(), |(_, values)| values),
+        })
+    }
+
+    /// Store `value` at `key`. Skipped (without error) when the store fails.
+    pub fn set<H: Host>(&self, host: &H, scope: &Scope, key: &str, value: &[u8], ttl: Expiry) -> Result<(), Error> {
+        self.set_many(host, scope, &[(key, value)], ttl)
+    }
+
+    /// Store every entry, atomically. Skipped (without error) when the store fails.
+    pub fn set_many<H: Host>(&self, host: &H, scope: &Scope, entries: &[(&str, &[u8])], ttl: Expiry) -> Result<(), Error> {
+        for (key, value) in entries {
+            self.settings.check_key(key)?;
+            self.settings.check_value(value)?;
+        }
+        let target = self.target(host, scope)?;
+        let version = match &target {
+            Target::Bypass => return Ok(()),
+            Target::Global => 0,
+            Target::User(keys) => match self.versions(host).ensure_live(keys) {
+                Ok(v) => v,
+                Err(_) => return Ok(()),
+            },
+        };
+        let storage_key = |key: &str| match &target {
+            Target::User(keys) => keys.entry_key(version, Kind::Data, key),
+            _ => self.layout.global_key(key),
+        };
+        // A failed write is skipped: the host has logged and counted it.
+        let _ = match ttl.lifetime(self.settings.default_ttl_ms) {
+            Lifetime::Remove => {
+                let keys: Vec<String> = entries.iter().map(|(k, _)| storage_key(k)).collect();
+                host.delete_many(&keys).map(drop)
+            }
+            Lifetime::Keep(ttl_ms) => match entries {
+                [(key, value)] => host.set(&storage_key(key), value, ttl_ms),
+                _ => {
+                    let batch: Vec<(String, Vec<u8>)> = entries.iter().map(|(k, v)| (storage_key(k), v.to_vec())).collect();
+                    host.set_many(&batch, ttl_ms)
+                }
+            },
+        };
+        Ok(())
+    }
+
+    /// Store `value` only if `key` does not exist. True if stored.
+    ///
+    /// For a user whose cache is disabled this reports true and stores nothing,
+    /// as Django's dummy cache does.
+    pub fn add<H: Host>(&self, host: &H, scope: &Scope, key: &str, value: &[u8], ttl: Expiry) -> Result<bool, Error> {
+        self.settings.check_key(key)?;
+        self.settings.check_value(value)?;
+        let storage_key = match self.target(host, scope)? {
+            Target::Bypass => return Ok(true),
+            Target::Global => self.layout.global_key(key),
+            Target::User(keys) => keys.entry_key(self.versions(host).ensure_live(&keys)?, Kind::Data, key),
+        };
+        Ok(match ttl.lifetime(self.settings.default_ttl_ms) {
+            // Added and expired at once, unless something is there already.
+            Lifetime::Remove => !host.exists(&storage_key)?,
+            Lifetime::Keep(ttl_ms) => host.set_if_absent(&storage_key, value, ttl_ms)?,
+        })
+    }
+
+    /// Remove `key`. True if it existed.
+    ///
+    /// Deletes go through even when the user's cache is disabled, so that a
+    /// stale entry cannot outlive the application's attempt to remove it.
+    pub fn delete<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<bool, Error> {
+        Ok(self.delete_many(host, scope, &[key])? > 0)
+    }
+
+    /// Remove every key in `keys`; returns how many existed.
+    pub fn delete_many<H: Host>(&self, host: &H, scope: &Scope, keys: &[&str]) -> Result<u32, Error> {
+        for key in keys {
+            self.settings.check_key(key)?;
+        }
+        let storage: Vec<String> = match scope {
+            Scope::Global => keys.iter().map(|k| self.layout.global_key(k)).collect(),
+            Scope::User(user) => {
+                let user = self.user_keys(user)?;
+                match self.versions(host).current(&user)? {
+                    Some(v) => keys.iter().map(|k| user.entry_key(v, Kind::Data, k)).collect(),
+                    None => return Ok(0),
+                }
+            }
+        };
+        Ok(match storage.as_slice() {
+            [] => 0,
+            [one] => u32::from(host.delete(one)?),
+            _ => host.delete_many(&storage)?,
+        })
+    }
+
+    /// True if `key` exists. False when the store fails.
+    pub fn has_key<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<bool, Error> {
+        self.settings.check_key(key)?;
+        let target = self.target(host, scope)?;
+        Ok(match self.resolve(host, &target, key) {
+            Ok(Some(k)) => host.exists(&k).unwrap_or(false),
+            _ => false,
+        })
+    }
+
+    /// Add `delta` to the integer at `key`; [`Error::NotFound`] if it is missing.
+    pub fn incr<H: Host>(&self, host: &H, scope: &Scope, key: &str, delta: i64) -> Result<i64, Error> {
+        self.settings.check_key(key)?;
+        let target = self.target(host, scope)?;
+        let Some(storage_key) = self.resolve(host, &target, key)? else { return Err(Error::NotFound) };
+        host.increment(&storage_key, delta)?.ok_or(Error::NotFound)
+    }
+
+    /// Subtract `delta` from the integer at `key`.
+    pub fn decr<H: Host>(&self, host: &H, scope: &Scope, key: &str, delta: i64) -> Result<i64, Error> {
+        let delta = delta.checked_neg().ok_or_else(|| Error::InvalidArgument(format!("cannot decrement by {delta}")))?;
+        self.incr(host, scope, key, delta)
+    }
+
+    /// Give an existing key a new expiry. True if the key exists.
+    pub fn touch<H: Host>(&self, host: &H, scope: &Scope, key: &str, ttl: Expiry) -> Result<bool, Error> {
+        self.settings.check_key(key)?;
+        let target = self.target(host, scope)?;
+        let Some(storage_key) = self.resolve(host, &target, key)? else { return Ok(false) };
+        Ok(match ttl.lifetime(self.settings.default_ttl_ms) {
+            Lifetime::Remove => host.delete(&storage_key)?,
+            Lifetime::Keep(ttl_ms) => host.expire(&storage_key, ttl_ms)?,
+        })
+    }
+
+    /// How long `key` has left. `Missing` when the store fails.
+    pub fn ttl<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<TimeToLive, Error> {
+        self.settings.check_key(key)?;
+        let target = self.target(host, scope)?;
+        Ok(match self.resolve(host, &target, key) {
+            Ok(Some(k)) => host.ttl(&k).unwrap_or(TimeToLive::Missing),
+            _ => TimeToLive::Missing,
+        })
+    }
+
+    /// Remove the expiry of an existing key. True if the key exists.
+    pub fn persist<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<bool, Error> {
+        self.touch(host, scope, key, Expiry::Never)
+    }
+
+    /// Read `key` for a later [`Cache::set_at`]: the first half of a race-safe
+    /// `get_or_set`. Creates the namespace if needed, so the version is real.
+    pub fn read_for_update<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<VersionedRead, Error> {
+        self.settings.check_key(key)?;
+        let bypass = VersionedRead { value: None, version: 0 };
+        Ok(match self.target(host, scope)? {
+            Target::Bypass => bypass,
+            Target::Global => VersionedRead {
+                value: host.get(&self.layout.global_key(key)).unwrap_or(None),
+                version: self.settings.key_version,
+            },
+            Target::User(keys) => match self.read_entries(host, &keys, &[key]) {
+                Ok((Some(version), mut values)) => VersionedRead { value: values.pop().flatten(), version },
+                Ok((None, _)) => match self.versions(host).ensure_live(&keys) {
+                    Ok(version) => VersionedRead { value: None, version },
+                    Err(_) => bypass,
+                },
+                Err(_) => bypass,
+            },
+        })
+    }
+
+    /// Store `value` under the version a [`Cache::read_for_update`] returned.
+    ///
+    /// Nothing is written when that version is no longer live (the value would
+    /// be unreachable) or is `0`; a version newer than the current one is
+    /// [`Error::InvalidArgument`]. Skipped (without error) when the store fails.
+    pub fn set_at<H: Host>(&self, host: &H, scope: &Scope, key: &str, version: u64, value: &[u8], ttl: Expiry) -> Result<(), Error> {
+        self.settings.check_key(key)?;
+        self.settings.check_value(value)?;
+        if version == 0 {
+            return Ok(());
+        }
+        let target = self.target(host, scope)?;
+        match &target {
+            Target::Bypass => return Ok(()),
+            Target::Global if version != self.settings.key_version => {
+                return Err(Error::InvalidArgument(format!(
+                    "version {version} is not the global key version {}",
+                    self.settings.key_version
+                )));
+            }
+            Target::Global => {}
+            Target::User(keys) => {
+                let keys_state = [keys.version_key.clone(), self.layout.floor_key()];
+                let Ok(state) = host.get_many(&keys_state) else { return Ok(()) };
+                let (raw_version, raw_floor) = match state.as_slice() {
+                    [v, f] => (v.as_deref(), f.as_deref()),
+                    _ => return Ok(()),
+                };
+                if versions::parse(raw_version).is_some_and(|current| version > current) {
+                    return Err(Error::InvalidArgument(format!("version {version} is newer than the namespace's")));
+                }
+                if versions::live(raw_version, raw_floor) != Some(version) {
+                    return Ok(()); // invalidated since the read: the value is dead
+                }
+            }
+        }
+        let storage_key = match &target {
+            Target::User(keys) => keys.entry_key(version, Kind::Data, key),
+            _ => self.layout.global_key(key),
+        };
+        let _ = match ttl.lifetime(self.settings.default_ttl_ms) {
+            Lifetime::Remove => host.delete(&storage_key).map(drop),
+            Lifetime::Keep(ttl_ms) => host.set(&storage_key, value, ttl_ms),
+        };
+        Ok(())
+    }
+
+    /// Take the global lock `key` for `owner` for `timeout_ms`. True if taken.
+    pub fn lock<H: Host>(&self, host: &H, key: &str, owner: &str, timeout_ms: u64) -> Result<bool, Error> {
+        self.settings.check_key(key)?;
+        check_owner(owner)?;
+        if timeout_ms == 0 {
+            return Err(Error::InvalidArgument("lock timeout must be at least 1 ms".into()));
+        }
+        Ok(host.set_if_absent(&self.layout.global_key(key), owner.as_bytes(), Some(timeout_ms))?)
+    }
+
+    /// Release the global lock `key` if `owner` holds it. True if released.
+    pub fn unlock<H: Host>(&self, host: &H, key: &str, owner: &str) -> Result<bool, Error> {
+        self.settings.check_key(key)?;
+        check_owner(owner)?;
+        Ok(host.delete_if(&self.layout.global_key(key), owner.as_bytes())?)
+    }
+
+    /// Invalidate `user`'s namespace in O(1). Returns the new version.
+    pub fn invalidate_user<H: Host>(&self, host: &H, user: &str) -> Result<u64, Error> {
+        let keys = self.user_keys(user)?;
+        Ok(self.versions(host).bump_user(&keys)?)
+    }
+
+    /// Invalidate every cached query over `table` in O(1). Returns its new version.
+    pub fn invalidate_table<H: Host>(&self, host: &H, table: &str) -> Result<u64, Error> {
+        check_name("table name", table)?;
+        Ok(self.versions(host).bump_table(&self.layout.table_version_key(table))?)
+    }
+
+    /// Invalidate every user namespace in O(1). Returns the new floor.
+    pub fn invalidate_all<H: Host>(&self, host: &H) -> Result<u64, Error> {
+        let floor = host.get(&self.layout.floor_key())?;
+        Ok(self.versions(host).raise_floor(floor)?)
+    }
+
+    /// The live version of `user`'s namespace, `None` if it holds nothing.
+    pub fn version_of<H: Host>(&self, host: &H, user: &str) -> Result<Option<u64>, Error> {
+        let keys = self.user_keys(user)?;
+        Ok(self.versions(host).current(&keys)?)
+    }
+}
+
+fn check_owner(owner: &str) -> Result<(), Error> {
+    if owner.is_empty() || owner.len() > MAX_NAME_BYTES {
+        return Err(Error::InvalidArgument(format!("lock owner must be 1 to {MAX_NAME_BYTES} bytes")));
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! [`MapHost`]: a single-threaded in-memory [`Host`] with a manual clock.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+
+use crate::error::StoreError;
+use crate::expiry::TimeToLive;
+use crate::host::{Host, Indirect};
+
+/// A [`Host`] over a `HashMap`, for unit tests, examples and benches of the
+/// cache logic. Its clock only moves when told ([`MapHost::advance_ms`]), it
+/// can be switched off to test the failure policy ([`MapHost::set_down`]),
+/// and it keeps per-user `cache_enabled` flags (default: enabled).
+///
+/// It is not a production store: the host crate has the real ones (Redis and
+/// a bounded, thread-safe memory store).
+#[derive(Debug, Default)]
+pub struct MapHost {
+    entries: RefCell<HashMap<String, (Vec<u8>, Option<u64>)>>,
+    now_ms: Cell<u64>,
+    down: Cell<bool>,
+    disabled: RefCell<HashSet<String>>,
+    calls: Cell<u64>,
+}
+
+impl MapHost {
+    /// An empty store whose clock reads 2026-01-01.
+    pub fn new() -> MapHost {
+        let host = MapHost::default();
+        host.now_ms.set(1_767_225_600_000);
+        host
+    }
+
+    /// Move the clock forward.
+    pub fn advance_ms(&self, ms: u64) {
+        self.now_ms.set(self.now_ms.get() + ms);
+    }
+
+    /// Make every primitive fail with `unavailable` (`true`) or work again.
+    pub fn set_down(&self, down: bool) {
+        self.down.set(down);
+    }
+
+    /// Set a user's `cache_enabled` flag.
+    pub fn set_cache_enabled(&self, user: &str, enabled: bool) {
+        if enabled {
+            self.disabled.borrow_mut().remove(user);
+        } else {
+            self.disabled.borrow_mut().insert(user.to_owned());
+        }
+    }
+
+    /// Remove a key behind the cache's back (as an eviction would).
+    pub fn evict(&self, key: &str) -> bool {
+        self.entries.borrow_mut().remove(key).is_some()
+    }
+
+    /// Every live key, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.purge();
+        let mut keys: Vec<String> = self.entries.borrow().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// How many primitives have been called (each is one store round trip).
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
+    }
+
+    fn purge(&self) {
+        let now = self.now_ms.get();
+        self.entries.borrow_mut().retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+    }
+
+    fn enter(&self) -> Result<(), StoreError> {
+        self.calls.set(self.calls.get() + 1);
+        if self.down.get() {
+            return Err(StoreError::Unavailable("MapHost is down".into()));
+        }
+        self.purge();
+        Ok(())
+    }
+
+    fn read(&self, key: &str) -> Option<Vec<u8>> {
+        self.entries.borrow().get(key).map(|(v, _)| v.clone())
+    }
+
+    fn write(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) {
+        let expires = ttl_ms.map(|ms| self.now_ms.get() + ms);
+        self.entries.borrow_mut().insert(key.to_owned(), (value.to_vec(), expires));
+    }
+}
+
+impl Host for MapHost {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.enter()?;
+        Ok(self.read(key))
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+        self.enter()?;
+        self.write(key, value, ttl_ms);
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.enter()?;
+        Ok(self.entries.borrow_mut().remove(key).is_some())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.enter()?;
+        Ok(self.entries.borrow().contains_key(key))
+    }
+
+    fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+        self.enter()?;
+        let now = self.now_ms.get();
+        Ok(match self.entries.borrow_mut().get_mut(key) {
+            Some((_, exp)) => {
+                *exp = ttl_ms.map(|ms| now + ms);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn ttl(&self, key: &str) -> Result<TimeToLive, StoreError> {
+        self.enter()?;
+        let now = self.now_ms.get();
+        Ok(match self.entries.borrow().get(key) {
+            None => TimeToLive::Missing,
+            Some((_, None)) => TimeToLive::Forever,
+            Some((_, Some(exp))) => TimeToLive::RemainingMs(exp - now),
+        })
+    }
+
+    fn now_micros(&self) -> Result<u64, StoreError> {
+        self.enter()?;
+        Ok(self.now_ms.get() * 1000)
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.enter()?;
+        Ok(keys.iter().map(|k| self.read(k)).collect())
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+        self.enter()?;
+        for (k, v) in entries {
+            self.write(k, v, ttl_ms);
+        }
+        Ok(())
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError> {
+        self.enter()?;
+        let mut entries = self.entries.borrow_mut();
+        let unique: HashSet<&String> = keys.iter().collect();
+        Ok(unique.into_iter().filter(|k| entries.remove(*k).is_some()).count() as u32)
+    }
+
+    fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<Indirect, StoreError> {
+        self.enter()?;
+        let ptr = self.read(pointer);
+        let values = match &ptr {
+            Some(p) => {
+                let p = String::from_utf8_lossy(p);
+                suffixes.iter().map(|s| self.read(&format!("{prefix}{p}{s}"))).collect()
+            }
+            None => vec![None; suffixes.len()],
+        };
+        Ok(Indirect { pointer: ptr, values, also: also.iter().map(|k| self.read(k)).collect() })
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
+        self.enter()?;
+        let mut entries = self.entries.borrow_mut();
+        let Some((value, _)) = entries.get_mut(key) else { return Ok(None) };
+        let n: i64 = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).ok_or(StoreError::NotAnInteger)?;
+        let n = n.checked_add(delta).ok_or(StoreError::NotAnInteger)?;
+        *value = n.to_string().into_bytes();
+        Ok(Some(n))
+    }
+
+    fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+        self.enter()?;
+        if self.entries.borrow().contains_key(key) {
+            return Ok(false);
+        }
+        self.write(key, value, ttl_ms);
+        Ok(true)
+    }
+
+    fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
+        self.enter()?;
+        if self.read(key).as_deref() != expected {
+            return Ok(false);
+        }
+        self.write(key, new, None);
+        Ok(true)
+    }
+
+    fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.enter()?;
+        if self.read(key).as_deref() != Some(expected) {
+            return Ok(false);
+        }
+        self.entries.borrow_mut().remove(key);
+        Ok(true)
+    }
+
+    fn cache_enabled(&self, user: &str) -> Result<bool, String> {
+        Ok(!self.disabled.borrow().contains(user))
+    }
+}
