@@ -1,0 +1,452 @@
+//! [`Cache`]: the handle applications use, its builder, and [`Keyspace`]
+//! views on the global keyspace and on user namespaces.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bindings::exports::nscache::cache::config::Settings;
+use crate::bindings::nscache::cache::types::Scope;
+use crate::error::{CacheError, GetOrSetError};
+use crate::imports::HostState;
+use crate::profiles::{ProfileSource, StaticProfiles};
+use crate::runtime::{InstancePool, default_settings};
+use crate::single_flight::{Flights, Role, follow};
+use crate::stats::{StoreStats, StoreStatsSnapshot};
+use crate::store::{MemoryStore, RedisOptions, RedisStore, Store};
+use crate::types::{Expiry, LockToken, Ttl};
+
+/// Run one export of the component on a leased instance.
+macro_rules! call {
+    ($cache:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
+        let pool = &$cache.inner.pool;
+        let mut instance = pool.lease().await?;
+        let result = instance.api.$interface().$func(&mut instance.store, $($arg),*).await;
+        match result {
+            Ok(value) => {
+                pool.give_back(instance);
+                value.map_err(CacheError::from)
+            }
+            Err(trap) => Err(CacheError::Component(format!("{trap:#}"))),
+        }
+    }};
+}
+
+/// A handle on the cache: cheap to clone, safe to share between tasks.
+///
+/// Every operation runs in the cache component (`core/`, loaded with
+/// wasmtime), which owns the key layout, versioning, limits and failure
+/// policy; this handle only binds it to a store and a profile source.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: InstancePool,
+    store: Arc<dyn Store>,
+    stats: Arc<StoreStats>,
+    flights: Flights,
+    settings: Settings,
+}
+
+/// Builds a [`Cache`]. Unset options take the component's defaults.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct CacheBuilder {
+    redis: Option<RedisOptions>,
+    store: Option<Arc<dyn Store>>,
+    profiles: Option<Arc<dyn ProfileSource>>,
+    memory_capacity: Option<usize>,
+    key_prefix: Option<String>,
+    key_version: Option<u64>,
+    namespace_root: Option<String>,
+    default_ttl: Option<Duration>,
+    max_key_bytes: Option<u32>,
+    max_value_bytes: Option<u32>,
+    cluster_hash_tags: Option<bool>,
+    max_idle_instances: Option<usize>,
+}
+
+impl CacheBuilder {
+    /// Use Redis with these options.
+    pub fn redis(mut self, options: RedisOptions) -> Self {
+        self.redis = Some(options);
+        self
+    }
+
+    /// Use Redis at `url` with default options (pool 50, timeouts 5 s, DB 1
+    /// when the URL names none).
+    pub fn redis_url(self, url: impl Into<String>) -> Self {
+        self.redis(RedisOptions::new(url))
+    }
+
+    /// Use this store (any [`Store`] implementation).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Capacity of the embedded memory store used when no Redis or store is
+    /// given (default 256 MiB).
+    pub fn memory_capacity(mut self, bytes: usize) -> Self {
+        self.memory_capacity = Some(bytes);
+        self
+    }
+
+    /// Where users' `cache_enabled` flags come from (default: everyone enabled).
+    pub fn profiles(mut self, profiles: Arc<dyn ProfileSource>) -> Self {
+        self.profiles = Some(profiles);
+        self
+    }
+
+    /// Global key prefix (Django's `KEY_PREFIX`, default `revisbali`).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Global key version (Django's `VERSION`, default 1).
+    pub fn key_version(mut self, version: u64) -> Self {
+        self.key_version = Some(version);
+        self
+    }
+
+    /// First segment of namespace keys (default `cache`). Tests use a unique
+    /// root to share a Redis database.
+    pub fn namespace_root(mut self, root: impl Into<String>) -> Self {
+        self.namespace_root = Some(root.into());
+        self
+    }
+
+    /// TTL of [`Expiry::Default`] (default 300 s; zero: do not cache).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Longest accepted key in bytes (default 1024).
+    pub fn max_key_bytes(mut self, bytes: u32) -> Self {
+        self.max_key_bytes = Some(bytes);
+        self
+    }
+
+    /// Largest accepted value in bytes (default 1 MiB).
+    pub fn max_value_bytes(mut self, bytes: u32) -> Self {
+        self.max_value_bytes = Some(bytes);
+        self
+    }
+
+    /// Wrap user ids in Redis Cluster hash tags (default false).
+    pub fn cluster_hash_tags(mut self, on: bool) -> Self {
+        self.cluster_hash_tags = Some(on);
+        self
+    }
+
+    /// Most idle component instances kept for reuse (default 256).
+    pub fn max_idle_instances(mut self, n: usize) -> Self {
+        self.max_idle_instances = Some(n);
+        self
+    }
+
+    /// Take options from the environment: `REDIS_URL`, `CACHE_KEY_PREFIX`,
+    /// `NSCACHE_POOL_SIZE`, `NSCACHE_CONNECT_TIMEOUT` and
+    /// `NSCACHE_SOCKET_TIMEOUT` (seconds), `NSCACHE_DEFAULT_TTL` (seconds).
+    /// Options already set on the builder win.
+    pub fn from_env(mut self) -> Result<Self, CacheError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let secs = |name: &str| -> Result<Option<Duration>, CacheError> {
+            var(name)
+                .map(|v| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64).ok_or_else(|| CacheError::Config(format!("{name}={v:?} is not a number of seconds"))))
+                .transpose()
+        };
+        if self.redis.is_none()
+            && self.store.is_none()
+            && let Some(url) = var("REDIS_URL")
+        {
+            let mut options = RedisOptions::new(url);
+            if let Some(n) = var("NSCACHE_POOL_SIZE") {
+                options.pool_size = n.parse().map_err(|_| CacheError::Config(format!("NSCACHE_POOL_SIZE={n:?} is not a number")))?;
+            }
+            if let Some(t) = secs("NSCACHE_CONNECT_TIMEOUT")? {
+                options.connect_timeout = t;
+            }
+            if let Some(t) = secs("NSCACHE_SOCKET_TIMEOUT")? {
+                options.socket_timeout = t;
+            }
+            self.redis = Some(options);
+        }
+        if self.key_prefix.is_none() {
+            self.key_prefix = var("CACHE_KEY_PREFIX");
+        }
+        if self.default_ttl.is_none() {
+            self.default_ttl = secs("NSCACHE_DEFAULT_TTL")?;
+        }
+        Ok(self)
+    }
+
+    /// Build the cache. Connects to nothing yet: a store that is down makes
+    /// reads miss until it is back. Must run inside a tokio runtime.
+    pub async fn build(self) -> Result<Cache, CacheError> {
+        let store: Arc<dyn Store> = match (self.store, self.redis) {
+            (Some(store), _) => store,
+            (None, Some(options)) => Arc::new(RedisStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?),
+            (None, None) => Arc::new(MemoryStore::new(self.memory_capacity.unwrap_or(MemoryStore::DEFAULT_CAPACITY_BYTES))),
+        };
+        let profiles = self.profiles.unwrap_or_else(|| Arc::new(StaticProfiles::new()));
+        let mut settings = default_settings().await?;
+        if let Some(v) = self.key_prefix {
+            settings.key_prefix = v;
+        }
+        if let Some(v) = self.key_version {
+            settings.key_version = v;
+        }
+        if let Some(v) = self.namespace_root {
+            settings.namespace_root = v;
+        }
+        if let Some(v) = self.default_ttl {
+            settings.default_ttl_ms = u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+        }
+        if let Some(v) = self.max_key_bytes {
+            settings.max_key_bytes = v;
+        }
+        if let Some(v) = self.max_value_bytes {
+            settings.max_value_bytes = v;
+        }
+        if let Some(v) = self.cluster_hash_tags {
+            settings.cluster_hash_tags = v;
+        }
+        let stats = Arc::new(StoreStats::default());
+        let state = HostState { store: store.clone(), profiles, stats: stats.clone() };
+        let pool = InstancePool::new(state, settings.clone(), self.max_idle_instances.unwrap_or(256)).await.map_err(|e| match e {
+            CacheError::InvalidArgument(m) => CacheError::Config(m),
+            other => other,
+        })?;
+        Ok(Cache { inner: Arc::new(Inner { pool, store, stats, flights: Flights::default(), settings }) })
+    }
+}
+
+impl Cache {
+    /// A builder with every option at its default.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// A cache on the embedded memory store, everyone's cache enabled.
+    pub async fn memory() -> Result<Cache, CacheError> {
+        Cache::builder().build().await
+    }
+
+    /// The global keyspace (`{prefix}:{version}:{key}`): locks, sequences,
+    /// tokens, cursors. Never affected by `cache_enabled` or invalidation.
+    pub fn global(&self) -> Keyspace {
+        Keyspace { cache: self.clone(), scope: Scope::Global }
+    }
+
+    /// The namespace of `user` (an opaque id: any non-empty string).
+    pub fn user(&self, user: impl Into<String>) -> Keyspace {
+        Keyspace { cache: self.clone(), scope: Scope::User(user.into()) }
+    }
+
+    /// The store in use.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The global key prefix in use.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.settings.key_prefix
+    }
+
+    /// The namespace root in use.
+    pub fn namespace_root(&self) -> &str {
+        &self.inner.settings.namespace_root
+    }
+
+    /// Counters of store traffic since start.
+    pub fn store_stats(&self) -> StoreStatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Check the store answers; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, CacheError> {
+        self.inner.store.ping().await.map_err(|e| CacheError::Unavailable(e.to_string()))
+    }
+
+    /// Take the global lock `key` with a fresh random token for at most
+    /// `timeout`. `None` if someone else holds it.
+    pub async fn lock(&self, key: &str, timeout: Duration) -> Result<Option<LockToken>, CacheError> {
+        let token = LockToken::random();
+        Ok(self.lock_as(key, &token, timeout).await?.then_some(token))
+    }
+
+    /// Take the global lock `key` for `owner` for at most `timeout`. True if taken.
+    pub async fn lock_as(&self, key: &str, owner: &LockToken, timeout: Duration) -> Result<bool, CacheError> {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        call!(self, nscache_cache_locks.call_lock(&key.to_owned(), owner.as_str(), ms))
+    }
+
+    /// Release the global lock `key` if `owner` holds it. True if released.
+    pub async fn unlock(&self, key: &str, owner: &LockToken) -> Result<bool, CacheError> {
+        call!(self, nscache_cache_locks.call_unlock(&key.to_owned(), owner.as_str()))
+    }
+
+    /// Invalidate every entry of `user`'s namespace, in O(1). Returns the new version.
+    pub async fn invalidate_user(&self, user: &str) -> Result<u64, CacheError> {
+        call!(self, nscache_cache_invalidation.call_invalidate_user(user))
+    }
+
+    /// Invalidate every cached query over `table`, for all users, in O(1).
+    /// Returns the table's new version.
+    pub async fn invalidate_table(&self, table: &str) -> Result<u64, CacheError> {
+        call!(self, nscache_cache_invalidation.call_invalidate_table(table))
+    }
+
+    /// Invalidate every user namespace at once (global keys are kept).
+    /// Returns the new namespace floor.
+    pub async fn invalidate_all(&self) -> Result<u64, CacheError> {
+        call!(self, nscache_cache_invalidation.call_invalidate_all())
+    }
+
+    /// The current version of `user`'s namespace; `None` if it holds nothing.
+    pub async fn version_of(&self, user: &str) -> Result<Option<u64>, CacheError> {
+        call!(self, nscache_cache_invalidation.call_version_of(user))
+    }
+}
+
+/// A view on one keyspace: the global one or a user's namespace. Cheap to
+/// clone; every method is one call into the component.
+///
+/// Semantics are Django's (see `wit/cache.wit`): reads miss and plain writes
+/// are skipped when the store is unreachable; `add`, `incr`, `delete`,
+/// `touch`, `persist` return [`CacheError::Unavailable`] instead.
+#[derive(Clone, Debug)]
+pub struct Keyspace {
+    cache: Cache,
+    scope: Scope,
+}
+
+fn owned_keys<K: AsRef<str>>(keys: &[K]) -> Vec<String> {
+    keys.iter().map(|k| k.as_ref().to_owned()).collect()
+}
+
+impl Keyspace {
+    /// The user id of this namespace; `None` for the global keyspace.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::Global => None,
+            Scope::User(u) => Some(u),
+        }
+    }
+
+    /// The value at `key`, or `None` on a miss. One store round trip.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_get(&self.scope, &key.to_owned()))
+    }
+
+    /// The values of `keys`, in order. One store round trip.
+    pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_get_many(&self.scope, &owned_keys(keys)))
+    }
+
+    /// Store `value` at `key`.
+    pub async fn set(&self, key: &str, value: impl AsRef<[u8]>, ttl: Expiry) -> Result<(), CacheError> {
+        call!(self.cache, nscache_cache_cache.call_set(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
+    }
+
+    /// Store every entry, atomically, with the same expiry.
+    pub async fn set_many<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)], ttl: Expiry) -> Result<(), CacheError> {
+        let entries: Vec<(String, Vec<u8>)> = entries.iter().map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_vec())).collect();
+        call!(self.cache, nscache_cache_cache.call_set_many(&self.scope, &entries, ttl.to_wit()))
+    }
+
+    /// Store `value` only if `key` does not exist. True if stored.
+    pub async fn add(&self, key: &str, value: impl AsRef<[u8]>, ttl: Expiry) -> Result<bool, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_add(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
+    }
+
+    /// Remove `key`. True if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_delete(&self.scope, &key.to_owned()))
+    }
+
+    /// Remove every key in `keys`; returns how many existed.
+    pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u32, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_delete_many(&self.scope, &owned_keys(keys)))
+    }
+
+    /// True if `key` exists.
+    pub async fn has_key(&self, key: &str) -> Result<bool, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_has_key(&self.scope, &key.to_owned()))
+    }
+
+    /// Add `delta` to the integer at `key`; [`CacheError::NotFound`] if missing.
+    pub async fn incr(&self, key: &str, delta: i64) -> Result<i64, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_incr(&self.scope, &key.to_owned(), delta))
+    }
+
+    /// Subtract `delta` from the integer at `key`.
+    pub async fn decr(&self, key: &str, delta: i64) -> Result<i64, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_decr(&self.scope, &key.to_owned(), delta))
+    }
+
+    /// Give an existing key a new expiry. True if the key exists.
+    pub async fn touch(&self, key: &str, ttl: Expiry) -> Result<bool, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_touch(&self.scope, &key.to_owned(), ttl.to_wit()))
+    }
+
+    /// How long `key` has left.
+    pub async fn ttl(&self, key: &str) -> Result<Ttl, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_ttl(&self.scope, &key.to_owned())).map(Ttl::from)
+    }
+
+    /// Remove the expiry of an existing key. True if the key exists.
+    pub async fn persist(&self, key: &str) -> Result<bool, CacheError> {
+        call!(self.cache, nscache_cache_cache.call_persist(&self.scope, &key.to_owned()))
+    }
+
+    /// The value at `key`; on a miss, run `load` and store its result.
+    ///
+    /// Race-safe: the result is written under the namespace version read
+    /// before loading, so a value computed across an invalidation is never
+    /// visible after it. Single-flight within this process: concurrent misses
+    /// on one key run `load` once and share its value. Across processes each
+    /// process may load once; all store the same key and the last write wins.
+    /// A failing loader stores nothing and its followers load again.
+    pub async fn get_or_set<F, Fut, E>(&self, key: &str, ttl: Expiry, load: F) -> Result<Vec<u8>, GetOrSetError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, E>>,
+    {
+        let mut load = Some(load);
+        loop {
+            let read = call!(self.cache, nscache_cache_cache.call_read_for_update(&self.scope, &key.to_owned()))?;
+            if let Some(value) = read.value {
+                return Ok(value);
+            }
+            let scope = match &self.scope {
+                Scope::Global => String::new(),
+                Scope::User(u) => format!("u:{u}"),
+            };
+            let role = if read.version == 0 {
+                None // bypassed: nothing will be stored, nothing to share
+            } else {
+                match self.cache.inner.flights.join((scope, key.to_owned(), read.version)) {
+                    Role::Follower(rx) => match follow(rx).await {
+                        Some(value) => return Ok(value),
+                        None => continue, // the leader failed: try again
+                    },
+                    Role::Leader(leader) => Some(leader),
+                }
+            };
+            let load = load.take().expect("the loader runs at most once: followers never reach here twice after leading");
+            let value = load().await.map_err(GetOrSetError::Load)?;
+            call!(self.cache, nscache_cache_cache.call_set_at(&self.scope, &key.to_owned(), read.version, &value, ttl.to_wit()))?;
+            if let Some(leader) = role {
+                leader.publish(&value);
+            }
+            return Ok(value);
+        }
+    }
+}

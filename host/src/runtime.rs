@@ -1,0 +1,124 @@
+//! Running the component: one compiled copy per process, and a pool of
+//! instances so that calls run concurrently.
+//!
+//! A wasmtime instance runs one call at a time, so each call leases an idle
+//! instance (or instantiates a new one, ~10–20 µs) and returns it when the
+//! call completes. A call that traps, or whose future is dropped half-way,
+//! takes its instance with it: an instance is never reused in an unknown state.
+
+use std::sync::{Mutex, OnceLock};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, OptLevel, Store};
+
+use crate::bindings::exports::nscache::cache::config::Settings;
+use crate::bindings::{CacheComponent, CacheComponentPre};
+use crate::error::CacheError;
+use crate::imports::HostState;
+
+/// The cache component, as built from `core/` for `wasm32-wasip2`. Load it in
+/// any wasmtime host together with the WIT in `wit/` (world `cache-component`).
+pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("NSCACHE_COMPONENT_WASM"));
+
+/// The component compiled for this process, with its imports linked.
+struct Compiled {
+    engine: Engine,
+    pre: CacheComponentPre<HostState>,
+}
+
+fn compile() -> Result<Compiled, String> {
+    let mut config = Config::new();
+    config.cranelift_opt_level(OptLevel::Speed);
+    let engine = Engine::new(&config).map_err(|e| format!("wasmtime engine: {e:#}"))?;
+    let component = Component::new(&engine, COMPONENT_WASM).map_err(|e| format!("compiling the cache component: {e:#}"))?;
+    let mut linker = Linker::<HostState>::new(&engine);
+    CacheComponent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(|e| format!("linking the imports: {e:#}"))?;
+    // The wasip2 standard library imports WASI interfaces (stdio, clocks,
+    // environment) that the cache never calls: any call would trap.
+    linker.define_unknown_imports_as_traps(&component).map_err(|e| format!("stubbing WASI imports: {e:#}"))?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| format!("pre-instantiating: {e:#}"))?;
+    let pre = CacheComponentPre::new(pre).map_err(|e| format!("component exports: {e:#}"))?;
+    Ok(Compiled { engine, pre })
+}
+
+fn compiled() -> Result<&'static Compiled, CacheError> {
+    static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
+    COMPILED.get_or_init(compile).as_ref().map_err(|e| CacheError::Component(e.clone()))
+}
+
+/// One instance of the component with its store.
+pub(crate) struct Instance {
+    pub store: Store<HostState>,
+    pub api: CacheComponent,
+}
+
+/// Idle instances of the component, all bound to the same backends.
+pub(crate) struct InstancePool {
+    compiled: &'static Compiled,
+    state: HostState,
+    settings: Settings,
+    idle: Mutex<Vec<Instance>>,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for InstancePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstancePool").field("idle", &self.idle_count()).field("max_idle", &self.max_idle).finish()
+    }
+}
+
+/// The component's default settings.
+pub(crate) async fn default_settings() -> Result<Settings, CacheError> {
+    let compiled = compiled()?;
+    let state = HostState {
+        store: std::sync::Arc::new(crate::store::MemoryStore::new(0)),
+        profiles: std::sync::Arc::new(crate::profiles::StaticProfiles::new()),
+        stats: Default::default(),
+    };
+    let mut store = Store::new(&compiled.engine, state);
+    let api = compiled.pre.instantiate_async(&mut store).await.map_err(|e| CacheError::Component(format!("{e:#}")))?;
+    api.nscache_cache_config().call_defaults(&mut store).await.map_err(|e| CacheError::Component(format!("{e:#}")))
+}
+
+impl InstancePool {
+    /// A pool whose instances use `state` and `settings`. Instantiates one
+    /// instance at once, so that bad settings are reported here.
+    pub async fn new(state: HostState, settings: Settings, max_idle: usize) -> Result<InstancePool, CacheError> {
+        let pool = InstancePool { compiled: compiled()?, state, settings, idle: Mutex::new(Vec::new()), max_idle };
+        let first = pool.instantiate().await?;
+        pool.give_back(first);
+        Ok(pool)
+    }
+
+    async fn instantiate(&self) -> Result<Instance, CacheError> {
+        let mut store = Store::new(&self.compiled.engine, self.state.clone());
+        let api = self.compiled.pre.instantiate_async(&mut store).await.map_err(|e| CacheError::Component(format!("instantiating: {e:#}")))?;
+        api.nscache_cache_config()
+            .call_configure(&mut store, &self.settings)
+            .await
+            .map_err(|e| CacheError::Component(format!("configuring: {e:#}")))??;
+        Ok(Instance { store, api })
+    }
+
+    /// An instance for one call: an idle one, or a new one.
+    pub async fn lease(&self) -> Result<Instance, CacheError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(instance) => Ok(instance),
+            None => self.instantiate().await,
+        }
+    }
+
+    /// Return an instance after a call that completed (trapped ones are dropped).
+    pub fn give_back(&self, instance: Instance) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(instance);
+        }
+    }
+
+    /// How many instances are idle.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}

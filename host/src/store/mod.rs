@@ -1,0 +1,98 @@
+//! Storage backends behind one trait: [`Store`] is what the component's
+//! `store`, `batch` and `atomics` imports need, one method per primitive.
+//!
+//! - [`RedisStore`]: Redis through redis-rs connection managers (cheap clones
+//!   that reconnect by themselves); multi-key steps are server-side scripts or
+//!   atomic pipelines.
+//! - [`MemoryStore`]: the embedded default, bounded and TTL-aware, for running
+//!   without services.
+//!
+//! The contract of each method is the WIT function of the same name
+//! (`wit/store.wit`, `wit/batch.wit`, `wit/atomics.wit`).
+
+mod memory;
+mod redis;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::{RedisOptions, RedisStore};
+
+/// Why a storage primitive failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached (refused, timed out, connection lost).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// An increment found a non-integer value, or would overflow.
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// Any other failure, with a message for the log.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// What remains of a key's life (`store.ttl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTtl {
+    /// The key does not exist.
+    Missing,
+    /// The key never expires.
+    Forever,
+    /// The key expires in this many milliseconds.
+    RemainingMs(u64),
+}
+
+/// What one [`Store::get_indirect`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndirectRead {
+    /// The value of the pointer key.
+    pub pointer: Option<Vec<u8>>,
+    /// The value at `prefix ++ pointer ++ suffix` for each suffix.
+    pub values: Vec<Option<Vec<u8>>>,
+    /// The values of the `also` keys.
+    pub also: Vec<Option<Vec<u8>>>,
+}
+
+/// The storage primitives the cache component imports. One implementation
+/// per backend, each in its own file. Every method is one atomic step.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Which backend this is (`"redis"`, `"memory"`), for logs and `/health`.
+    fn kind(&self) -> &'static str;
+    /// Check the store answers; returns the round-trip time.
+    async fn ping(&self) -> Result<Duration, StoreError>;
+    /// `store.get`
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// `store.set`
+    async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError>;
+    /// `store.delete`
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// `store.exists`
+    async fn exists(&self, key: &str) -> Result<bool, StoreError>;
+    /// `store.expire`
+    async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError>;
+    /// `store.ttl`
+    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError>;
+    /// `store.now-micros`
+    async fn now_micros(&self) -> Result<u64, StoreError>;
+    /// `batch.get-many`
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// `batch.set-many`
+    async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError>;
+    /// `batch.delete-many`
+    async fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError>;
+    /// `batch.get-indirect`
+    async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError>;
+    /// `atomics.increment`
+    async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
+    /// `atomics.set-if-absent`
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError>;
+    /// `atomics.swap-if`
+    async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError>;
+    /// `atomics.delete-if`
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+}

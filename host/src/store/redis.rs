@@ -1,0 +1,380 @@
+//! [`RedisStore`]: the Redis backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script, Value};
+
+use super::{IndirectRead, KeyTtl, Store, StoreError};
+
+/// How to reach Redis. Defaults follow the reference deployment: pool of 50,
+/// connect and socket timeouts of 5 s, database 1 when the URL names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// `redis://[user:pass@]host[:port][/db]` (or `rediss://`).
+    pub url: String,
+    /// Most connections opened (each is multiplexed: many requests in flight).
+    pub pool_size: usize,
+    /// Longest wait to establish a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for a reply to one command.
+    pub socket_timeout: Duration,
+}
+
+impl RedisOptions {
+    /// Default options for `url`.
+    pub fn new(url: impl Into<String>) -> RedisOptions {
+        RedisOptions { url: url.into(), pool_size: 50, connect_timeout: Duration::from_secs(5), socket_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// `url`, with database 1 when it names none (the reference's cache database).
+fn with_default_db(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    if !(scheme == "redis" || scheme == "rediss" || scheme == "valkey" || scheme == "valkeys") {
+        return url.to_owned();
+    }
+    let (authority_and_path, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    if query.is_some_and(|q| q.split('&').any(|p| p.starts_with("db="))) {
+        return url.to_owned();
+    }
+    let (authority, path) = match authority_and_path.split_once('/') {
+        Some((a, p)) => (a, p),
+        None => (authority_and_path, ""),
+    };
+    if !path.is_empty() {
+        return url.to_owned();
+    }
+    let mut out = format!("{scheme}://{authority}/1");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// The server-side scripts behind the multi-step primitives. Each runs
+/// atomically on the server; redis-rs sends `EVALSHA` and loads the script on
+/// `NOSCRIPT`.
+#[derive(Debug)]
+struct Scripts {
+    increment: Script,
+    swap_if: Script,
+    delete_if: Script,
+    get_indirect: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            // Django's incr: never creates the key; INCRBY keeps the expiry.
+            increment: Script::new(
+                r"if redis.call('EXISTS', KEYS[1]) == 1 then
+                    return redis.call('INCRBY', KEYS[1], ARGV[1])
+                  end
+                  return false",
+            ),
+            // ARGV[1] = '1' when a value is expected (ARGV[2]), '0' when the
+            // key must be missing; ARGV[3] is the new value (no expiry).
+            swap_if: Script::new(
+                r"local cur = redis.call('GET', KEYS[1])
+                  if ARGV[1] == '1' then
+                    if cur ~= ARGV[2] then return 0 end
+                  elseif cur then
+                    return 0
+                  end
+                  redis.call('SET', KEYS[1], ARGV[3])
+                  return 1",
+            ),
+            delete_if: Script::new(
+                r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+                    return redis.call('DEL', KEYS[1])
+                  end
+                  return 0",
+            ),
+            // KEYS[1] = pointer, KEYS[2..] = also; ARGV[1] = prefix, ARGV[2..] = suffixes.
+            get_indirect: Script::new(
+                r"local p = redis.call('GET', KEYS[1])
+                  local values = {}
+                  if p then
+                    for i = 2, #ARGV do values[i - 1] = redis.call('GET', ARGV[1] .. p .. ARGV[i]) end
+                  end
+                  local also = {}
+                  for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
+                  return {p, values, also}",
+            ),
+        }
+    }
+}
+
+/// The Redis backend: a pool of [`ConnectionManager`]s (each one multiplexed,
+/// cheap to clone, reconnecting by itself), opened lazily and used round-robin.
+///
+/// When Redis is down, calls fail fast with [`StoreError::Unavailable`] and
+/// each new call tries to reconnect, so service resumes as soon as Redis is back.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    connections: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    scripts: Scripts,
+    url: String,
+}
+
+fn store_err(err: redis::RedisError) -> StoreError {
+    if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() || err.is_unrecoverable_error() {
+        return StoreError::Unavailable(err.to_string());
+    }
+    let text = err.to_string();
+    if text.contains("not an integer") || text.contains("overflow") {
+        return StoreError::NotAnInteger;
+    }
+    if ["LOADING", "MASTERDOWN", "READONLY", "BUSY", "TRYAGAIN", "CLUSTERDOWN"].iter().any(|code| err.code() == Some(code)) {
+        return StoreError::Unavailable(text);
+    }
+    StoreError::Other(text)
+}
+
+fn unexpected(what: &str, value: &Value) -> StoreError {
+    StoreError::Other(format!("unexpected reply to {what}: {value:?}"))
+}
+
+fn bytes(value: Value, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::BulkString(b) => Ok(Some(b)),
+        Value::SimpleString(s) => Ok(Some(s.into_bytes())),
+        Value::Int(n) => Ok(Some(n.to_string().into_bytes())),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+fn bytes_list(value: Value, what: &str) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    match value {
+        Value::Array(items) => items.into_iter().map(|v| bytes(v, what)).collect(),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+impl RedisStore {
+    /// A store for `options`. No connection is made yet: the first command
+    /// connects, so a process starts (and degrades) while Redis is down.
+    /// Fails only on a malformed URL or option.
+    pub fn new(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+        if options.pool_size == 0 {
+            return Err(StoreError::Other("pool size must be at least 1".into()));
+        }
+        let url = with_default_db(&options.url);
+        let client = redis::Client::open(url.as_str()).map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.socket_timeout))
+            // Fail fast while Redis is down; the next call tries again.
+            .set_number_of_retries(0);
+        let connections = (0..options.pool_size)
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Other(format!("Redis connection set-up: {e}")))?;
+        Ok(RedisStore { inner: Arc::new(Inner { connections, next: AtomicUsize::new(0), scripts: Scripts::new(), url: redact(&url) }) })
+    }
+
+    /// The URL in use, with any password hidden.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// A connection handle (a clone; round-robin over the pool).
+    pub fn connection(&self) -> ConnectionManager {
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.connections.len();
+        self.inner.connections[i].clone()
+    }
+}
+
+/// `url` with the password replaced by `***`.
+fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((auth, host)) = rest.split_once('@')
+    {
+        let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<Duration, StoreError> {
+        let start = Instant::now();
+        let _: String = redis::cmd("PING").query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(start.elapsed())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let v: Value = self.connection().get(key).await.map_err(store_err)?;
+        bytes(v, "GET")
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ms) = ttl_ms {
+            cmd.arg("PX").arg(ms);
+        }
+        let _: Value = cmd.query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.connection().del(key).await.map_err(store_err)?;
+        Ok(n > 0)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.connection().exists(key).await.map_err(store_err)
+    }
+
+    async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+        let mut conn = self.connection();
+        match ttl_ms {
+            Some(ms) => {
+                let n: i64 = redis::cmd("PEXPIRE").arg(key).arg(ms).query_async(&mut conn).await.map_err(store_err)?;
+                Ok(n == 1)
+            }
+            None => {
+                // PERSIST answers 0 both for a missing key and for one with no
+                // expiry: ask EXISTS in the same atomic step.
+                let (exists, _): (bool, i64) = redis::pipe().atomic().exists(key).persist(key).query_async(&mut conn).await.map_err(store_err)?;
+                Ok(exists)
+            }
+        }
+    }
+
+    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+        let ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(match ms {
+            -2 => KeyTtl::Missing,
+            -1 => KeyTtl::Forever,
+            ms if ms >= 0 => KeyTtl::RemainingMs(ms as u64),
+            other => return Err(StoreError::Other(format!("PTTL answered {other}"))),
+        })
+    }
+
+    async fn now_micros(&self) -> Result<u64, StoreError> {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(secs * 1_000_000 + micros)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v: Value = redis::cmd("MGET").arg(keys).query_async(&mut self.connection()).await.map_err(store_err)?;
+        bytes_list(v, "MGET")
+    }
+
+    async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (key, value) in entries {
+            let cmd = pipe.cmd("SET").arg(key).arg(value);
+            if let Some(ms) = ttl_ms {
+                cmd.arg("PX").arg(ms);
+            }
+            cmd.ignore();
+        }
+        let _: () = pipe.query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let n: u32 = redis::cmd("UNLINK").arg(keys).query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(n)
+    }
+
+    async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
+        let mut call = self.inner.scripts.get_indirect.key(pointer);
+        call.key(also).arg(prefix).arg(suffixes);
+        let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect", &reply)) };
+        if parts.len() != 3 {
+            return Err(StoreError::Other(format!("get-indirect returned {} parts", parts.len())));
+        }
+        let also_values = bytes_list(parts.pop().expect("3 parts"), "get-indirect")?;
+        let values = bytes_list(parts.pop().expect("3 parts"), "get-indirect")?;
+        let ptr = bytes(parts.pop().expect("3 parts"), "get-indirect")?;
+        // Lua arrays cannot end in nil, but `false` becomes nil: lengths hold.
+        let values = if ptr.is_some() { values } else { vec![None; suffixes.len()] };
+        Ok(IndirectRead { pointer: ptr, values, also: also_values })
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
+        self.inner.scripts.increment.key(key).arg(delta).invoke_async(&mut self.connection()).await.map_err(store_err)
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("NX");
+        if let Some(ms) = ttl_ms {
+            cmd.arg("PX").arg(ms);
+        }
+        let v: Value = cmd.query_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(!matches!(v, Value::Nil))
+    }
+
+    async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
+        let (flag, expected): (&str, &[u8]) = match expected {
+            Some(e) => ("1", e),
+            None => ("0", b""),
+        };
+        let n: i64 = self.inner.scripts.swap_if.key(key).arg(flag).arg(expected).arg(new).invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let n: i64 = self.inner.scripts.delete_if.key(key).arg(expected).invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_1_unless_the_url_names_one() {
+        assert_eq!(with_default_db("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379/1");
+        assert_eq!(with_default_db("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/1");
+        assert_eq!(with_default_db("redis://127.0.0.1:6379/15"), "redis://127.0.0.1:6379/15");
+        assert_eq!(with_default_db("redis://h?protocol=resp3"), "redis://h/1?protocol=resp3");
+        assert_eq!(with_default_db("redis://h?db=3"), "redis://h?db=3");
+        assert_eq!(with_default_db("redis+unix:///tmp/r.sock"), "redis+unix:///tmp/r.sock");
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact("redis://u:secret@h:1/1"), "redis://u:***@h:1/1");
+        assert_eq!(redact("redis://:secret@h/1"), "redis://:***@h/1");
+        assert_eq!(redact("redis://h/1"), "redis://h/1");
+    }
+}
