@@ -75,9 +75,8 @@ impl<H: Host> Versions<'_, H> {
         Err(contention("version clock"))
     }
 
-    /// Raise the floor above every version drawn so far (or re-create a lost
-    /// floor, with the same effect). `seen` is the raw floor last read.
-    /// Returns the new floor.
+    /// Raise the floor above every version drawn so far (`invalidate-all`).
+    /// `seen` is the raw floor last read. Returns the new floor.
     pub fn raise_floor(&self, mut seen: Option<Vec<u8>>) -> Result<u64, StoreError> {
         let key = self.layout.floor_key();
         for _ in 0..MAX_ATTEMPTS {
@@ -86,18 +85,26 @@ impl<H: Host> Versions<'_, H> {
                 return Ok(floor);
             }
             let now = self.host.get(&key)?;
-            if let (Some(new), Some(old)) = (parse(now.as_deref()), parse(seen.as_deref()))
-                && new > old
+            if let Some(new) = parse(now.as_deref())
+                && new >= floor
             {
-                // Raised concurrently, from a fresh number drawn after we
-                // started: our invalidation is part of that one.
-                if new >= floor {
-                    return Ok(new);
-                }
+                // Raised concurrently from a number drawn after ours, so after
+                // we started: our invalidation is part of that one.
+                return Ok(new);
             }
             seen = now;
         }
         Err(contention("namespace floor"))
+    }
+
+    /// Re-create a floor that is missing or unreadable (`seen`): every version
+    /// drawn before must become dead, so the new floor is a fresh number.
+    /// If another client re-created it first, its floor was drawn after the
+    /// loss too, which is all that is needed.
+    fn repair_floor(&self, seen: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let floor = self.fresh(1)?;
+        self.host.swap_if(&self.layout.floor_key(), seen.as_deref(), floor.to_string().as_bytes())?;
+        Ok(())
     }
 
     /// The raw version and floor of a namespace, in one round trip.
@@ -122,7 +129,7 @@ impl<H: Host> Versions<'_, H> {
         for _ in 0..MAX_ATTEMPTS {
             let (version, floor) = self.read_state(keys)?;
             let Some(floor_n) = parse(floor.as_deref()) else {
-                self.raise_floor(floor)?;
+                self.repair_floor(floor)?;
                 continue;
             };
             if let Some(v) = live(version.as_deref(), floor.as_deref()) {
@@ -143,7 +150,7 @@ impl<H: Host> Versions<'_, H> {
             let (version, floor) = self.read_state(keys)?;
             let Some(floor_n) = parse(floor.as_deref()) else {
                 // A lost floor: re-creating it kills every namespace, this one too.
-                self.raise_floor(floor)?;
+                self.repair_floor(floor)?;
                 continue;
             };
             match &first_seen {

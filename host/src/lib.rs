@@ -42,6 +42,7 @@
 #[allow(missing_docs)]
 mod bindings;
 mod cache;
+pub mod cli;
 mod error;
 mod imports;
 pub mod profiles;
@@ -50,6 +51,11 @@ mod single_flight;
 mod stats;
 pub mod store;
 mod types;
+
+/// The README's Rust examples, compiled as doc-tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use cache::{Cache, CacheBuilder, Keyspace};
 pub use error::{CacheError, GetOrSetError};
