@@ -389,6 +389,21 @@ impl Cache {
         let keys = self.user_keys(user)?;
         Ok(self.versions(host).current(&keys)?)
     }
+
+    /// [`Cache::version_of`] for many users, in one round trip.
+    pub fn versions_of<H: Host>(&self, host: &H, users: &[&str]) -> Result<Vec<Option<u64>>, Error> {
+        let mut keys = users.iter().map(|u| Ok(self.user_keys(u)?.version_key)).collect::<Result<Vec<String>, Error>>()?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        keys.push(self.layout.floor_key());
+        let mut values = host.get_many(&keys)?;
+        if values.len() != keys.len() {
+            return Err(Error::Internal(format!("get-many returned {} values for {} keys", values.len(), keys.len())));
+        }
+        let floor = values.pop().flatten();
+        Ok(values.iter().map(|v| versions::live(v.as_deref(), floor.as_deref())).collect())
+    }
 }
 
 fn check_owner(owner: &str) -> Result<(), Error> {

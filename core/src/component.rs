@@ -203,6 +203,9 @@ impl wit_invalidation::Guest for Component {
     fn version_of(user: String) -> Result<Option<u64>, types::Error> {
         with_cache(|c| c.version_of(&Imports, &user)).map_err(wit_err)
     }
+    fn versions_of(users: Vec<String>) -> Result<Vec<Option<u64>>, types::Error> {
+        with_cache(|c| c.versions_of(&Imports, &strs(&users))).map_err(wit_err)
+    }
 }
 
 fn to_wit_settings(s: &Settings) -> wit_config::Settings {

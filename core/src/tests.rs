@@ -129,6 +129,19 @@ fn invalidate_all_hides_every_namespace_but_keeps_global_keys() {
 }
 
 #[test]
+fn versions_of_many_users_in_one_round_trip() {
+    let (host, cache) = setup();
+    cache.set(&host, &user("a"), "k", b"x", Expiry::Never).unwrap();
+    cache.set(&host, &user("c"), "k", b"x", Expiry::Never).unwrap();
+    let before = host.calls();
+    let versions = cache.versions_of(&host, &["a", "b", "c"]).unwrap();
+    assert_eq!(host.calls() - before, 1);
+    assert_eq!(versions, vec![cache.version_of(&host, "a").unwrap(), None, cache.version_of(&host, "c").unwrap()]);
+    assert!(versions[0].is_some() && versions[2].is_some());
+    assert!(cache.versions_of(&host, &[]).unwrap().is_empty());
+}
+
+#[test]
 fn ttl_rules() {
     let (host, cache) = setup();
     let g = Scope::Global;

@@ -9,6 +9,7 @@ use crate::bindings::exports::nscache::cache::config::Settings;
 use crate::bindings::nscache::cache::types::Scope;
 use crate::error::{CacheError, GetOrSetError};
 use crate::imports::HostState;
+use crate::metrics::{Metrics, Op};
 use crate::profiles::{ProfileSource, StaticProfiles};
 use crate::runtime::{InstancePool, default_settings};
 use crate::single_flight::{Flights, Role, follow};
@@ -16,19 +17,25 @@ use crate::stats::{StoreStats, StoreStatsSnapshot};
 use crate::store::{MemoryStore, RedisOptions, RedisStore, Store};
 use crate::types::{Expiry, LockToken, Ttl};
 
-/// Run one export of the component on a leased instance.
+/// Run one export of the component on a leased instance, and count it.
 macro_rules! call {
-    ($cache:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
-        let pool = &$cache.inner.pool;
-        let mut instance = pool.lease().await?;
-        let result = instance.api.$interface().$func(&mut instance.store, $($arg),*).await;
-        match result {
-            Ok(value) => {
-                pool.give_back(instance);
-                value.map_err(CacheError::from)
+    ($cache:expr, $op:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
+        let inner = &$cache.inner;
+        let started = std::time::Instant::now();
+        let result = async {
+            let mut instance = inner.pool.lease().await?;
+            let result = instance.api.$interface().$func(&mut instance.store, $($arg),*).await;
+            match result {
+                Ok(value) => {
+                    inner.pool.give_back(instance);
+                    value.map_err(CacheError::from)
+                }
+                Err(trap) => Err(CacheError::Component(format!("{trap:#}"))),
             }
-            Err(trap) => Err(CacheError::Component(format!("{trap:#}"))),
         }
+        .await;
+        inner.metrics.record($op, started.elapsed(), result.is_ok());
+        result
     }};
 }
 
@@ -49,6 +56,7 @@ struct Inner {
     stats: Arc<StoreStats>,
     flights: Flights,
     settings: Settings,
+    metrics: Metrics,
 }
 
 /// Builds a [`Cache`]. Unset options take the component's defaults.
@@ -223,7 +231,7 @@ impl CacheBuilder {
             CacheError::InvalidArgument(m) => CacheError::Config(m),
             other => other,
         })?;
-        Ok(Cache { inner: Arc::new(Inner { pool, store, stats, flights: Flights::default(), settings }) })
+        Ok(Cache { inner: Arc::new(Inner { pool, store, stats, flights: Flights::default(), settings, metrics: Metrics::default() }) })
     }
 }
 
@@ -269,6 +277,16 @@ impl Cache {
         self.inner.stats.snapshot()
     }
 
+    /// Operation counters and latency histograms since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Everything counted, in the Prometheus text format (for `/metrics`).
+    pub fn render_metrics(&self) -> String {
+        self.inner.metrics.render(self.store_stats())
+    }
+
     /// Check the store answers; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         self.inner.store.ping().await.map_err(|e| CacheError::Unavailable(e.to_string()))
@@ -283,35 +301,41 @@ impl Cache {
 
     /// Take the global lock `key` for `owner` for at most `timeout`. True if taken.
     pub async fn lock_as(&self, key: &str, owner: &LockToken, timeout: Duration) -> Result<bool, CacheError> {
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
-        call!(self, nscache_cache_locks.call_lock(&key.to_owned(), owner.as_str(), ms))
+        // Round up, so that only a zero timeout is refused (by the component).
+        let ms = u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        call!(self, Op::Lock, nscache_cache_locks.call_lock(&key.to_owned(), owner.as_str(), ms))
     }
 
     /// Release the global lock `key` if `owner` holds it. True if released.
     pub async fn unlock(&self, key: &str, owner: &LockToken) -> Result<bool, CacheError> {
-        call!(self, nscache_cache_locks.call_unlock(&key.to_owned(), owner.as_str()))
+        call!(self, Op::Unlock, nscache_cache_locks.call_unlock(&key.to_owned(), owner.as_str()))
     }
 
     /// Invalidate every entry of `user`'s namespace, in O(1). Returns the new version.
     pub async fn invalidate_user(&self, user: &str) -> Result<u64, CacheError> {
-        call!(self, nscache_cache_invalidation.call_invalidate_user(user))
+        call!(self, Op::InvalidateUser, nscache_cache_invalidation.call_invalidate_user(user))
     }
 
     /// Invalidate every cached query over `table`, for all users, in O(1).
     /// Returns the table's new version.
     pub async fn invalidate_table(&self, table: &str) -> Result<u64, CacheError> {
-        call!(self, nscache_cache_invalidation.call_invalidate_table(table))
+        call!(self, Op::InvalidateTable, nscache_cache_invalidation.call_invalidate_table(table))
     }
 
     /// Invalidate every user namespace at once (global keys are kept).
     /// Returns the new namespace floor.
     pub async fn invalidate_all(&self) -> Result<u64, CacheError> {
-        call!(self, nscache_cache_invalidation.call_invalidate_all())
+        call!(self, Op::InvalidateAll, nscache_cache_invalidation.call_invalidate_all())
     }
 
     /// The current version of `user`'s namespace; `None` if it holds nothing.
     pub async fn version_of(&self, user: &str) -> Result<Option<u64>, CacheError> {
-        call!(self, nscache_cache_invalidation.call_version_of(user))
+        call!(self, Op::VersionOf, nscache_cache_invalidation.call_version_of(user))
+    }
+
+    /// [`Cache::version_of`] for many users, in order, in one round trip.
+    pub async fn versions_of<S: AsRef<str>>(&self, users: &[S]) -> Result<Vec<Option<u64>>, CacheError> {
+        call!(self, Op::VersionsOf, nscache_cache_invalidation.call_versions_of(&owned_keys(users)))
     }
 }
 
@@ -342,68 +366,73 @@ impl Keyspace {
 
     /// The value at `key`, or `None` on a miss. One store round trip.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_get(&self.scope, &key.to_owned()))
+        let value = call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned()))?;
+        self.cache.inner.metrics.record_reads(u64::from(value.is_some()), u64::from(value.is_none()));
+        Ok(value)
     }
 
     /// The values of `keys`, in order. One store round trip.
     pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_get_many(&self.scope, &owned_keys(keys)))
+        let values = call!(self.cache, Op::GetMany, nscache_cache_cache.call_get_many(&self.scope, &owned_keys(keys)))?;
+        let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+        self.cache.inner.metrics.record_reads(hits, values.len() as u64 - hits);
+        Ok(values)
     }
 
     /// Store `value` at `key`.
     pub async fn set(&self, key: &str, value: impl AsRef<[u8]>, ttl: Expiry) -> Result<(), CacheError> {
-        call!(self.cache, nscache_cache_cache.call_set(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
+        call!(self.cache, Op::Set, nscache_cache_cache.call_set(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
     }
 
     /// Store every entry, atomically, with the same expiry.
     pub async fn set_many<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)], ttl: Expiry) -> Result<(), CacheError> {
         let entries: Vec<(String, Vec<u8>)> = entries.iter().map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_vec())).collect();
-        call!(self.cache, nscache_cache_cache.call_set_many(&self.scope, &entries, ttl.to_wit()))
+        call!(self.cache, Op::SetMany, nscache_cache_cache.call_set_many(&self.scope, &entries, ttl.to_wit()))
     }
 
     /// Store `value` only if `key` does not exist. True if stored.
     pub async fn add(&self, key: &str, value: impl AsRef<[u8]>, ttl: Expiry) -> Result<bool, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_add(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
+        call!(self.cache, Op::Add, nscache_cache_cache.call_add(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
     }
 
     /// Remove `key`. True if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_delete(&self.scope, &key.to_owned()))
+        call!(self.cache, Op::Delete, nscache_cache_cache.call_delete(&self.scope, &key.to_owned()))
     }
 
     /// Remove every key in `keys`; returns how many existed.
     pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u32, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_delete_many(&self.scope, &owned_keys(keys)))
+        call!(self.cache, Op::DeleteMany, nscache_cache_cache.call_delete_many(&self.scope, &owned_keys(keys)))
     }
 
     /// True if `key` exists.
     pub async fn has_key(&self, key: &str) -> Result<bool, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_has_key(&self.scope, &key.to_owned()))
+        call!(self.cache, Op::HasKey, nscache_cache_cache.call_has_key(&self.scope, &key.to_owned()))
     }
 
     /// Add `delta` to the integer at `key`; [`CacheError::NotFound`] if missing.
     pub async fn incr(&self, key: &str, delta: i64) -> Result<i64, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_incr(&self.scope, &key.to_owned(), delta))
+        call!(self.cache, Op::Incr, nscache_cache_cache.call_incr(&self.scope, &key.to_owned(), delta))
     }
 
     /// Subtract `delta` from the integer at `key`.
     pub async fn decr(&self, key: &str, delta: i64) -> Result<i64, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_decr(&self.scope, &key.to_owned(), delta))
+        call!(self.cache, Op::Decr, nscache_cache_cache.call_decr(&self.scope, &key.to_owned(), delta))
     }
 
     /// Give an existing key a new expiry. True if the key exists.
     pub async fn touch(&self, key: &str, ttl: Expiry) -> Result<bool, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_touch(&self.scope, &key.to_owned(), ttl.to_wit()))
+        call!(self.cache, Op::Touch, nscache_cache_cache.call_touch(&self.scope, &key.to_owned(), ttl.to_wit()))
     }
 
     /// How long `key` has left.
     pub async fn ttl(&self, key: &str) -> Result<Ttl, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_ttl(&self.scope, &key.to_owned())).map(Ttl::from)
+        call!(self.cache, Op::Ttl, nscache_cache_cache.call_ttl(&self.scope, &key.to_owned())).map(Ttl::from)
     }
 
     /// Remove the expiry of an existing key. True if the key exists.
     pub async fn persist(&self, key: &str) -> Result<bool, CacheError> {
-        call!(self.cache, nscache_cache_cache.call_persist(&self.scope, &key.to_owned()))
+        call!(self.cache, Op::Persist, nscache_cache_cache.call_persist(&self.scope, &key.to_owned()))
     }
 
     /// The value at `key`; on a miss, run `load` and store its result.
@@ -421,7 +450,8 @@ impl Keyspace {
     {
         let mut load = Some(load);
         loop {
-            let read = call!(self.cache, nscache_cache_cache.call_read_for_update(&self.scope, &key.to_owned()))?;
+            let read = call!(self.cache, Op::ReadForUpdate, nscache_cache_cache.call_read_for_update(&self.scope, &key.to_owned()))?;
+            self.cache.inner.metrics.record_reads(u64::from(read.value.is_some()), u64::from(read.value.is_none()));
             if let Some(value) = read.value {
                 return Ok(value);
             }
@@ -442,7 +472,7 @@ impl Keyspace {
             };
             let load = load.take().expect("the loader runs at most once: followers never reach here twice after leading");
             let value = load().await.map_err(GetOrSetError::Load)?;
-            call!(self.cache, nscache_cache_cache.call_set_at(&self.scope, &key.to_owned(), read.version, &value, ttl.to_wit()))?;
+            call!(self.cache, Op::SetAt, nscache_cache_cache.call_set_at(&self.scope, &key.to_owned(), read.version, &value, ttl.to_wit()))?;
             if let Some(leader) = role {
                 leader.publish(&value);
             }

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::control::ControlError;
+use crate::directory::{ProfileTable, Role};
+use crate::server::{Server, ServerConfig, ServerError, default_data_dir, open_directory};
+use crate::store::RedisOptions;
 use crate::{Cache, CacheError, COMPONENT_WASM, Expiry, Keyspace, Ttl};
 
 /// Exit code: the key was missing, not added, or not found.
@@ -30,6 +34,24 @@ pub struct Cli {
     /// Global key prefix (Django's KEY_PREFIX).
     #[arg(long, env = "CACHE_KEY_PREFIX", global = true, default_value = "revisbali")]
     pub prefix: String,
+    /// Postgres URL for accounts and profiles (default: an embedded SQLite file in --data-dir).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the embedded database [default: $NSCACHE_DATA_DIR, else ~/.local/share/nscache].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// An existing application table holding the users' cache flags (e.g. core_userprofile).
+    #[arg(long, env = "NSCACHE_PROFILE_TABLE", global = true)]
+    pub profile_table: Option<String>,
+    /// The user id column of --profile-table.
+    #[arg(long, env = "NSCACHE_PROFILE_USER_COLUMN", global = true, default_value = "user_id")]
+    pub profile_user_column: String,
+    /// The flag column of --profile-table.
+    #[arg(long, env = "NSCACHE_PROFILE_FLAG_COLUMN", global = true, default_value = "cache_enabled")]
+    pub profile_flag_column: String,
+    /// First segment of namespace keys (default: cache).
+    #[arg(long, env = "NSCACHE_NAMESPACE_ROOT", global = true)]
+    pub namespace_root: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +60,17 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API, /health and /metrics. Without REDIS_URL / DATABASE_URL it
+    /// uses the embedded memory store and SQLite file, and creates a first admin.
+    Serve(ServeArgs),
+    /// Apply the database migrations (idempotent).
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print the value of KEY (exit 1 on a miss).
     Get(KeyArgs),
     /// Store VALUE at KEY.
@@ -65,6 +98,56 @@ pub enum Command {
         /// Where to write it.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "NSCACHE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Mark session cookies Secure (serving over TLS, or behind a TLS proxy).
+    #[arg(long, env = "NSCACHE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "NSCACHE_TRUST_PROXY")]
+    pub trust_proxy: bool,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (a user unless --admin or --service). Prints a generated
+    /// password unless --password-stdin is given.
+    Add {
+        /// Login name.
+        name: String,
+        /// An admin.
+        #[arg(long, conflicts_with = "service")]
+        admin: bool,
+        /// A service (authenticates with API tokens, no password).
+        #[arg(long)]
+        service: bool,
+        /// Read the password from standard input (first line).
+        #[arg(long, conflicts_with = "service")]
+        password_stdin: bool,
+        /// The cache namespace id of the account (the application's user id; default: the account id).
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an account and print it (it is shown only once).
+    Create {
+        /// The account's login name.
+        name: String,
+        /// A label for the token.
+        #[arg(long, default_value = "default")]
+        label: String,
     },
 }
 
@@ -164,12 +247,119 @@ fn usage(message: impl Into<String>) -> Failure {
     Failure { code: EXIT_USAGE, message: message.into() }
 }
 
-/// Run a cache command; what it prints goes to `out`.
+impl From<ServerError> for Failure {
+    fn from(err: ServerError) -> Self {
+        match err {
+            ServerError::Cache(e) => e.into(),
+            ServerError::Directory(e) => Failure { code: if matches!(e, crate::directory::DirectoryError::Unavailable(_)) { EXIT_UNAVAILABLE } else { EXIT_USAGE }, message: e.to_string() },
+            ServerError::Config(m) => usage(m),
+        }
+    }
+}
+
+impl From<ControlError> for Failure {
+    fn from(err: ControlError) -> Self {
+        let code = match &err {
+            ControlError::Cache(e) => exit_code(e),
+            ControlError::Directory(_) => EXIT_UNAVAILABLE,
+            _ => EXIT_USAGE,
+        };
+        Failure { code, message: err.to_string() }
+    }
+}
+
+fn server_config(cli: &Cli) -> Result<ServerConfig, Failure> {
+    let profile_table = match &cli.profile_table {
+        Some(table) => ProfileTable::existing(table, &cli.profile_user_column, &cli.profile_flag_column).map_err(|e| usage(e.to_string()))?,
+        None => ProfileTable::default(),
+    };
+    Ok(ServerConfig {
+        redis: cli.redis_url.clone().filter(|u| !u.is_empty()).map(|url| redis_options(url)).transpose()?,
+        database_url: cli.database_url.clone().filter(|u| !u.is_empty()),
+        data_dir: cli.data_dir.clone().unwrap_or_else(default_data_dir),
+        profile_table,
+        key_prefix: Some(cli.prefix.clone()),
+        namespace_root: cli.namespace_root.clone(),
+        ..ServerConfig::default()
+    })
+}
+
+fn redis_options(url: String) -> Result<RedisOptions, Failure> {
+    let mut options = RedisOptions::new(url);
+    let secs = |name: &str| -> Result<Option<Duration>, Failure> {
+        match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).map(|s| Some(Duration::from_secs_f64(s))).ok_or_else(|| usage(format!("{name}={v:?} is not a number of seconds"))),
+        }
+    };
+    if let Ok(n) = std::env::var("NSCACHE_POOL_SIZE") {
+        options.pool_size = n.parse().map_err(|_| usage(format!("NSCACHE_POOL_SIZE={n:?} is not a number")))?;
+    }
+    if let Some(t) = secs("NSCACHE_CONNECT_TIMEOUT")? {
+        options.connect_timeout = t;
+    }
+    if let Some(t) = secs("NSCACHE_SOCKET_TIMEOUT")? {
+        options.socket_timeout = t;
+    }
+    Ok(options)
+}
+
+async fn server(cli: &Cli) -> Result<Server, Failure> {
+    Ok(Server::build(server_config(cli)?).await?)
+}
+
+fn write_line(out: &mut impl Write, line: &str) -> Result<(), Failure> {
+    writeln!(out, "{line}").map_err(|e| usage(format!("writing output: {e}")))
+}
+
+/// Run a command; what it prints goes to `out`.
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
-    if let Command::Component { out: path } = &cli.command {
-        std::fs::write(path, COMPONENT_WASM).map_err(|e| usage(format!("writing {}: {e}", path.display())))?;
-        writeln!(out, "{} ({} bytes)", path.display(), COMPONENT_WASM.len()).map_err(|e| usage(e.to_string()))?;
-        return Ok(ExitCode::SUCCESS);
+    match &cli.command {
+        Command::Component { out: path } => {
+            std::fs::write(path, COMPONENT_WASM).map_err(|e| usage(format!("writing {}: {e}", path.display())))?;
+            write_line(out, &format!("{} ({} bytes)", path.display(), COMPONENT_WASM.len()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Serve(args) => return serve(&cli, args, out).await,
+        Command::Migrate => {
+            let config = server_config(&cli)?;
+            let directory = open_directory(&config).await?;
+            let report = directory.migrate().await.map_err(ServerError::from)?;
+            for name in &report.applied {
+                write_line(out, &format!("applied {name}"))?;
+            }
+            for name in &report.already {
+                write_line(out, &format!("already applied {name}"))?;
+            }
+            write_line(out, &format!("{} migrated ({})", directory.kind(), directory.location()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::User(UserCommand::Add { name, admin, service, password_stdin, user_id }) => {
+            let role = if *admin { Role::Admin } else if *service { Role::Service } else { Role::User };
+            let server = server(&cli).await?;
+            let (password, generated) = match (role, password_stdin) {
+                (Role::Service, _) => (None, false),
+                (_, true) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map_err(|e| usage(format!("reading the password: {e}")))?;
+                    (Some(line.trim_end_matches(['\r', '\n']).to_owned()), false)
+                }
+                (_, false) => (Some(crate::auth::random_secret(12)), true),
+            };
+            let account = server.control().create_account(name, role, password.as_deref(), user_id.as_deref()).await?;
+            write_line(out, &format!("created {} {:?} (namespace id {})", account.role.as_str(), account.username, account.user_id))?;
+            if generated && let Some(p) = password {
+                write_line(out, &format!("password: {p}"))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Token(TokenCommand::Create { name, label }) => {
+            let server = server(&cli).await?;
+            let token = server.control().create_token(name, label).await?;
+            write_line(out, &token)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let url = cli.redis_url.filter(|u| !u.is_empty()).ok_or_else(|| usage("no Redis URL: pass --redis-url URL or set REDIS_URL"))?;
     let cache = Cache::builder().redis_url(url).key_prefix(cli.prefix).build().await?;
@@ -263,6 +453,42 @@ async fn execute(cache: &Cache, command: Command, out: &mut impl Write) -> Resul
                 EXIT_MISS
             }
         },
-        Command::Component { .. } => unreachable!("handled before connecting"),
+        Command::Component { .. } | Command::Serve(_) | Command::Migrate | Command::User(_) | Command::Token(_) => {
+            return Err(usage("not a cache command"));
+        }
     })
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<ExitCode, Failure> {
+    let mut config = server_config(cli)?;
+    config.listen = args.listen;
+    config.secure_cookies = args.secure_cookies;
+    config.trust_proxy = args.trust_proxy;
+    let listen = config.listen;
+    let directory = open_directory(&config).await?;
+    if directory.kind() == "postgres" {
+        match directory.migrate().await {
+            Ok(report) if !report.applied.is_empty() => write_line(out, &format!("applied migrations: {}", report.applied.join(", ")))?,
+            Ok(_) => {}
+            Err(e) => write_line(out, &format!("warning: could not check migrations now ({e}); serving anyway"))?,
+        }
+    }
+    let server = Server::with_directory(config, directory).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(|e| usage(e.to_string()))?;
+    write_line(out, &format!("nscache {} serving on http://{address}", env!("CARGO_PKG_VERSION")))?;
+    for line in server.describe() {
+        write_line(out, &format!("  {line}"))?;
+    }
+    match server.control().ensure_admin().await {
+        Ok(Some((name, password))) => {
+            write_line(out, &format!("  created the first admin: sign in as {name:?} with password {password}"))?;
+            write_line(out, &format!("  e.g. curl -c cookies -H 'content-type: application/json' -d '{{\"username\":\"{name}\",\"password\":\"{password}\"}}' http://{address}/api/v1/session"))?;
+        }
+        Ok(None) => {}
+        Err(e) => write_line(out, &format!("  warning: could not check for an admin account: {e}"))?,
+    }
+    out.flush().map_err(|e| usage(e.to_string()))?;
+    server.serve(listener).await.map_err(|e| Failure { code: EXIT_UNAVAILABLE, message: format!("server: {e}") })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -39,14 +39,26 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "server")]
+pub mod auth;
 #[allow(missing_docs)]
 mod bindings;
 mod cache;
+#[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
+pub mod control;
+#[cfg(feature = "server")]
+pub mod directory;
 mod error;
+#[cfg(feature = "server")]
+pub mod http;
 mod imports;
+pub mod metrics;
 pub mod profiles;
 mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 mod single_flight;
 mod stats;
 pub mod store;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 
-use super::{IndirectRead, KeyTtl, Store, StoreError};
+use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
 
 /// Bytes counted per entry on top of its key and value.
 const ENTRY_OVERHEAD: usize = 64;
@@ -40,6 +40,7 @@ struct Entry {
 struct Inner {
     map: IndexMap<String, Entry>,
     used_bytes: usize,
+    evicted: u64,
     tick: u64,
     rng: u64,
 }
@@ -120,6 +121,7 @@ impl Inner {
             if let Some((i, _)) = victim {
                 let key = self.map.get_index(i).expect("index in range").0.clone();
                 self.remove(&key);
+                self.evicted += 1;
             }
         }
     }
@@ -134,7 +136,7 @@ impl MemoryStore {
     pub fn new(capacity_bytes: usize) -> MemoryStore {
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9E37_79B9, |d| d.as_nanos() as u64) | 1;
         MemoryStore {
-            inner: Mutex::new(Inner { map: IndexMap::new(), used_bytes: 0, tick: 0, rng: seed }),
+            inner: Mutex::new(Inner { map: IndexMap::new(), used_bytes: 0, evicted: 0, tick: 0, rng: seed }),
             capacity_bytes,
         }
     }
@@ -182,6 +184,17 @@ impl Store for MemoryStore {
         let start = Instant::now();
         drop(self.lock());
         Ok(start.elapsed())
+    }
+
+    async fn memory_info(&self) -> Result<MemoryInfo, StoreError> {
+        let inner = self.lock();
+        Ok(MemoryInfo {
+            used_bytes: inner.used_bytes as u64,
+            max_bytes: Some(self.capacity_bytes as u64),
+            eviction_policy: "allkeys-lru (approximated, in process)".into(),
+            evicted_keys: inner.evicted,
+            version: None,
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -57,6 +57,21 @@ pub struct IndirectRead {
     pub also: Vec<Option<Vec<u8>>>,
 }
 
+/// How the store uses memory (for `/health` and the dashboard).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryInfo {
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// The limit, if any (`maxmemory`).
+    pub max_bytes: Option<u64>,
+    /// What happens at the limit (`maxmemory-policy`).
+    pub eviction_policy: String,
+    /// Keys evicted since the store started.
+    pub evicted_keys: u64,
+    /// The server's version, if it has one.
+    pub version: Option<String>,
+}
+
 /// The storage primitives the cache component imports. One implementation
 /// per backend, each in its own file. Every method is one atomic step.
 #[async_trait]
@@ -65,6 +80,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn kind(&self) -> &'static str;
     /// Check the store answers; returns the round-trip time.
     async fn ping(&self) -> Result<Duration, StoreError>;
+    /// Memory use and eviction policy.
+    async fn memory_info(&self) -> Result<MemoryInfo, StoreError>;
     /// `store.get`
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// `store.set`

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
-use super::{IndirectRead, KeyTtl, Store, StoreError};
+use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
 
 /// How to reach Redis. Defaults follow the reference deployment: pool of 50,
 /// connect and socket timeouts of 5 s, database 1 when the URL names none.
@@ -222,6 +222,19 @@ impl Store for RedisStore {
         let start = Instant::now();
         let _: String = redis::cmd("PING").query_async(&mut self.connection()).await.map_err(store_err)?;
         Ok(start.elapsed())
+    }
+
+    async fn memory_info(&self) -> Result<MemoryInfo, StoreError> {
+        let info: String = redis::cmd("INFO").arg("memory").arg("stats").arg("server").query_async(&mut self.connection()).await.map_err(store_err)?;
+        let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim).map(str::to_owned));
+        let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
+        Ok(MemoryInfo {
+            used_bytes: number("used_memory").unwrap_or(0),
+            max_bytes: number("maxmemory").filter(|&m| m > 0),
+            eviction_policy: field("maxmemory_policy").unwrap_or_else(|| "unknown".into()),
+            evicted_keys: number("evicted_keys").unwrap_or(0),
+            version: field("redis_version"),
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

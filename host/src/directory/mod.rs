@@ -1,0 +1,224 @@
+//! The directory: accounts, sessions, API tokens and users' profiles (with
+//! their `cache_enabled` flag). One trait, [`Directory`], one file per
+//! backend: [`PostgresDirectory`] for deployments, [`SqliteDirectory`] for the
+//! embedded default (a single file, same schema).
+
+mod postgres;
+mod schema;
+mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::postgres::PostgresDirectory;
+pub use self::schema::{Identifier, ProfileTable};
+pub use self::sqlite::SqliteDirectory;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// An end user: reads and sets their own `cache_enabled`, reaches only
+    /// their own namespace.
+    User,
+    /// Lists users, overrides their flag, invalidates anything.
+    Admin,
+    /// An application: every cache operation, on any namespace (API tokens).
+    Service,
+}
+
+impl Role {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+
+    /// Parse a stored role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            "service" => Some(Role::Service),
+            _ => None,
+        }
+    }
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Database id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// What it may do.
+    pub role: Role,
+    /// The cache namespace id of this account (the application's user id).
+    pub user_id: String,
+    /// Argon2 PHC string; `None` for accounts that cannot log in (services).
+    pub password_hash: Option<String>,
+}
+
+/// An account to create.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Login name (1–64 characters, no control characters).
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Namespace id; `None`: the account's database id.
+    pub user_id: Option<String>,
+    /// Argon2 PHC string, or `None`.
+    pub password_hash: Option<String>,
+}
+
+/// One row of the users list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// The namespace id.
+    pub user_id: String,
+    /// The account's login name, if the user has an nscache account.
+    pub username: Option<String>,
+    /// The account's role, if any.
+    pub role: Option<Role>,
+    /// The profile flag.
+    pub cache_enabled: bool,
+}
+
+/// A page of users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// The rows, ordered by user id.
+    pub users: Vec<UserRow>,
+    /// How many users match the search in all.
+    pub total: u64,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Whose session it is.
+    pub account: Account,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+    /// Unix seconds after which it is invalid.
+    pub expires_at: i64,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationReport {
+    /// Migrations applied now.
+    pub applied: Vec<String>,
+    /// Migrations found already applied.
+    pub already: Vec<String>,
+}
+
+/// Why a directory operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    /// The database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique value (username, user id) is taken.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// No such user or account.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Bad input (name too long, bad identifier...).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The schema is not migrated (run `nscache migrate`) or does not match.
+    #[error("database schema: {0}")]
+    Schema(String),
+    /// Anything else, for the log.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for DirectoryError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+                DirectoryError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => DirectoryError::Conflict(db.message().to_owned()),
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42703")) => DirectoryError::Schema(format!("{} (run `nscache migrate`)", db.message())),
+            // Postgres: admin shutdown, cannot connect now, too many connections.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300")) => DirectoryError::Unavailable(db.message().to_owned()),
+            _ => DirectoryError::Other(e.to_string()),
+        }
+    }
+}
+
+/// Accounts, sessions, tokens and profiles in a database.
+#[async_trait]
+pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
+    /// `"postgres"` or `"sqlite"`.
+    fn kind(&self) -> &'static str;
+    /// Where it is (URL without password, or file path).
+    fn location(&self) -> String;
+    /// Check the database answers; returns the round-trip time.
+    async fn ping(&self) -> Result<Duration, DirectoryError>;
+    /// Apply the migrations not yet applied. Idempotent.
+    async fn migrate(&self) -> Result<MigrationReport, DirectoryError>;
+
+    /// The `cache_enabled` flag of `user_id`; `None` if the user has no profile
+    /// row (the column default, true, then applies).
+    async fn cache_enabled(&self, user_id: &str) -> Result<Option<bool>, DirectoryError>;
+    /// Set a user's flag, creating the profile row if needed.
+    async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError>;
+    /// Users whose id or login name starts with `search` (case-insensitive for
+    /// names), ordered by id.
+    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError>;
+
+    /// Create an account (and its profile row, cache enabled).
+    async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError>;
+    /// The account with this login name.
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError>;
+    /// How many admin accounts exist.
+    async fn count_admins(&self) -> Result<u64, DirectoryError>;
+
+    /// Store a session (the token's SHA-256, never the token).
+    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError>;
+    /// The live session with this token hash (expired ones are not returned).
+    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError>;
+    /// End a session.
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError>;
+
+    /// Store an API token (its SHA-256) for an account.
+    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError>;
+    /// The account an API token belongs to.
+    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError>;
+}
+
+/// Reject an unusable login name.
+pub(crate) fn check_username(name: &str) -> Result<(), DirectoryError> {
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(DirectoryError::Invalid("a login name is 1 to 64 characters, without spaces or control characters".into()));
+    }
+    Ok(())
+}
+
+/// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` prefix pattern.
+pub(crate) fn like_prefix(search: &str) -> String {
+    let mut out = String::with_capacity(search.len() + 1);
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}

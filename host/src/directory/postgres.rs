@@ -1,0 +1,320 @@
+//! [`PostgresDirectory`]: the directory in Postgres (sqlx pool).
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use tokio::sync::OnceCell;
+
+use super::schema::{ACCOUNTS_MIGRATION, ProfileTable};
+use super::{unix_now, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix};
+
+/// The directory in Postgres. The pool connects lazily: the server starts
+/// while Postgres is down, and reconnects when it returns.
+#[derive(Debug, Clone)]
+pub struct PostgresDirectory {
+    pool: PgPool,
+    profiles: ProfileTable,
+    location: String,
+    /// Whether the profile table's user column is an integer (`core_userprofile.user_id`).
+    integer_user: std::sync::Arc<OnceCell<bool>>,
+}
+
+const ACCOUNTS_SQL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS nscache_accounts (
+        id BIGSERIAL PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'admin', 'service')),
+        user_id TEXT NOT NULL UNIQUE,
+        password_hash TEXT,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    "CREATE INDEX IF NOT EXISTS nscache_accounts_username_lower_idx ON nscache_accounts (lower(username) text_pattern_ops)",
+    "CREATE TABLE IF NOT EXISTS nscache_sessions (
+        token_hash BYTEA PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS nscache_sessions_expires_at_idx ON nscache_sessions (expires_at)",
+    "CREATE TABLE IF NOT EXISTS nscache_api_tokens (
+        token_hash BYTEA PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+];
+
+fn account_from(row: &sqlx::postgres::PgRow) -> Result<Account, DirectoryError> {
+    let role: String = row.try_get("role")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: Role::parse(&role).ok_or_else(|| DirectoryError::Schema(format!("unknown role {role:?}")))?,
+        user_id: row.try_get("user_id")?,
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(auth, host)| (scheme, auth, host))) {
+        Some((scheme, auth, host)) => format!("{scheme}://{}:***@{host}", auth.split_once(':').map_or(auth, |(u, _)| u)),
+        None => url.to_owned(),
+    }
+}
+
+impl PostgresDirectory {
+    /// A directory at `url` (`postgres://user@host/db`), profiles in `profiles`.
+    pub fn connect(url: &str, profiles: ProfileTable) -> Result<PostgresDirectory, DirectoryError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| DirectoryError::Invalid(format!("bad DATABASE_URL: {e}")))?;
+        Ok(PostgresDirectory::with_options(options, profiles, redact(url)))
+    }
+
+    /// A directory with explicit connection options (e.g. a `search_path`).
+    pub fn with_options(options: PgConnectOptions, profiles: ProfileTable, location: String) -> PostgresDirectory {
+        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
+        PostgresDirectory { pool, profiles, location, integer_user: Default::default() }
+    }
+
+    /// The connection pool (for the query cache and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn integer_user(&self) -> Result<bool, DirectoryError> {
+        self.integer_user
+            .get_or_try_init(|| async {
+                let t = &self.profiles.table;
+                let data_type: Option<String> = sqlx::query_scalar(
+                    "SELECT data_type FROM information_schema.columns
+                     WHERE table_name = $1 AND column_name = $2 AND table_schema = COALESCE($3, current_schema())",
+                )
+                .bind(t.name())
+                .bind(self.profiles.user_column.name())
+                .bind(t.schema())
+                .fetch_optional(&self.pool)
+                .await?;
+                match data_type {
+                    Some(ty) => Ok(matches!(ty.as_str(), "integer" | "bigint" | "smallint")),
+                    None => Err(DirectoryError::Schema(format!("profile table {t} has no column {} (run `nscache migrate`)", self.profiles.user_column))),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// Bind a user id as the user column's type; `None` if it cannot be one.
+    async fn user_param(&self, user_id: &str) -> Result<Option<UserParam>, DirectoryError> {
+        if self.integer_user().await? {
+            Ok(user_id.parse::<i64>().ok().map(UserParam::Int))
+        } else {
+            Ok(Some(UserParam::Text(user_id.to_owned())))
+        }
+    }
+}
+
+enum UserParam {
+    Int(i64),
+    Text(String),
+}
+
+macro_rules! bind_user {
+    ($query:expr, $param:expr) => {
+        match $param {
+            UserParam::Int(n) => $query.bind(n),
+            UserParam::Text(s) => $query.bind(s),
+        }
+    };
+}
+
+#[async_trait]
+impl Directory for PostgresDirectory {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn ping(&self) -> Result<Duration, DirectoryError> {
+        let start = Instant::now();
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(start.elapsed())
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, DirectoryError> {
+        let p = &self.profiles;
+        let profile_sql = vec![
+            format!("CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY, {} BOOLEAN NOT NULL DEFAULT TRUE)", p.table, p.user_column, p.flag_column),
+            format!("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} BOOLEAN NOT NULL DEFAULT TRUE", p.table, p.flag_column),
+            format!("CREATE INDEX IF NOT EXISTS {} ON {} ({})", p.index_name(), p.table, p.flag_column),
+        ];
+        let migrations: Vec<(String, Vec<String>)> =
+            vec![(ACCOUNTS_MIGRATION.to_owned(), ACCOUNTS_SQL.iter().map(|s| s.to_string()).collect()), (p.migration_name(), profile_sql)];
+        let mut tx = self.pool.begin().await?;
+        // One migrator at a time, across processes.
+        sqlx::query("SELECT pg_advisory_xact_lock(7249861)").execute(&mut *tx).await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS nscache_schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .execute(&mut *tx)
+            .await?;
+        let mut report = MigrationReport::default();
+        for (name, statements) in migrations {
+            let done: Option<String> = sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = $1").bind(&name).fetch_optional(&mut *tx).await?;
+            if done.is_some() {
+                report.already.push(name);
+                continue;
+            }
+            for sql in &statements {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO nscache_schema_migrations (name) VALUES ($1)").bind(&name).execute(&mut *tx).await?;
+            report.applied.push(name);
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn cache_enabled(&self, user_id: &str) -> Result<Option<bool>, DirectoryError> {
+        let Some(param) = self.user_param(user_id).await? else { return Ok(None) };
+        let p = &self.profiles;
+        let sql = format!("SELECT {} FROM {} WHERE {} = $1", p.flag_column, p.table, p.user_column);
+        Ok(bind_user!(sqlx::query_scalar::<_, bool>(&sql), param).fetch_optional(&self.pool).await?)
+    }
+
+    async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
+        let Some(param) = self.user_param(user_id).await? else {
+            return Err(DirectoryError::NotFound(format!("user {user_id:?} (this profile table has integer user ids)")));
+        };
+        let p = &self.profiles;
+        let sql = if p.owned {
+            format!("INSERT INTO {t} ({u}, {f}) VALUES ($1, $2) ON CONFLICT ({u}) DO UPDATE SET {f} = EXCLUDED.{f}", t = p.table, u = p.user_column, f = p.flag_column)
+        } else {
+            format!("UPDATE {} SET {} = $2 WHERE {} = $1", p.table, p.flag_column, p.user_column)
+        };
+        let done = bind_user!(sqlx::query(&sql), param).bind(enabled).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound(format!("user {user_id:?} has no profile")));
+        }
+        Ok(())
+    }
+
+    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError> {
+        let p = &self.profiles;
+        let from = format!("FROM {t} p LEFT JOIN nscache_accounts a ON a.user_id = p.{u}::text", t = p.table, u = p.user_column);
+        let filter = if search.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE p.{u}::text LIKE $1 ESCAPE '\\' OR lower(a.username) LIKE lower($1) ESCAPE '\\'", u = p.user_column)
+        };
+        let pattern = like_prefix(search);
+        let count_sql = format!("SELECT count(*) {from} {filter}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        if !search.is_empty() {
+            count = count.bind(&pattern);
+        }
+        let total = count.fetch_one(&self.pool).await?;
+        let (lim, off) = if search.is_empty() { ("$1", "$2") } else { ("$2", "$3") };
+        let rows_sql = format!(
+            "SELECT p.{u}::text AS user_id, p.{f} AS cache_enabled, a.username, a.role {from} {filter} ORDER BY p.{u} LIMIT {lim} OFFSET {off}",
+            u = p.user_column,
+            f = p.flag_column
+        );
+        let mut rows = sqlx::query(&rows_sql);
+        if !search.is_empty() {
+            rows = rows.bind(&pattern);
+        }
+        let rows = rows.bind(limit as i64).bind(offset as i64).fetch_all(&self.pool).await?;
+        let users = rows
+            .iter()
+            .map(|r| {
+                let role: Option<String> = r.try_get("role")?;
+                Ok(UserRow { user_id: r.try_get("user_id")?, username: r.try_get("username")?, role: role.as_deref().and_then(Role::parse), cache_enabled: r.try_get("cache_enabled")? })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(UserPage { users, total: total as u64 })
+    }
+
+    async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError> {
+        check_username(&new.username)?;
+        let mut tx = self.pool.begin().await?;
+        let placeholder = format!("\u{1}pending:{}", new.username);
+        let row = sqlx::query("INSERT INTO nscache_accounts (username, role, user_id, password_hash) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(&new.username)
+            .bind(new.role.as_str())
+            .bind(new.user_id.as_deref().unwrap_or(&placeholder))
+            .bind(&new.password_hash)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        let user_id = match &new.user_id {
+            Some(u) => u.clone(),
+            None => {
+                let u = id.to_string();
+                sqlx::query("UPDATE nscache_accounts SET user_id = $1 WHERE id = $2").bind(&u).bind(id).execute(&mut *tx).await?;
+                u
+            }
+        };
+        if self.profiles.owned {
+            let p = &self.profiles;
+            let sql = format!("INSERT INTO {} ({}) VALUES ($1) ON CONFLICT DO NOTHING", p.table, p.user_column);
+            sqlx::query(&sql).bind(&user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Account { id, username: new.username.clone(), role: new.role, user_id, password_hash: new.password_hash.clone() })
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
+        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+        row.as_ref().map(account_from).transpose()
+    }
+
+    async fn count_admins(&self) -> Result<u64, DirectoryError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM nscache_accounts WHERE role = 'admin'").fetch_one(&self.pool).await?;
+        Ok(n as u64)
+    }
+
+    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_sessions WHERE expires_at < $1").bind(unix_now()).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO nscache_sessions (token_hash, account_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash)
+            .bind(account_id)
+            .bind(csrf_token)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, s.csrf_token, s.expires_at
+             FROM nscache_sessions s JOIN nscache_accounts a ON a.id = s.account_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(SessionRecord { account: account_from(&r)?, csrf_token: r.try_get("csrf_token")?, expires_at: r.try_get("expires_at")? })).transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError> {
+        sqlx::query("INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES ($1, $2, $3)").bind(token_hash).bind(account_id).bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(account_from).transpose()
+    }
+}

@@ -1,0 +1,250 @@
+//! [`SqliteDirectory`]: the directory in one SQLite file, the embedded default.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use super::schema::{ACCOUNTS_MIGRATION, ProfileTable};
+use super::{Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now};
+
+/// The directory in a SQLite file (created if missing), same schema as Postgres.
+#[derive(Debug, Clone)]
+pub struct SqliteDirectory {
+    pool: SqlitePool,
+    profiles: ProfileTable,
+    path: PathBuf,
+}
+
+const ACCOUNTS_SQL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS nscache_accounts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'admin', 'service')),
+        user_id TEXT NOT NULL UNIQUE,
+        password_hash TEXT,
+        created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    "CREATE INDEX IF NOT EXISTS nscache_accounts_username_lower_idx ON nscache_accounts (lower(username))",
+    "CREATE TABLE IF NOT EXISTS nscache_sessions (
+        token_hash BLOB PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        expires_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS nscache_sessions_expires_at_idx ON nscache_sessions (expires_at)",
+    "CREATE TABLE IF NOT EXISTS nscache_api_tokens (
+        token_hash BLOB PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+];
+
+fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<Account, DirectoryError> {
+    let role: String = row.try_get("role")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        role: Role::parse(&role).ok_or_else(|| DirectoryError::Schema(format!("unknown role {role:?}")))?,
+        user_id: row.try_get("user_id")?,
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+impl SqliteDirectory {
+    /// Open (or create) the database file at `path`.
+    pub async fn open(path: &Path, profiles: ProfileTable) -> Result<SqliteDirectory, DirectoryError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DirectoryError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| DirectoryError::Invalid(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(SqliteDirectory { pool, profiles, path: path.to_owned() })
+    }
+}
+
+#[async_trait]
+impl Directory for SqliteDirectory {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn ping(&self) -> Result<Duration, DirectoryError> {
+        let start = Instant::now();
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(start.elapsed())
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, DirectoryError> {
+        let p = &self.profiles;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS nscache_schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+            .execute(&mut *tx)
+            .await?;
+        let mut report = MigrationReport::default();
+        for name in [ACCOUNTS_MIGRATION.to_owned(), p.migration_name()] {
+            let done: Option<String> = sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = ?1").bind(&name).fetch_optional(&mut *tx).await?;
+            if done.is_some() {
+                report.already.push(name);
+                continue;
+            }
+            if name == ACCOUNTS_MIGRATION {
+                for sql in ACCOUNTS_SQL {
+                    sqlx::query(sql).execute(&mut *tx).await?;
+                }
+            } else {
+                sqlx::query(&format!("CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY, {} BOOLEAN NOT NULL DEFAULT TRUE)", p.table, p.user_column, p.flag_column))
+                    .execute(&mut *tx)
+                    .await?;
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2").bind(p.table.name()).bind(p.flag_column.name()).fetch_one(&mut *tx).await?;
+                if n == 0 {
+                    sqlx::query(&format!("ALTER TABLE {} ADD COLUMN {} BOOLEAN NOT NULL DEFAULT TRUE", p.table, p.flag_column)).execute(&mut *tx).await?;
+                }
+                sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {} ON {} ({})", p.index_name(), p.table, p.flag_column)).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO nscache_schema_migrations (name) VALUES (?1)").bind(&name).execute(&mut *tx).await?;
+            report.applied.push(name);
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn cache_enabled(&self, user_id: &str) -> Result<Option<bool>, DirectoryError> {
+        let p = &self.profiles;
+        let sql = format!("SELECT {} FROM {} WHERE CAST({} AS TEXT) = ?1", p.flag_column, p.table, p.user_column);
+        Ok(sqlx::query_scalar::<_, bool>(&sql).bind(user_id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
+        let p = &self.profiles;
+        let sql = if p.owned {
+            format!("INSERT INTO {t} ({u}, {f}) VALUES (?1, ?2) ON CONFLICT ({u}) DO UPDATE SET {f} = excluded.{f}", t = p.table, u = p.user_column, f = p.flag_column)
+        } else {
+            format!("UPDATE {} SET {} = ?2 WHERE CAST({} AS TEXT) = ?1", p.table, p.flag_column, p.user_column)
+        };
+        let done = sqlx::query(&sql).bind(user_id).bind(enabled).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound(format!("user {user_id:?} has no profile")));
+        }
+        Ok(())
+    }
+
+    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError> {
+        let p = &self.profiles;
+        let from = format!("FROM {t} p LEFT JOIN nscache_accounts a ON a.user_id = CAST(p.{u} AS TEXT)", t = p.table, u = p.user_column);
+        let filter = format!("WHERE ?1 = '%' OR CAST(p.{u} AS TEXT) LIKE ?1 ESCAPE '\\' OR a.username LIKE ?1 ESCAPE '\\'", u = p.user_column);
+        let pattern = like_prefix(search);
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {from} {filter}")).bind(&pattern).fetch_one(&self.pool).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT CAST(p.{u} AS TEXT) AS user_id, p.{f} AS cache_enabled, a.username, a.role {from} {filter} ORDER BY p.{u} LIMIT ?2 OFFSET ?3",
+            u = p.user_column,
+            f = p.flag_column
+        ))
+        .bind(&pattern)
+        .bind(limit as i64)
+        .bind(offset as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let users = rows
+            .iter()
+            .map(|r| {
+                let role: Option<String> = r.try_get("role")?;
+                Ok(UserRow { user_id: r.try_get("user_id")?, username: r.try_get("username")?, role: role.as_deref().and_then(Role::parse), cache_enabled: r.try_get("cache_enabled")? })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(UserPage { users, total: total as u64 })
+    }
+
+    async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError> {
+        check_username(&new.username)?;
+        let mut tx = self.pool.begin().await?;
+        let placeholder = format!("\u{1}pending:{}", new.username);
+        let row = sqlx::query("INSERT INTO nscache_accounts (username, role, user_id, password_hash) VALUES (?1, ?2, ?3, ?4) RETURNING id")
+            .bind(&new.username)
+            .bind(new.role.as_str())
+            .bind(new.user_id.as_deref().unwrap_or(&placeholder))
+            .bind(&new.password_hash)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        let user_id = match &new.user_id {
+            Some(u) => u.clone(),
+            None => {
+                let u = id.to_string();
+                sqlx::query("UPDATE nscache_accounts SET user_id = ?1 WHERE id = ?2").bind(&u).bind(id).execute(&mut *tx).await?;
+                u
+            }
+        };
+        if self.profiles.owned {
+            let p = &self.profiles;
+            sqlx::query(&format!("INSERT INTO {} ({}) VALUES (?1) ON CONFLICT DO NOTHING", p.table, p.user_column)).bind(&user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Account { id, username: new.username.clone(), role: new.role, user_id, password_hash: new.password_hash.clone() })
+    }
+
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
+        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username = ?1").bind(username).fetch_optional(&self.pool).await?;
+        row.as_ref().map(account_from).transpose()
+    }
+
+    async fn count_admins(&self) -> Result<u64, DirectoryError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM nscache_accounts WHERE role = 'admin'").fetch_one(&self.pool).await?;
+        Ok(n as u64)
+    }
+
+    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_sessions WHERE expires_at < ?1").bind(unix_now()).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO nscache_sessions (token_hash, account_id, csrf_token, expires_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(token_hash)
+            .bind(account_id)
+            .bind(csrf_token)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, s.csrf_token, s.expires_at
+             FROM nscache_sessions s JOIN nscache_accounts a ON a.id = s.account_id
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(SessionRecord { account: account_from(&r)?, csrf_token: r.try_get("csrf_token")?, expires_at: r.try_get("expires_at")? })).transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_sessions WHERE token_hash = ?1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError> {
+        sqlx::query("INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES (?1, ?2, ?3)").bind(token_hash).bind(account_id).bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id WHERE t.token_hash = ?1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(account_from).transpose()
+    }
+}

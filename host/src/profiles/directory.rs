@@ -1,0 +1,146 @@
+//! [`DirectoryProfiles`]: `cache_enabled` flags from the directory (Postgres
+//! or SQLite), cached in process and kept coherent across processes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::feed::ChangeFeed;
+use super::{ProfileError, ProfileSource};
+use crate::directory::{Directory, DirectoryError};
+
+/// Flags read from a [`Directory`], kept in process memory.
+///
+/// - A change made through nscache (this process or another one sharing the
+///   Redis, via the [`ChangeFeed`]) takes effect on the next request.
+/// - A change made directly in the database takes effect within `max_age`
+///   (default 30 s), when the cached flag is read again.
+/// - Without a live feed (Redis pub/sub down), nothing is trusted from memory:
+///   every request reads the database.
+/// - When the database is down, the last known flag is used; a user never
+///   seen is reported as unknown, which makes the component bypass the cache.
+#[derive(Debug)]
+pub struct DirectoryProfiles {
+    directory: Arc<dyn Directory>,
+    known: Arc<RwLock<HashMap<String, Known>>>,
+    /// Bumped on every change heard: a database read that started before a
+    /// change must not be remembered after it.
+    epoch: Arc<AtomicU64>,
+    feed: Option<ChangeFeed>,
+    max_age: Duration,
+    database: RwLock<Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    enabled: bool,
+    read_at: Instant,
+}
+
+impl DirectoryProfiles {
+    /// Flags from `directory`; with a `feed`, changes are announced and heard
+    /// (call [`DirectoryProfiles::start_feed`]).
+    pub fn new(directory: Arc<dyn Directory>, feed: Option<ChangeFeed>) -> DirectoryProfiles {
+        DirectoryProfiles { directory, known: Default::default(), epoch: Default::default(), feed, max_age: Duration::from_secs(30), database: RwLock::new(None) }
+    }
+
+    /// How long a flag read from the database is trusted (default 30 s).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Start listening to the feed (a background task for the life of the runtime).
+    pub fn start_feed(&self) {
+        if let Some(feed) = self.feed.clone() {
+            let (known, epoch) = (self.known.clone(), self.epoch.clone());
+            tokio::spawn(feed.run(move |user| {
+                let mut known = known.write().unwrap_or_else(|p| p.into_inner());
+                epoch.fetch_add(1, Ordering::SeqCst);
+                match user {
+                    Some(user) => {
+                        known.remove(user);
+                    }
+                    None => known.clear(),
+                }
+            }));
+        }
+    }
+
+    /// The directory behind the flags.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.directory
+    }
+
+    /// `None` when the last database read worked; the error otherwise.
+    pub fn database_error(&self) -> Option<String> {
+        self.database.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether changes from other processes are being heard (`None`: no feed,
+    /// a single process).
+    pub fn feed_live(&self) -> Option<bool> {
+        self.feed.as_ref().map(ChangeFeed::is_live)
+    }
+
+    fn note_database(&self, error: Option<String>) {
+        *self.database.write().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    fn remember(&self, user: &str, enabled: bool) {
+        self.known.write().unwrap_or_else(|p| p.into_inner()).insert(user.to_owned(), Known { enabled, read_at: Instant::now() });
+    }
+
+    /// Set `user`'s flag in the database and announce it to every process.
+    pub async fn set_cache_enabled(&self, user: &str, enabled: bool) -> Result<(), DirectoryError> {
+        let result = self.directory.set_cache_enabled(user, enabled).await;
+        if let Err(DirectoryError::Unavailable(e)) = &result {
+            self.note_database(Some(e.clone()));
+        }
+        result?;
+        self.remember(user, enabled);
+        if let Some(feed) = &self.feed
+            && let Err(e) = feed.publish(user).await
+        {
+            // Other processes will see it within max_age (or at once if their
+            // feed is down, since they then read the database every time).
+            tracing::warn!(error = %e, user, "could not announce a profile change");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProfileSource for DirectoryProfiles {
+    async fn cache_enabled(&self, user: &str) -> Result<bool, ProfileError> {
+        let cached = self.known.read().unwrap_or_else(|p| p.into_inner()).get(user).copied();
+        let trusted = self.feed.as_ref().is_none_or(ChangeFeed::is_live);
+        if let Some(k) = cached
+            && trusted
+            && k.read_at.elapsed() < self.max_age
+        {
+            return Ok(k.enabled);
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        match self.directory.cache_enabled(user).await {
+            Ok(flag) => {
+                self.note_database(None);
+                let enabled = flag.unwrap_or(true); // no profile row: the column default
+                if self.epoch.load(Ordering::SeqCst) == epoch {
+                    self.remember(user, enabled);
+                }
+                Ok(enabled)
+            }
+            Err(e) => {
+                self.note_database(Some(e.to_string()));
+                match cached {
+                    Some(k) => Ok(k.enabled),
+                    None => Err(ProfileError::Unavailable(e.to_string())),
+                }
+            }
+        }
+    }
+}

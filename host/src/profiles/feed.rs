@@ -1,0 +1,79 @@
+//! [`ChangeFeed`]: profile changes announced to every nscache process sharing
+//! a Redis, over pub/sub, so that a toggle takes effect on the next request
+//! everywhere.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+
+/// Publishes and receives "user X's profile changed" messages.
+#[derive(Clone)]
+pub struct ChangeFeed {
+    client: redis::Client,
+    publisher: ConnectionManager,
+    channel: String,
+    live: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed").field("channel", &self.channel).field("live", &self.is_live()).finish()
+    }
+}
+
+impl ChangeFeed {
+    /// A feed on `channel` of the Redis at `url`. Nothing connects until
+    /// [`ChangeFeed::run`] and the first publish.
+    pub fn new(url: &str, channel: impl Into<String>) -> Result<ChangeFeed, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0).set_connection_timeout(Some(Duration::from_secs(5))).set_response_timeout(Some(Duration::from_secs(5)));
+        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(ChangeFeed { client, publisher, channel: channel.into(), live: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// True while subscribed: messages are being received.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Announce that `user`'s profile changed.
+    pub async fn publish(&self, user: &str) -> Result<(), redis::RedisError> {
+        let _: i64 = redis::cmd("PUBLISH").arg(&self.channel).arg(user).query_async(&mut self.publisher.clone()).await?;
+        Ok(())
+    }
+
+    /// Receive messages for ever: `on_change(Some(user))` for each, and
+    /// `on_change(None)` whenever the subscription is lost (messages may have
+    /// been missed). Reconnects with a backoff of up to 2 s.
+    pub async fn run(self, on_change: impl Fn(Option<&str>) + Send + Sync + 'static) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(&self.channel).await {
+                    Ok(()) => {
+                        self.live.store(true, Ordering::SeqCst);
+                        tracing::info!(channel = %self.channel, "profile change feed subscribed");
+                        backoff = Duration::from_millis(50);
+                        let mut messages = pubsub.on_message();
+                        while let Some(msg) = messages.next().await {
+                            match msg.get_payload::<String>() {
+                                Ok(user) => on_change(Some(&user)),
+                                Err(_) => on_change(None),
+                            }
+                        }
+                        tracing::warn!(channel = %self.channel, "profile change feed lost; local flags dropped until resubscribed");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "profile change feed: subscribe failed"),
+                },
+                Err(e) => tracing::debug!(error = %e, "profile change feed: connect failed"),
+            }
+            self.live.store(false, Ordering::SeqCst);
+            on_change(None);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! [`Server`]: the pieces of `nscache serve` wired together — directory,
+//! profile source, cache, [`Control`], HTTP router — from a [`ServerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::control::Control;
+use crate::directory::{Directory, DirectoryError, PostgresDirectory, ProfileTable, SqliteDirectory};
+use crate::http::{AppState, router};
+use crate::profiles::{ChangeFeed, DirectoryProfiles};
+use crate::store::RedisOptions;
+use crate::{Cache, CacheError};
+
+/// Everything `nscache serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Redis; `None`: the embedded memory store.
+    pub redis: Option<RedisOptions>,
+    /// Postgres URL; `None`: the embedded SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// Where the embedded database lives.
+    pub data_dir: PathBuf,
+    /// Where users' `cache_enabled` flags live.
+    pub profile_table: ProfileTable,
+    /// Global key prefix (default from the component: `revisbali`).
+    pub key_prefix: Option<String>,
+    /// Namespace root (default `cache`).
+    pub namespace_root: Option<String>,
+    /// Mark cookies `Secure` (TLS, or behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// Trust `X-Forwarded-For` for client addresses.
+    pub trust_proxy: bool,
+    /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
+    pub body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            redis: None,
+            database_url: None,
+            data_dir: default_data_dir(),
+            profile_table: ProfileTable::default(),
+            key_prefix: None,
+            namespace_root: None,
+            secure_cookies: false,
+            trust_proxy: false,
+            body_limit: 2 << 20,
+        }
+    }
+}
+
+/// `$NSCACHE_DATA_DIR`, else `$XDG_DATA_HOME/nscache`, else `~/.local/share/nscache`,
+/// else `./nscache-data`.
+pub fn default_data_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("NSCACHE_DATA_DIR")
+        .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("nscache")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/share/nscache")))
+        .unwrap_or_else(|| PathBuf::from("nscache-data"))
+}
+
+/// Why the server could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The cache could not be built.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The directory could not be opened or migrated.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// Anything else about the configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A server, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    control: Arc<Control>,
+    state: AppState,
+    body_limit: usize,
+}
+
+/// Open the directory a configuration names. The embedded SQLite file is
+/// migrated at once; Postgres is migrated by `nscache migrate`.
+pub async fn open_directory(config: &ServerConfig) -> Result<Arc<dyn Directory>, ServerError> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(PostgresDirectory::connect(url, config.profile_table.clone())?)),
+        None => {
+            let dir = SqliteDirectory::open(&config.data_dir.join("nscache.db"), config.profile_table.clone()).await?;
+            dir.migrate().await?;
+            Ok(Arc::new(dir))
+        }
+    }
+}
+
+impl Server {
+    /// Build from a configuration.
+    pub async fn build(config: ServerConfig) -> Result<Server, ServerError> {
+        let directory = open_directory(&config).await?;
+        Server::with_directory(config, directory).await
+    }
+
+    /// Build on an already opened directory.
+    pub async fn with_directory(config: ServerConfig, directory: Arc<dyn Directory>) -> Result<Server, ServerError> {
+        let root = config.namespace_root.clone().unwrap_or_else(|| "cache".to_owned());
+        let feed = match &config.redis {
+            Some(redis) => Some(ChangeFeed::new(&redis.url, format!("{root}:profile-changes")).map_err(|e| ServerError::Config(format!("Redis URL: {e}")))?),
+            None => None,
+        };
+        let profiles = Arc::new(DirectoryProfiles::new(directory, feed));
+        profiles.start_feed();
+        let mut builder = Cache::builder().profiles(profiles.clone());
+        if let Some(redis) = config.redis.clone() {
+            builder = builder.redis(redis);
+        }
+        if let Some(prefix) = config.key_prefix.clone() {
+            builder = builder.key_prefix(prefix);
+        }
+        if let Some(root) = config.namespace_root.clone() {
+            builder = builder.namespace_root(root);
+        }
+        let cache = builder.build().await?;
+        let control = Arc::new(Control::new(cache, profiles));
+        let state = AppState { control: control.clone(), secure_cookies: config.secure_cookies, trust_proxy: config.trust_proxy };
+        Ok(Server { control, state, body_limit: config.body_limit })
+    }
+
+    /// The operations (for the UI, the CLI and tests).
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    /// The HTTP router.
+    pub fn router(&self) -> axum::Router {
+        router(self.state.clone(), self.body_limit)
+    }
+
+    /// One line per backend, for the start-up announcement.
+    pub fn describe(&self) -> Vec<String> {
+        let cache = self.control.cache();
+        let store = cache.store();
+        let directory = self.control.directory();
+        vec![
+            format!("cache store: {}", match store.kind() {
+                "redis" => "redis".to_owned(),
+                other => format!("{other} (embedded; set REDIS_URL for Redis)"),
+            }),
+            format!("database:    {} at {}{}", directory.kind(), directory.location(), if directory.kind() == "sqlite" { " (embedded; set DATABASE_URL for Postgres)" } else { "" }),
+            format!("key prefix:  {}, namespace root: {}", cache.key_prefix(), cache.namespace_root()),
+        ]
+    }
+
+    /// Serve on `listener` until the process is stopped.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    }
+}
