@@ -54,6 +54,8 @@ mod error;
 #[cfg(feature = "server")]
 pub mod http;
 mod imports;
+#[cfg(feature = "server")]
+pub mod layer;
 pub mod metrics;
 pub mod profiles;
 mod runtime;

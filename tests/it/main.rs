@@ -2,6 +2,8 @@
 //! Redis (database 15, unique prefixes) and the embedded memory store.
 
 mod concurrency;
+mod http_api;
 mod invalidation;
+mod migrations;
 mod patterns;
 mod semantics;

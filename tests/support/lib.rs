@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod server;
+
 use nscache::store::RedisOptions;
 use nscache::{Cache, CacheBuilder};
 

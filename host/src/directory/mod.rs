@@ -171,7 +171,8 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     /// The `cache_enabled` flag of `user_id`; `None` if the user has no profile
     /// row (the column default, true, then applies).
     async fn cache_enabled(&self, user_id: &str) -> Result<Option<bool>, DirectoryError>;
-    /// Set a user's flag, creating the profile row if needed.
+    /// Set a user's flag. [`DirectoryError::NotFound`] if the user has no profile
+    /// row (accounts get one when created; an application's table has its own).
     async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError>;
     /// Users whose id or login name starts with `search` (case-insensitive for
     /// names), ordered by id.

@@ -186,11 +186,7 @@ impl Directory for PostgresDirectory {
             return Err(DirectoryError::NotFound(format!("user {user_id:?} (this profile table has integer user ids)")));
         };
         let p = &self.profiles;
-        let sql = if p.owned {
-            format!("INSERT INTO {t} ({u}, {f}) VALUES ($1, $2) ON CONFLICT ({u}) DO UPDATE SET {f} = EXCLUDED.{f}", t = p.table, u = p.user_column, f = p.flag_column)
-        } else {
-            format!("UPDATE {} SET {} = $2 WHERE {} = $1", p.table, p.flag_column, p.user_column)
-        };
+        let sql = format!("UPDATE {} SET {} = $2 WHERE {} = $1", p.table, p.flag_column, p.user_column);
         let done = bind_user!(sqlx::query(&sql), param).bind(enabled).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(DirectoryError::NotFound(format!("user {user_id:?} has no profile")));

@@ -63,8 +63,8 @@ pub struct ProfileTable {
     pub user_column: Identifier,
     /// The boolean flag column.
     pub flag_column: Identifier,
-    /// True for nscache's own table, whose rows nscache creates; false for an
-    /// application's table, where nscache only updates existing rows.
+    /// True for nscache's own table, where nscache creates a row per account;
+    /// false for an application's table, whose rows the application owns.
     pub owned: bool,
 }
 

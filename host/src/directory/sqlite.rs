@@ -127,11 +127,7 @@ impl Directory for SqliteDirectory {
 
     async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
         let p = &self.profiles;
-        let sql = if p.owned {
-            format!("INSERT INTO {t} ({u}, {f}) VALUES (?1, ?2) ON CONFLICT ({u}) DO UPDATE SET {f} = excluded.{f}", t = p.table, u = p.user_column, f = p.flag_column)
-        } else {
-            format!("UPDATE {} SET {} = ?2 WHERE CAST({} AS TEXT) = ?1", p.table, p.flag_column, p.user_column)
-        };
+        let sql = format!("UPDATE {} SET {} = ?2 WHERE CAST({} AS TEXT) = ?1", p.table, p.flag_column, p.user_column);
         let done = sqlx::query(&sql).bind(user_id).bind(enabled).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(DirectoryError::NotFound(format!("user {user_id:?} has no profile")));

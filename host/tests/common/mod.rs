@@ -1,0 +1,158 @@
+//! Helpers for the tests that run the `nscache` binary: spawning `serve`, and
+//! a minimal HTTP/1.1 client (one request per connection).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A name no other test run uses (letters, digits, `_`).
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{tag}{}x{nanos}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `nscache serve` in a child process, killed when dropped.
+pub struct Served {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+    /// What it printed before serving.
+    pub banner: Vec<String>,
+}
+
+impl Served {
+    /// Start `nscache serve --listen 127.0.0.1:0` with these environment
+    /// variables (`None` removes one), and wait until it serves.
+    pub fn start(env: &[(&str, Option<&str>)]) -> Served {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nscache"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd.spawn().expect("spawn nscache serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        let mut address = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                address = Some(rest.trim().to_owned());
+            }
+            let done = line.contains("key prefix:");
+            banner.push(line);
+            if done && address.is_some() {
+                // The admin line, if any, follows at once.
+                if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+                    banner.push(line);
+                }
+                break;
+            }
+        }
+        let address = address.unwrap_or_else(|| panic!("nscache serve did not start: {banner:?}"));
+        Served { child, address, banner }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// Body, parsed as JSON (`Null` if it is not).
+    pub json: serde_json::Value,
+}
+
+impl Response {
+    /// The first header of this name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send one request; `headers` are extra header lines.
+pub async fn http(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&serde_json::Value>) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status line");
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned())).collect::<Vec<_>>();
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    Response { status, headers, json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null) }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A signed-in browser session against a served process.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `nscache_session=...`
+    pub cookie: String,
+    /// CSRF token.
+    pub csrf: String,
+}
+
+/// Sign in; panics on failure.
+pub async fn login(address: &str, username: &str, password: &str) -> Session {
+    let r = http(address, "POST", "/api/v1/session", &[], Some(&serde_json::json!({ "username": username, "password": password }))).await;
+    assert_eq!(r.status, 200, "login {username}: {:?}", r.json);
+    let cookie = r.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
+    Session { cookie, csrf: r.json["csrf_token"].as_str().expect("csrf").to_owned() }
+}
+
+/// Headers of a session request.
+pub fn session_headers(s: &Session) -> Vec<(&str, &str)> {
+    vec![("Cookie", s.cookie.as_str()), ("X-CSRF-Token", s.csrf.as_str())]
+}
