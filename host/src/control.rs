@@ -193,6 +193,11 @@ pub struct Control {
     cache: Cache,
     profiles: Arc<DirectoryProfiles>,
     limiter: LoginLimiter,
+    /// Credentials verified against the database, by secret hash: used only
+    /// while the database is unreachable, so that applications and signed-in
+    /// people keep working through an outage (revocations made during it
+    /// apply when it ends).
+    verified: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (Principal, i64)>>,
 }
 
 /// Reject a name (user id, table, key) with control characters coming from
@@ -216,7 +221,7 @@ fn require(who: &Principal, roles: &[Role], what: &str) -> Result<(), ControlErr
 impl Control {
     /// Control over `cache`, whose profile source is `profiles`.
     pub fn new(cache: Cache, profiles: Arc<DirectoryProfiles>) -> Control {
-        Control { cache, profiles, limiter: LoginLimiter::default() }
+        Control { cache, profiles, limiter: LoginLimiter::default(), verified: Default::default() }
     }
 
     /// Replace the login limiter.
@@ -308,15 +313,43 @@ impl Control {
     /// End a session.
     pub async fn logout(&self, who: &Principal) -> Result<(), ControlError> {
         if let Via::Session { token_hash, .. } = &who.via {
+            self.verified.write().unwrap_or_else(|p| p.into_inner()).remove(token_hash);
             self.directory().delete_session(token_hash).await?;
         }
         Ok(())
     }
 
+    /// Remember (or forget) what the database said about a credential; when
+    /// it cannot be asked, answer from memory.
+    fn verified(&self, hash: &[u8], answer: Result<Option<(Principal, i64)>, DirectoryError>) -> Result<Option<Principal>, ControlError> {
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        match answer {
+            Ok(Some((principal, expires_at))) => {
+                if verified.len() > 100_000 {
+                    verified.retain(|_, (_, exp)| *exp > unix_now());
+                }
+                verified.insert(hash.to_vec(), (principal.clone(), expires_at));
+                Ok(Some(principal))
+            }
+            Ok(None) => {
+                verified.remove(hash);
+                Ok(None)
+            }
+            Err(DirectoryError::Unavailable(e)) => match verified.get(hash) {
+                Some((principal, expires_at)) if *expires_at > unix_now() => Ok(Some(principal.clone())),
+                _ => Err(ControlError::Directory(DirectoryError::Unavailable(e))),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The principal of a session token, if it is live.
     pub async fn session(&self, token: &str) -> Result<Option<Principal>, ControlError> {
         let token_hash = auth::secret_hash(token);
-        Ok(self.directory().session(&token_hash, unix_now()).await?.map(|s| Principal { account: s.account, via: Via::Session { csrf_token: s.csrf_token, token_hash } }))
+        let answer = self.directory().session(&token_hash, unix_now()).await.map(|found| {
+            found.map(|s| (Principal { account: s.account, via: Via::Session { csrf_token: s.csrf_token, token_hash: token_hash.clone() } }, s.expires_at))
+        });
+        self.verified(&token_hash, answer)
     }
 
     /// The principal of an API token.
@@ -324,7 +357,9 @@ impl Control {
         if !token.starts_with(auth::TOKEN_PREFIX) {
             return Ok(None);
         }
-        Ok(self.directory().account_by_token(&auth::secret_hash(token)).await?.map(|account| Principal { account, via: Via::ApiToken }))
+        let hash = auth::secret_hash(token);
+        let answer = self.directory().account_by_token(&hash).await.map(|found| found.map(|account| (Principal { account, via: Via::ApiToken }, i64::MAX)));
+        self.verified(&hash, answer)
     }
 
     // --- the signed-in person -------------------------------------------

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::control::Control;
-use crate::directory::{Directory, DirectoryError, PostgresDirectory, ProfileTable, SqliteDirectory};
+use crate::directory::{Directory, DirectoryError, Guarded, PostgresDirectory, ProfileTable, SqliteDirectory};
 use crate::http::{AppState, router};
 use crate::profiles::{ChangeFeed, DirectoryProfiles};
 use crate::store::RedisOptions;
@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
     pub body_limit: usize,
+    /// How long a `cache_enabled` flag read from the database is trusted
+    /// without hearing of a change (default 30 s).
+    pub profile_max_age: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             trust_proxy: false,
             body_limit: 2 << 20,
+            profile_max_age: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -106,14 +110,16 @@ impl Server {
         Server::with_directory(config, directory).await
     }
 
-    /// Build on an already opened directory.
+    /// Build on an already opened directory (wrapped in [`Guarded`], so that a
+    /// database outage fails fast).
     pub async fn with_directory(config: ServerConfig, directory: Arc<dyn Directory>) -> Result<Server, ServerError> {
+        let directory: Arc<dyn Directory> = Arc::new(Guarded::new(directory));
         let root = config.namespace_root.clone().unwrap_or_else(|| "cache".to_owned());
         let feed = match &config.redis {
             Some(redis) => Some(ChangeFeed::new(&redis.url, format!("{root}:profile-changes")).map_err(|e| ServerError::Config(format!("Redis URL: {e}")))?),
             None => None,
         };
-        let profiles = Arc::new(DirectoryProfiles::new(directory, feed));
+        let profiles = Arc::new(DirectoryProfiles::new(directory, feed).with_max_age(config.profile_max_age));
         profiles.start_feed();
         let mut builder = Cache::builder().profiles(profiles.clone());
         if let Some(redis) = config.redis.clone() {

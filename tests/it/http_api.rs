@@ -298,3 +298,60 @@ async fn embedded_default_end_to_end() {
     let health = t.call(Method::GET, "/health", &Creds::Anonymous, None).await;
     assert_eq!((health.json["cache_store"]["backend"].as_str(), health.json["database"]["backend"].as_str()), (Some("memory"), Some("sqlite")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_down_flags_fall_back_to_the_last_known_and_health_names_postgres() {
+    use nscache::directory::ProfileTable;
+    use nscache::server::ServerConfig;
+    use nscache_tests::proxy::TcpProxy;
+
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    // Flags are re-read from the database on every request (no trust period),
+    // so that the fall-back is what answers once Postgres is gone.
+    let config = ServerConfig { profile_max_age: std::time::Duration::ZERO, ..ServerConfig::default() };
+    let t = TestServer::postgres_custom(ProfileTable::default(), Some(proxy.port), config).await;
+    let alice = t.account("alice", Role::User).await;
+    let bob = t.account("bob", Role::User).await;
+    t.account("app", Role::Service).await;
+    let app = t.token("app").await;
+    let me = t.login("alice").await;
+    assert_eq!(t.call(Method::PUT, "/api/v1/me/cache", &me, Some(json!({ "enabled": false }))).await.status, StatusCode::OK);
+    let put = |user: String| {
+        let (t, app) = (&t, app.clone());
+        async move { t.call(Method::PUT, &format!("/api/v1/cache/users/{user}/keys/k"), &app, Some(json!({ "value": "v" }))).await }
+    };
+    let get = |user: String| {
+        let (t, app) = (&t, app.clone());
+        async move { t.call(Method::GET, &format!("/api/v1/cache/users/{user}/keys/k"), &app, None).await.status }
+    };
+    // Seen while the database is up: alice disabled, bob enabled.
+    put(alice.clone()).await;
+    put(bob.clone()).await;
+    assert_eq!(get(alice.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(get(bob.clone()).await, StatusCode::OK);
+
+    proxy.cut();
+    let health = t.call(Method::GET, "/health", &Creds::Anonymous, None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(health.json["failing"].as_array().unwrap().contains(&json!("postgres")), "{}", health.text);
+    assert_eq!(health.json["database"]["ok"], false);
+    // Last known flags still apply: bob's cache works, alice's stays off.
+    assert_eq!(get(bob.clone()).await, StatusCode::OK, "bob's cached value is served");
+    put(alice.clone()).await;
+    assert_eq!(get(alice.clone()).await, StatusCode::NOT_FOUND, "alice stays bypassed");
+    // A user never seen bypasses the cache: nothing is stored.
+    put("carol".into()).await;
+    assert_eq!(get("carol".into()).await, StatusCode::NOT_FOUND);
+    // Global keys do not depend on Postgres.
+    t.call(Method::PUT, "/api/v1/cache/global/keys/g", &app, Some(json!({ "value": "1" }))).await;
+    assert_eq!(t.call(Method::GET, "/api/v1/cache/global/keys/g", &app, None).await.status, StatusCode::OK);
+
+    proxy.resume().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // the back-off after a failed read
+    let health = t.call(Method::GET, "/health", &Creds::Anonymous, None).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.text);
+    put("carol".into()).await;
+    assert_eq!(get("carol".into()).await, StatusCode::OK, "carol's default flag (enabled) is read once Postgres is back");
+    drop(proxy);
+    t.cleanup().await;
+}

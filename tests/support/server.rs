@@ -112,12 +112,22 @@ impl TestServer {
 
     /// On Postgres with a given profile table, and the shared Redis.
     pub async fn postgres_with(profiles: ProfileTable) -> TestServer {
+        Self::postgres_custom(profiles, None, ServerConfig::default()).await
+    }
+
+    /// On Postgres, reached through `port` on 127.0.0.1 when given (a proxy),
+    /// with the shared Redis and `base` for the other settings.
+    pub async fn postgres_custom(profiles: ProfileTable, port: Option<u16>, base: ServerConfig) -> TestServer {
         let schema = PgSchema::create().await;
-        let directory = PostgresDirectory::with_options(schema.options(), profiles, format!("test schema {}", schema.name));
+        let mut options = schema.options();
+        if let Some(port) = port {
+            options = options.host("127.0.0.1").port(port);
+        }
+        let directory = PostgresDirectory::with_options(options, profiles, format!("test schema {}", schema.name));
         directory.migrate().await.expect("migrate");
         let mut redis = RedisOptions::new(redis_url());
         redis.pool_size = 4;
-        let config = ServerConfig { redis: Some(redis), key_prefix: Some(unique("p")), namespace_root: Some(unique("ns")), ..ServerConfig::default() };
+        let config = ServerConfig { redis: Some(redis), key_prefix: Some(unique("p")), namespace_root: Some(unique("ns")), ..base };
         let server = Server::with_directory(config, Arc::new(directory)).await.expect("server");
         TestServer { router: server.router(), server, schema: Some(schema) }
     }

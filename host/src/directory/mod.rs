@@ -3,6 +3,7 @@
 //! backend: [`PostgresDirectory`] for deployments, [`SqliteDirectory`] for the
 //! embedded default (a single file, same schema).
 
+mod guarded;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::guarded::Guarded;
 pub use self::postgres::PostgresDirectory;
 pub use self::schema::{Identifier, ProfileTable};
 pub use self::sqlite::SqliteDirectory;

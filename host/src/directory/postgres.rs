@@ -71,7 +71,7 @@ impl PostgresDirectory {
 
     /// A directory with explicit connection options (e.g. a `search_path`).
     pub fn with_options(options: PgConnectOptions, profiles: ProfileTable, location: String) -> PostgresDirectory {
-        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
+        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options);
         PostgresDirectory { pool, profiles, location, integer_user: Default::default() }
     }
 

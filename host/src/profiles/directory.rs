@@ -22,6 +22,8 @@ use crate::directory::{Directory, DirectoryError};
 ///   every request reads the database.
 /// - When the database is down, the last known flag is used; a user never
 ///   seen is reported as unknown, which makes the component bypass the cache.
+///   Give it a [`Guarded`](crate::directory::Guarded) directory so that an
+///   outage costs one timeout, not one per request.
 #[derive(Debug)]
 pub struct DirectoryProfiles {
     directory: Arc<dyn Directory>,
