@@ -51,6 +51,7 @@ pub mod control;
 #[cfg(feature = "server")]
 pub mod directory;
 mod error;
+pub mod feed;
 #[cfg(feature = "server")]
 pub mod http;
 mod imports;

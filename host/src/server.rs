@@ -8,7 +8,8 @@ use std::sync::Arc;
 use crate::control::Control;
 use crate::directory::{Directory, DirectoryError, Guarded, PostgresDirectory, ProfileTable, SqliteDirectory};
 use crate::http::{AppState, router};
-use crate::profiles::{ChangeFeed, DirectoryProfiles};
+use crate::feed::ChangeFeed;
+use crate::profiles::DirectoryProfiles;
 use crate::store::RedisOptions;
 use crate::{Cache, CacheError};
 

@@ -4,6 +4,7 @@
 mod concurrency;
 mod http_api;
 mod invalidation;
+mod l1;
 mod migrations;
 mod patterns;
 mod semantics;

@@ -39,6 +39,8 @@ pub enum Backend {
     Memory,
     /// The shared test Redis.
     Redis,
+    /// The shared test Redis behind an in-process L1.
+    RedisL1,
 }
 
 impl Backend {
@@ -47,10 +49,11 @@ impl Backend {
         let builder = Cache::builder().key_prefix(unique("p")).namespace_root(unique("ns"));
         match self {
             Backend::Memory => builder,
-            Backend::Redis => {
+            Backend::Redis | Backend::RedisL1 => {
                 let mut options = RedisOptions::new(redis_url());
                 options.pool_size = 8;
-                builder.redis(options)
+                let builder = builder.redis(options);
+                if self == Backend::RedisL1 { builder.l1(nscache::store::L1Options::default()) } else { builder }
             }
         }
     }
@@ -79,6 +82,14 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::Backend::Redis).await
+                }
+            )*
+        }
+        mod on_redis_l1 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::RedisL1).await
                 }
             )*
         }

@@ -59,6 +59,17 @@ fn with_default_db(url: &str) -> String {
     out
 }
 
+/// The database number `url` selects (after [`with_default_db`]).
+pub(crate) fn database_number(url: &str) -> u32 {
+    let url = with_default_db(url);
+    let Some((_, rest)) = url.split_once("://") else { return 0 };
+    let (authority_and_path, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
+    if let Some(db) = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("db="))) {
+        return db.parse().unwrap_or(0);
+    }
+    authority_and_path.split_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(0)
+}
+
 /// The server-side scripts behind the multi-step primitives. Each runs
 /// atomically on the server; redis-rs sends `EVALSHA` and loads the script on
 /// `NOSCRIPT`.
@@ -68,6 +79,8 @@ struct Scripts {
     swap_if: Script,
     delete_if: Script,
     get_indirect: Script,
+    get_indirect_ttl: Script,
+    get_many_ttl: Script,
 }
 
 impl Scripts {
@@ -109,6 +122,35 @@ impl Scripts {
                   for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
                   return {p, values, also}",
             ),
+            // As get_indirect, plus PTTL of every key read (pointer, entries, also).
+            get_indirect_ttl: Script::new(
+                r"local p = redis.call('GET', KEYS[1])
+                  local values, ttls = {}, {redis.call('PTTL', KEYS[1])}
+                  for i = 2, #ARGV do
+                    if p then
+                      local k = ARGV[1] .. p .. ARGV[i]
+                      values[i - 1] = redis.call('GET', k)
+                      ttls[#ttls + 1] = redis.call('PTTL', k)
+                    else
+                      values[i - 1] = false
+                      ttls[#ttls + 1] = -2
+                    end
+                  end
+                  local also = {}
+                  for i = 2, #KEYS do
+                    also[i - 1] = redis.call('GET', KEYS[i])
+                    ttls[#ttls + 1] = redis.call('PTTL', KEYS[i])
+                  end
+                  return {p, values, also, ttls}",
+            ),
+            get_many_ttl: Script::new(
+                r"local out = {}
+                  for i = 1, #KEYS do
+                    out[2 * i - 1] = redis.call('GET', KEYS[i])
+                    out[2 * i] = redis.call('PTTL', KEYS[i])
+                  end
+                  return out",
+            ),
         }
     }
 }
@@ -143,6 +185,28 @@ fn store_err(err: redis::RedisError) -> StoreError {
         return StoreError::Unavailable(text);
     }
     StoreError::Other(text)
+}
+
+fn key_ttl(ms: i64) -> Result<KeyTtl, StoreError> {
+    match ms {
+        -2 => Ok(KeyTtl::Missing),
+        -1 => Ok(KeyTtl::Forever),
+        ms if ms >= 0 => Ok(KeyTtl::RemainingMs(ms as u64)),
+        other => Err(StoreError::Other(format!("PTTL answered {other}"))),
+    }
+}
+
+fn ttl_list(value: Value, what: &str) -> Result<Vec<KeyTtl>, StoreError> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Int(ms) => key_ttl(ms),
+                other => Err(unexpected(what, &other)),
+            })
+            .collect(),
+        other => Err(unexpected(what, &other)),
+    }
 }
 
 fn unexpected(what: &str, value: &Value) -> StoreError {
@@ -279,12 +343,7 @@ impl Store for RedisStore {
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
         let ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut self.connection()).await.map_err(store_err)?;
-        Ok(match ms {
-            -2 => KeyTtl::Missing,
-            -1 => KeyTtl::Forever,
-            ms if ms >= 0 => KeyTtl::RemainingMs(ms as u64),
-            other => return Err(StoreError::Other(format!("PTTL answered {other}"))),
-        })
+        key_ttl(ms)
     }
 
     async fn now_micros(&self) -> Result<u64, StoreError> {
@@ -341,6 +400,45 @@ impl Store for RedisStore {
         Ok(IndirectRead { pointer: ptr, values, also: also_values })
     }
 
+    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reply: Value = self.inner.scripts.get_many_ttl.key(keys).invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let Value::Array(items) = reply else { return Err(unexpected("get-many-ttl", &reply)) };
+        if items.len() != 2 * keys.len() {
+            return Err(StoreError::Other(format!("get-many-ttl returned {} items for {} keys", items.len(), keys.len())));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let mut items = items.into_iter();
+        while let (Some(v), Some(t)) = (items.next(), items.next()) {
+            let ttl = match t {
+                Value::Int(ms) => key_ttl(ms)?,
+                other => return Err(unexpected("get-many-ttl", &other)),
+            };
+            out.push((bytes(v, "get-many-ttl")?, ttl));
+        }
+        Ok(out)
+    }
+
+    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+        let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
+        call.key(also).arg(prefix).arg(suffixes);
+        let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect-ttl", &reply)) };
+        if parts.len() != 4 {
+            return Err(StoreError::Other(format!("get-indirect-ttl returned {} parts", parts.len())));
+        }
+        let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
+            return Err(StoreError::Other("get-indirect-ttl returned the wrong number of values".into()));
+        }
+        Ok((IndirectRead { pointer: ptr, values, also: also_values }, ttls))
+    }
+
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
         self.inner.scripts.increment.key(key).arg(delta).invoke_async(&mut self.connection()).await.map_err(store_err)
     }
@@ -382,6 +480,13 @@ mod tests {
         assert_eq!(with_default_db("redis://h?protocol=resp3"), "redis://h/1?protocol=resp3");
         assert_eq!(with_default_db("redis://h?db=3"), "redis://h?db=3");
         assert_eq!(with_default_db("redis+unix:///tmp/r.sock"), "redis+unix:///tmp/r.sock");
+    }
+
+    #[test]
+    fn database_numbers() {
+        assert_eq!(database_number("redis://h:1"), 1);
+        assert_eq!(database_number("redis://h:1/15"), 15);
+        assert_eq!(database_number("redis://h?db=3"), 3);
     }
 
     #[test]
