@@ -71,6 +71,8 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Measure throughput and latency against raw Redis in the same run (needs Redis).
+    Bench(BenchArgs),
     /// Print the value of KEY (exit 1 on a miss).
     Get(KeyArgs),
     /// Store VALUE at KEY.
@@ -113,6 +115,30 @@ pub struct ServeArgs {
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "NSCACHE_TRUST_PROXY")]
     pub trust_proxy: bool,
+}
+
+/// Options of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A run under a minute (shorter cells, namespaces up to 10,000 keys).
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the results as SVG to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Seconds measured per cell (default 3, or 0.4 with --quick).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Only these scenarios (get-hit, get-miss, set, incr, add, namespaced-get,
+    /// get-or-set-contended, invalidate-user), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// `user` subcommands.
@@ -353,6 +379,28 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Bench(args) => {
+            let url = cli.redis_url.clone().filter(|u| !u.is_empty()).ok_or_else(|| usage("bench measures Redis: pass --redis-url URL or set REDIS_URL"))?;
+            let mut options = if args.quick { crate::bench::BenchOptions::quick(url) } else { crate::bench::BenchOptions::full(url) };
+            if args.concurrency.contains(&0) {
+                return Err(usage("concurrency levels are at least 1"));
+            }
+            options.concurrency = args.concurrency.clone();
+            if let Some(s) = args.seconds {
+                if !(s.is_finite() && s > 0.0 && s <= 3600.0) {
+                    return Err(usage("--seconds is between 0 and 3600"));
+                }
+                options.duration = Duration::from_secs_f64(s);
+            }
+            options.only = args.only.clone();
+            options.json = args.json.clone();
+            options.plot = args.plot.clone();
+            let report = crate::bench::run(options, &mut std::io::stderr())
+                .await
+                .map_err(|e| Failure { code: EXIT_UNAVAILABLE, message: format!("bench: {e}") })?;
+            write_line(out, &report.table())?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Token(TokenCommand::Create { name, label }) => {
             let server = server(&cli).await?;
             let token = server.control().create_token(name, label).await?;
@@ -453,7 +501,7 @@ async fn execute(cache: &Cache, command: Command, out: &mut impl Write) -> Resul
                 EXIT_MISS
             }
         },
-        Command::Component { .. } | Command::Serve(_) | Command::Migrate | Command::User(_) | Command::Token(_) => {
+        Command::Component { .. } | Command::Serve(_) | Command::Migrate | Command::User(_) | Command::Token(_) | Command::Bench(_) => {
             return Err(usage("not a cache command"));
         }
     })

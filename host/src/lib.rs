@@ -41,6 +41,8 @@
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod bench;
 #[allow(missing_docs)]
 mod bindings;
 mod cache;
