@@ -139,6 +139,9 @@ pub struct BenchArgs {
     /// get-or-set-contended, invalidate-user), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Only these implementations (raw-redis, nscache, nscache-l1), comma-separated.
+    #[arg(long = "impl", value_delimiter = ',')]
+    pub implementations: Vec<String>,
 }
 
 /// `user` subcommands.
@@ -393,6 +396,7 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
                 options.duration = Duration::from_secs_f64(s);
             }
             options.only = args.only.clone();
+            options.implementations = args.implementations.clone();
             options.json = args.json.clone();
             options.plot = args.plot.clone();
             let report = crate::bench::run(options, &mut std::io::stderr())

@@ -29,6 +29,8 @@ pub struct BenchOptions {
     pub invalidation_keys: Vec<u64>,
     /// Scenarios to run (all when empty).
     pub only: Vec<String>,
+    /// Implementations to run (all when empty).
+    pub implementations: Vec<String>,
     /// Write the results as JSON here.
     pub json: Option<PathBuf>,
     /// Draw the results as SVG here.
@@ -45,6 +47,7 @@ impl BenchOptions {
             warmup: Duration::from_millis(500),
             invalidation_keys: vec![100, 1_000, 10_000, 100_000, 1_000_000],
             only: Vec::new(),
+            implementations: Vec::new(),
             json: None,
             plot: None,
         }

@@ -341,12 +341,13 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
 
     let selected = |s: &str| options.only.is_empty() || options.only.iter().any(|o| o == s);
     let scenarios: Vec<&str> = OP_SCENARIOS.iter().copied().filter(|s| selected(s)).collect();
-    let total = scenarios.len() * options.concurrency.len() * 3;
+    let implementations: Vec<&str> = ["raw-redis", "nscache", "nscache-l1"].into_iter().filter(|i| options.implementations.is_empty() || options.implementations.iter().any(|o| o == i)).collect();
+    let total = scenarios.len() * options.concurrency.len() * implementations.len();
     let mut rows = Vec::new();
     let mut done = 0;
     for scenario in &scenarios {
         for &c in &options.concurrency {
-            for imp in ["raw-redis", "nscache", "nscache-l1"] {
+            for &imp in &implementations {
                 done += 1;
                 let _ = write!(progress, "\r[{done:>3}/{total}] {scenario:<22} {imp:<11} c={c:<3}                 ");
                 let _ = progress.flush();
