@@ -265,6 +265,22 @@ impl RedisStore {
     }
 }
 
+/// Run a read on a pooled connection; if that connection turns out to be
+/// dead (the server restarted), run it once more: the connection manager has
+/// begun reconnecting, and a read is safe to repeat. Writes are never retried
+/// (they may have been applied before the connection died).
+async fn read_retry<T, F, Fut>(store: &RedisStore, read: F) -> Result<T, StoreError>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match read(store.connection()).await {
+        // Not on a timeout: a frozen server must cost one socket timeout, not two.
+        Err(e) if e.is_connection_dropped() && !e.is_timeout() => read(store.connection()).await.map_err(store_err),
+        other => other.map_err(store_err),
+    }
+}
+
 /// `url` with the password replaced by `***`.
 fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -302,7 +318,7 @@ impl Store for RedisStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let v: Value = self.connection().get(key).await.map_err(store_err)?;
+        let v: Value = read_retry(self, |mut c| async move { c.get(key).await }).await?;
         bytes(v, "GET")
     }
 
@@ -322,7 +338,7 @@ impl Store for RedisStore {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.connection().exists(key).await.map_err(store_err)
+        read_retry(self, |mut c| async move { c.exists(key).await }).await
     }
 
     async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
@@ -342,12 +358,12 @@ impl Store for RedisStore {
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
-        let ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut self.connection()).await.map_err(store_err)?;
+        let ms: i64 = read_retry(self, |mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await }).await?;
         key_ttl(ms)
     }
 
     async fn now_micros(&self) -> Result<u64, StoreError> {
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut self.connection()).await.map_err(store_err)?;
+        let (secs, micros): (u64, u64) = read_retry(self, |mut c| async move { redis::cmd("TIME").query_async(&mut c).await }).await?;
         Ok(secs * 1_000_000 + micros)
     }
 
@@ -355,7 +371,7 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let v: Value = redis::cmd("MGET").arg(keys).query_async(&mut self.connection()).await.map_err(store_err)?;
+        let v: Value = read_retry(self, |mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await }).await?;
         bytes_list(v, "MGET")
     }
 
@@ -387,7 +403,11 @@ impl Store for RedisStore {
     async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
         let mut call = self.inner.scripts.get_indirect.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
-        let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let reply: Value = read_retry(self, |mut c| {
+            let call = &call;
+            async move { call.invoke_async(&mut c).await }
+        })
+        .await?;
         let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect", &reply)) };
         if parts.len() != 3 {
             return Err(StoreError::Other(format!("get-indirect returned {} parts", parts.len())));
@@ -404,7 +424,12 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let reply: Value = self.inner.scripts.get_many_ttl.key(keys).invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let call = self.inner.scripts.get_many_ttl.key(keys);
+        let reply: Value = read_retry(self, |mut c| {
+            let call = &call;
+            async move { call.invoke_async(&mut c).await }
+        })
+        .await?;
         let Value::Array(items) = reply else { return Err(unexpected("get-many-ttl", &reply)) };
         if items.len() != 2 * keys.len() {
             return Err(StoreError::Other(format!("get-many-ttl returned {} items for {} keys", items.len(), keys.len())));
@@ -424,7 +449,11 @@ impl Store for RedisStore {
     async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
         let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
-        let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let reply: Value = read_retry(self, |mut c| {
+            let call = &call;
+            async move { call.invoke_async(&mut c).await }
+        })
+        .await?;
         let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect-ttl", &reply)) };
         if parts.len() != 4 {
             return Err(StoreError::Other(format!("get-indirect-ttl returned {} parts", parts.len())));
