@@ -19,7 +19,26 @@ use crate::store::{L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, St
 use crate::types::{Expiry, LockToken, Ttl};
 
 /// Run one export of the component on a leased instance, and count it.
+/// (Used by `query/` too: `cache` is declared `#[macro_use]` first.)
 macro_rules! call {
+    // An export that cannot fail (no `result`).
+    (@infallible $cache:expr, $op:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
+        let inner = &$cache.inner;
+        let started = std::time::Instant::now();
+        let result: Result<_, CacheError> = async {
+            let mut instance = inner.pool.lease().await?;
+            match instance.api.$interface().$func(&mut instance.store, $($arg),*).await {
+                Ok(value) => {
+                    inner.pool.give_back(instance);
+                    Ok(value)
+                }
+                Err(trap) => Err(CacheError::Component(format!("{trap:#}"))),
+            }
+        }
+        .await;
+        inner.metrics.record($op, started.elapsed(), result.is_ok());
+        result
+    }};
     ($cache:expr, $op:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
         let inner = &$cache.inner;
         let started = std::time::Instant::now();
@@ -47,17 +66,17 @@ macro_rules! call {
 /// policy; this handle only binds it to a store and a profile source.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    pool: InstancePool,
+pub(crate) struct Inner {
+    pub(crate) pool: InstancePool,
     store: Arc<dyn Store>,
     stats: Arc<StoreStats>,
-    flights: Flights,
+    pub(crate) flights: Flights,
     settings: Settings,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
 }
 
 /// Builds a [`Cache`]. Unset options take the component's defaults.
@@ -383,8 +402,8 @@ impl Cache {
 /// `touch`, `persist` return [`CacheError::Unavailable`] instead.
 #[derive(Clone, Debug)]
 pub struct Keyspace {
-    cache: Cache,
-    scope: Scope,
+    pub(crate) cache: Cache,
+    pub(crate) scope: Scope,
 }
 
 fn owned_keys<K: AsRef<str>>(keys: &[K]) -> Vec<String> {

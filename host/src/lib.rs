@@ -45,6 +45,7 @@ pub mod auth;
 pub mod bench;
 #[allow(missing_docs)]
 mod bindings;
+#[macro_use]
 mod cache;
 #[cfg(feature = "server")]
 pub mod cli;
@@ -61,6 +62,7 @@ mod imports;
 pub mod layer;
 pub mod metrics;
 pub mod profiles;
+pub mod query;
 mod runtime;
 #[cfg(feature = "server")]
 pub mod server;

@@ -10,4 +10,5 @@ mod l1;
 mod load;
 mod migrations;
 mod patterns;
+mod queries;
 mod semantics;
