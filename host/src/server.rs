@@ -89,6 +89,7 @@ pub struct Server {
     control: Arc<Control>,
     state: AppState,
     body_limit: usize,
+    watcher: Option<crate::query::TableWatcher>,
 }
 
 /// Open the directory a configuration names. The embedded SQLite file is
@@ -135,7 +136,13 @@ impl Server {
         let cache = builder.build().await?;
         let control = Arc::new(Control::new(cache, profiles));
         let state = AppState { control: control.clone(), secure_cookies: config.secure_cookies, trust_proxy: config.trust_proxy };
-        Ok(Server { control, state, body_limit: config.body_limit })
+        Ok(Server { control, state, body_limit: config.body_limit, watcher: None })
+    }
+
+    /// Listen for changes to the watched tables of the database behind `pool`
+    /// (see [`crate::query::watch_table`]) for as long as the server lives.
+    pub fn watch_tables(&mut self, pool: sqlx::PgPool) {
+        self.watcher = Some(crate::query::TableWatcher::spawn(pool, self.control.cache().clone()));
     }
 
     /// The operations (for the UI, the CLI and tests).
@@ -160,6 +167,7 @@ impl Server {
             }),
             format!("database:    {} at {}{}", directory.kind(), directory.location(), if directory.kind() == "sqlite" { " (embedded; set DATABASE_URL for Postgres)" } else { "" }),
             format!("key prefix:  {}, namespace root: {}", cache.key_prefix(), cache.namespace_root()),
+            format!("table watcher: {}", if self.watcher.is_some() { "listening for changes to watched tables (nscache watch-table)" } else { "off (needs DATABASE_URL)" }),
         ]
     }
 
