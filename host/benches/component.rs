@@ -62,5 +62,47 @@ fn namespaced_get(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, call_overhead, namespaced_get);
+/// A cached query result beside the same query run on Postgres directly
+/// (needs Postgres at `NSCACHE_BENCH_DATABASE_URL`, default the test database,
+/// and Redis as above; skipped when either does not answer).
+fn queries(c: &mut Criterion) {
+    let pg = std::env::var("NSCACHE_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let redis_url = std::env::var("NSCACHE_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _runtime = rt.enter();
+    let Ok(pool) = rt.block_on(sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&pg)) else {
+        eprintln!("queries: no Postgres at {pg}, skipped");
+        return;
+    };
+    let table = format!("bench_invoices_{}", std::process::id());
+    rt.block_on(async {
+        sqlx::query(&format!("CREATE TABLE {table} (id SERIAL PRIMARY KEY, user_id TEXT NOT NULL, amount INT NOT NULL)")).execute(&pool).await.unwrap();
+        sqlx::query(&format!("INSERT INTO {table} (user_id, amount) SELECT 'u' || (i % 100), i FROM generate_series(1, 10000) i")).execute(&pool).await.unwrap();
+    });
+    let sql = format!("SELECT id, amount FROM {table} WHERE user_id = $1 ORDER BY id");
+    let cache = rt.block_on(Cache::builder().redis_url(&redis_url).namespace_root(format!("qbench{}", std::process::id())).build()).unwrap();
+    let load = || async {
+        let rows: Vec<(i32, i32)> = sqlx::query_as(&sql).bind("u7").fetch_all(&pool).await?;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    let mut group = c.benchmark_group("query-cache");
+    group.bench_function("postgres-direct", |b| b.iter(|| rt.block_on(load()).unwrap()));
+    let u = cache.user("u7");
+    let tables = [table.as_str()];
+    group.bench_function("nscache-hit", |b| {
+        b.iter(|| rt.block_on(u.get_or_load_json::<Vec<(i32, i32)>, _, _, _, _>(&sql, &["u7"], &tables, Expiry::secs(600), load)).unwrap())
+    });
+    group.bench_function("nscache-miss", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                cache.invalidate_table(&table).await.unwrap();
+                u.get_or_load_json::<Vec<(i32, i32)>, _, _, _, _>(&sql, &["u7"], &tables, Expiry::secs(600), load).await.unwrap()
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(sqlx::query(&format!("DROP TABLE {table}")).execute(&pool)).unwrap();
+}
+
+criterion_group!(benches, call_overhead, namespaced_get, queries);
 criterion_main!(benches);
