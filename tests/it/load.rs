@@ -98,15 +98,18 @@ async fn http_64_clients() {
             latencies
         }));
     }
+    finish("HTTP, 64 clients", clients, &errors, started, rss_before).await;
+    t.cleanup().await;
+}
+
+/// Wait for the clients, report, and check that nothing failed.
+async fn finish(name: &str, clients: Vec<tokio::task::JoinHandle<Vec<u32>>>, errors: &AtomicU64, started: Instant, rss_before: u64) {
     let mut all = Vec::new();
     for c in clients {
         all.extend(c.await.unwrap());
     }
-    let elapsed = started.elapsed();
-    let rss_after = rss_kib();
-    summary("HTTP, 64 clients", all, errors.load(Ordering::Relaxed), elapsed, rss_before, rss_after);
+    summary(name, all, errors.load(Ordering::Relaxed), started.elapsed(), rss_before, rss_kib());
     assert_eq!(errors.load(Ordering::Relaxed), 0);
-    t.cleanup().await;
 }
 
 fn bytes_of(body: Option<String>) -> hyper::body::Bytes {
@@ -141,12 +144,7 @@ async fn library_load(cache: Cache, name: &str) {
             latencies
         }));
     }
-    let mut all = Vec::new();
-    for c in clients {
-        all.extend(c.await.unwrap());
-    }
-    summary(name, all, errors.load(Ordering::Relaxed), started.elapsed(), rss_before, rss_kib());
-    assert_eq!(errors.load(Ordering::Relaxed), 0);
+    finish(name, clients, &errors, started, rss_before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
