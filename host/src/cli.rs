@@ -146,6 +146,9 @@ pub struct BenchArgs {
     /// Concurrency levels, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
+    /// Redis connections per implementation.
+    #[arg(long, default_value_t = 50)]
+    pub pool_size: usize,
     /// Seconds measured per cell (default 3, or 0.4 with --quick).
     #[arg(long)]
     pub seconds: Option<f64>,
@@ -409,6 +412,10 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
                 return Err(usage("concurrency levels are at least 1"));
             }
             options.concurrency = args.concurrency.clone();
+            if args.pool_size == 0 {
+                return Err(usage("--pool-size is at least 1"));
+            }
+            options.pool_size = args.pool_size;
             if let Some(s) = args.seconds {
                 if !(s.is_finite() && s > 0.0 && s <= 3600.0) {
                     return Err(usage("--seconds is between 0 and 3600"));

@@ -21,6 +21,8 @@ pub struct BenchOptions {
     pub redis_url: String,
     /// Concurrency levels (clients).
     pub concurrency: Vec<usize>,
+    /// Redis connections per implementation (default 50, the reference's pool).
+    pub pool_size: usize,
     /// Measured time per cell.
     pub duration: Duration,
     /// Warm-up time per cell.
@@ -43,6 +45,7 @@ impl BenchOptions {
         BenchOptions {
             redis_url,
             concurrency: vec![1, 16, 64],
+            pool_size: 50,
             duration: Duration::from_secs(3),
             warmup: Duration::from_millis(500),
             invalidation_keys: vec![100, 1_000, 10_000, 100_000, 1_000_000],
