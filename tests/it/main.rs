@@ -7,3 +7,4 @@ mod invalidation;
 mod migrations;
 mod patterns;
 mod semantics;
+mod ui;
