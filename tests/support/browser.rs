@@ -1,8 +1,8 @@
 //! A real browser for the UI tests: Debian's `chromium` driven through
 //! `chromedriver` (started on a free port) with fantoccini, against the
 //! server running in process on a random port. The WebDriver session is
-//! always ended and chromedriver's process group killed, also when a test
-//! fails.
+//! always ended (which closes the browser) and chromedriver stopped, also
+//! when a test fails.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +21,8 @@ use crate::{free_port, unique};
 /// How the UI is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Server-rendered only: no script is sent, every form posts to the server.
+    /// Server-rendered only: the pages load no bundle, the browser runs no
+    /// page script, every form posts to the server.
     Ssr,
     /// The pages load the wasm bundle and hydrate.
     Hydrated,
@@ -115,7 +116,7 @@ impl UiApp {
     }
 }
 
-/// chromedriver (in a process group of its own) and its browser.
+/// chromedriver, stopped when dropped.
 struct Driver {
     child: Option<Child>,
     profile: PathBuf,
@@ -123,14 +124,12 @@ struct Driver {
 
 impl Driver {
     fn start(port: u16) -> Driver {
-        use std::os::unix::process::CommandExt;
         let profile = std::env::temp_dir().join(unique("chromium"));
         std::fs::create_dir_all(&profile).expect("profile dir");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
             .spawn()
             .expect("chromedriver is installed (.ci/run installs chromium-driver)");
         Driver { child: Some(child), profile }
@@ -140,8 +139,7 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // The whole group: chromedriver and any browser it left.
-            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            // The browser itself was closed with the session (`with_browser`).
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -170,7 +168,7 @@ where
     let _permit = BROWSERS.acquire().await.expect("semaphore");
     let port = free_port();
     let driver = Driver::start(port);
-    let client = connect(port, &driver.profile).await;
+    let client = connect(port, &driver.profile, app.mode).await;
     let page = Page { client: client.clone(), base: app.base.clone(), mode: app.mode };
     let outcome = tokio::spawn(test(page)).await;
     let _ = client.close().await;
@@ -183,12 +181,16 @@ where
     }
 }
 
-async fn connect(port: u16, profile: &std::path::Path) -> Client {
+async fn connect(port: u16, profile: &std::path::Path, mode: Mode) -> Client {
     let mut caps = serde_json::Map::new();
+    // Server-rendered only: the browser runs no page script at all (WebDriver's
+    // own scripts still run, through DevTools).
+    let javascript = if mode == Mode::Ssr { 2 } else { 1 };
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": chromium_binary(),
+            "prefs": { "profile.managed_default_content_settings.javascript": javascript },
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -311,22 +313,35 @@ impl Page {
         self.run("return window.__nscache_marker === 1;").await == Value::Bool(true)
     }
 
-    /// Save `name`-desktop.png and `name`-phone.png (whole page) under the
-    /// screenshot folder, in a sub-folder per mode.
+    /// Make the page's viewport `width` × `height` CSS pixels (the window
+    /// is larger by whatever the browser keeps around the page).
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.expect("window size");
+        let inner = self.run("return [window.innerWidth, window.innerHeight];").await;
+        let (w, h) = (inner[0].as_i64().unwrap_or(width as i64), inner[1].as_i64().unwrap_or(height as i64));
+        if (w, h) != (width as i64, height as i64) {
+            let outer_w = (2 * width as i64 - w).max(1) as u32;
+            let outer_h = (2 * height as i64 - h).max(1) as u32;
+            self.client.set_window_size(outer_w, outer_h).await.expect("window size");
+        }
+    }
+
+    /// Save `name`-desktop.png and `name`-phone.png (the whole page) under
+    /// the screenshot folder, in a sub-folder per mode.
     pub async fn screenshots(&self, name: &str) {
         let dir = screenshot_dir().join(self.mode.name());
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         for (label, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
-            self.client.set_window_size(width, height).await.expect("window size");
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.viewport(width, height).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let full = self.run("return Math.ceil(document.documentElement.scrollHeight);").await.as_u64().unwrap_or(height as u64) as u32;
             if full > height {
-                self.client.set_window_size(width, full.min(4000)).await.expect("window size");
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                self.viewport(width, full.min(6000)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let png = self.client.screenshot().await.expect("screenshot");
             std::fs::write(dir.join(format!("{name}-{label}.png")), png).expect("write screenshot");
         }
-        self.client.set_window_size(DESKTOP.0, DESKTOP.1).await.expect("window size");
+        self.viewport(DESKTOP.0, DESKTOP.1).await;
     }
 }

@@ -6,10 +6,10 @@ use leptos::prelude::*;
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 180.0;
-const LEFT: f64 = 48.0;
-const RIGHT: f64 = 8.0;
-const TOP: f64 = 10.0;
-const BOTTOM: f64 = 24.0;
+const LEFT: f64 = 1.0;
+const RIGHT: f64 = 4.0;
+const TOP: f64 = 4.0;
+const BOTTOM: f64 = 1.0;
 
 /// One line of a chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +92,7 @@ pub fn LineChart(
     let summary = series
         .iter()
         .map(|s| match s.points.iter().rev().find_map(|p| p.1) {
-            Some(v) => format!("{}: {} now", s.label, format(v)),
+            Some(v) => format!("{}: {} (latest)", s.label, format(v)),
             None => format!("{}: no data yet", s.label),
         })
         .collect::<Vec<_>>()
@@ -109,22 +109,23 @@ pub fn LineChart(
         .map(|s| view! { <li><span class=format!("key {}", s.class) aria-hidden="true"></span>{s.label}</li> })
         .collect_view();
     let plot_bottom = HEIGHT - BOTTOM;
-    let desc_id2 = desc_id.clone();
+    let mid = TOP + (plot_bottom - TOP) / 2.0;
+    let described_by = desc_id.clone();
     view! {
         <figure class="chart" id=id>
             <figcaption id=title_id.clone()>{title}</figcaption>
-            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-labelledby=title_id aria-describedby=desc_id2
-                preserveAspectRatio="none">
-                <desc id=desc_id>{summary.clone()}</desc>
-                <line class="axis" x1=LEFT y1=TOP x2=LEFT y2=plot_bottom/>
-                <line class="axis" x1=LEFT y1=plot_bottom x2=WIDTH - RIGHT y2=plot_bottom/>
-                <line class="grid" x1=LEFT y1=TOP + (plot_bottom - TOP) / 2.0 x2=WIDTH - RIGHT y2=TOP + (plot_bottom - TOP) / 2.0/>
-                <text class="tick" x=LEFT - 4.0 y=TOP + 4.0 text-anchor="end">{format(max)}</text>
-                <text class="tick" x=LEFT - 4.0 y=plot_bottom text-anchor="end">{format(0.0)}</text>
-                <text class="tick" x=LEFT y=HEIGHT - 6.0 text-anchor="start">{ago(span)}</text>
-                <text class="tick" x=WIDTH - RIGHT y=HEIGHT - 6.0 text-anchor="end">"now"</text>
-                {lines}
-            </svg>
+            <div class="plot">
+                <div class="y-ticks" aria-hidden="true"><span>{format(max)}</span><span>{format(max / 2.0)}</span><span>{format(0.0)}</span></div>
+                <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-labelledby=title_id aria-describedby=described_by
+                    preserveAspectRatio="none">
+                    <desc id=desc_id>{summary.clone()}</desc>
+                    <line class="axis" x1=LEFT y1=TOP x2=LEFT y2=plot_bottom/>
+                    <line class="axis" x1=LEFT y1=plot_bottom x2=WIDTH - RIGHT y2=plot_bottom/>
+                    <line class="grid" x1=LEFT y1=mid x2=WIDTH - RIGHT y2=mid/>
+                    {lines}
+                </svg>
+                <div class="x-ticks" aria-hidden="true"><span>{ago(span)}</span><span>"now"</span></div>
+            </div>
             <ul class="legend">{legend}</ul>
             <p class="summary">{summary}</p>
         </figure>

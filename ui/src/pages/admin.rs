@@ -72,14 +72,14 @@ pub fn AdminUsersPage() -> impl IntoView {
     });
     let table_value = Signal::derive(move || table.value().get());
     view! {
-        <Title text="Users"/>
-        <h1>"Users"</h1>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let csrf = csrf_of(&context.await);
                 match users.await {
                     Err(error) => view! { <ErrorView error/> }.into_any(),
                     Ok(found) => view! {
+                        <Title text="Users"/>
+                        <h1>"Users"</h1>
                         <UsersTable found search=search() csrf=csrf.clone() invalidate set_flag/>
                         <Outcome value=row_outcome/>
                         <section class="card" aria-labelledby="table-title">
@@ -220,7 +220,6 @@ pub fn ConfirmInvalidateAll() -> impl IntoView {
     let users = Resource::new(|| (), |_| list_users(String::new(), 1, 1));
     let value = Signal::derive(move || action.value().get());
     view! {
-        <Title text="Invalidate everything?"/>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let csrf = csrf_of(&context.await);
@@ -229,6 +228,7 @@ pub fn ConfirmInvalidateAll() -> impl IntoView {
                     Ok(found) => {
                         let csrf = StoredValue::new(csrf);
                         view! {
+                        <Title text="Invalidate everything?"/>
                         <section class="card confirm" role="alertdialog" aria-labelledby="confirm-title" aria-describedby="confirm-text">
                             <h1 id="confirm-title">"Invalidate everything?"</h1>
                             <p id="confirm-text">

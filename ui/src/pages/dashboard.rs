@@ -29,7 +29,7 @@ fn per_second(v: f64) -> String {
 }
 
 fn count(v: f64) -> String {
-    format!("{v:.0}")
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") }
 }
 
 /// The dashboard.
@@ -44,8 +44,6 @@ pub fn DashboardPage() -> impl IntoView {
     });
     let data = Resource::new(move || tick.get(), |_| get_dashboard());
     view! {
-        <Title text="Dashboard"/>
-        <h1>"Dashboard"</h1>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -72,6 +70,8 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
     let reads = t.hits + t.misses;
     let overall = if reads == 0 { "no reads yet".to_owned() } else { format!("{} of {} reads", percent(t.hits as f64 / reads as f64), reads) };
     view! {
+        <Title text="Dashboard"/>
+        <h1>"Dashboard"</h1>
         <p class="updated" id="dashboard-updated" data-updated=d.checked_at_unix_ms.to_string()>
             "Health checked at " {clock(d.checked_at_unix_ms)} " · one sample every " {format!("{:.0}", d.interval_secs)} " s · "
             <a href="/admin/dashboard">"Reload"</a>
@@ -168,5 +168,7 @@ mod tests {
         assert_eq!(percent(0.971), "97%");
         assert_eq!(per_second(3.25), "3.2/s");
         assert_eq!(per_second(1234.0), "1234/s");
+        assert_eq!(count(0.5), "0.5");
+        assert_eq!(count(3.0), "3");
     }
 }

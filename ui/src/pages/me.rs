@@ -19,8 +19,6 @@ pub fn MePage() -> impl IntoView {
     let toggle_value = Signal::derive(move || toggle.value().get());
     let clear_value = Signal::derive(move || clear.value().get());
     view! {
-        <Title text="My settings"/>
-        <h1>"My settings"</h1>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let csrf = csrf_of(&context.await);
@@ -30,6 +28,8 @@ pub fn MePage() -> impl IntoView {
                         let on = me.cache_enabled;
                         let csrf_toggle = csrf.clone();
                         view! {
+                            <Title text="My settings"/>
+                            <h1>"My settings"</h1>
                             <section class="card" aria-labelledby="cache-title">
                                 <h2 id="cache-title">"Caching of my data"</h2>
                                 <p class="state" data-cache-enabled=on.to_string()>
