@@ -201,6 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_ring_keeps_the_newest_samples() {
+        use crate::directory::Directory as _;
         let cache = crate::Cache::memory().await.expect("memory cache");
         let path = std::env::temp_dir().join(format!("nscache-dashboard-{}.db", std::process::id()));
         let directory = crate::directory::SqliteDirectory::open(&path, Default::default()).await.expect("sqlite");

@@ -261,14 +261,35 @@ impl Page {
         }
     }
 
-    /// The text of the first element matching `css`.
+    /// The text of the first element matching `css`. Retried while the
+    /// element goes stale (a form post reloading the page under it).
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css).await.text().await.unwrap_or_else(|e| panic!("text of {css}: {e}"))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.wait_for(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("text of {css}: {e}"),
+            }
+        }
     }
 
-    /// An attribute of the first element matching `css`.
+    /// An attribute of the first element matching `css` (retried like [`text`](Self::text)).
     pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
-        self.wait_for(css).await.attr(name).await.unwrap_or_else(|e| panic!("attribute {name} of {css}: {e}"))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.wait_for(css).await.attr(name).await {
+                Ok(value) => return value,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("attribute {name} of {css}: {e}"),
+            }
+        }
     }
 
     /// Whether an element matching `css` is on the page now.
