@@ -159,7 +159,12 @@ impl Server {
         let cache = builder.build().await?;
         let control = Arc::new(Control::new(cache, profiles));
         let state = AppState { control: control.clone(), secure_cookies: config.secure_cookies, trust_proxy: config.trust_proxy };
-        let dashboard = Arc::new(DashboardSampler::start(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES));
+        // Only the admin UI reads the samples: without it, take none.
+        let dashboard = Arc::new(if cfg!(feature = "ui") {
+            DashboardSampler::start(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
+        } else {
+            DashboardSampler::manual(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
+        });
         Ok(Server { control, state, body_limit: config.body_limit, dashboard, ui_hydrate: config.ui_hydrate })
     }
 

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
 
@@ -84,7 +84,7 @@ pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
         async move { handle_server_fns_with_context(move || provide_context(handle.clone()), request).await }
     };
     let mut router = Router::new()
-        .route(&format!("{}/{{*name}}", crate::api::PREFIX), get(server_fns.clone()).post(server_fns))
+        .route(&format!("{}/{{*name}}", crate::api::PREFIX), post(server_fns))
         .leptos_routes_with_context(&options, routes, context, move || shell(shell_options.clone(), hydrate))
         .route("/ui.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS.as_bytes()) }));
     if let Some(bundle) = BUNDLE {
