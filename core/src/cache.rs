@@ -28,7 +28,7 @@ pub struct VersionedRead {
 }
 
 /// Where an operation lands once its scope is resolved.
-enum Target {
+pub(crate) enum Target {
     Global,
     User(UserKeys),
     /// The user's cache is disabled (or the flag cannot be read).
@@ -70,17 +70,17 @@ impl Cache {
         &self.layout
     }
 
-    fn versions<'a, H: Host>(&'a self, host: &'a H) -> Versions<'a, H> {
+    pub(crate) fn versions<'a, H: Host>(&'a self, host: &'a H) -> Versions<'a, H> {
         Versions { host, layout: &self.layout }
     }
 
-    fn user_keys(&self, user: &str) -> Result<UserKeys, Error> {
+    pub(crate) fn user_keys(&self, user: &str) -> Result<UserKeys, Error> {
         check_name("user id", user)?;
         Ok(self.layout.user(user))
     }
 
     /// Resolve a scope, consulting the user's `cache_enabled` flag.
-    fn target<H: Host>(&self, host: &H, scope: &Scope) -> Result<Target, Error> {
+    pub(crate) fn target<H: Host>(&self, host: &H, scope: &Scope) -> Result<Target, Error> {
         match scope {
             Scope::Global => Ok(Target::Global),
             Scope::User(user) => {

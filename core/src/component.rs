@@ -3,14 +3,14 @@
 
 use std::cell::RefCell;
 
-use crate::{Cache, Error, Expiry, Host, Indirect, Scope, Settings, StoreError, TimeToLive, VersionedRead};
+use crate::{Cache, Error, Expiry, Host, Indirect, QueryToken, Scope, Settings, StoreError, TimeToLive, VersionedRead};
 
 wit_bindgen::generate!({
     world: "cache-component",
     path: "../wit",
 });
 
-use exports::nscache::cache::{cache as wit_cache, config as wit_config, invalidation as wit_invalidation, locks as wit_locks};
+use exports::nscache::cache::{cache as wit_cache, config as wit_config, invalidation as wit_invalidation, locks as wit_locks, queries as wit_queries};
 use nscache::cache::{atomics, batch, profiles, store, types};
 
 thread_local! {
@@ -205,6 +205,23 @@ impl wit_invalidation::Guest for Component {
     }
     fn versions_of(users: Vec<String>) -> Result<Vec<Option<u64>>, types::Error> {
         with_cache(|c| c.versions_of(&Imports, &strs(&users))).map_err(wit_err)
+    }
+}
+
+impl wit_queries::Guest for Component {
+    fn query_key(query: String, params: Vec<u8>) -> String {
+        crate::query_key(&query, &params)
+    }
+    fn find_result(user: String, query: String, params: Vec<u8>, tables: Vec<String>) -> Result<wit_queries::QueryLookup, types::Error> {
+        let found = with_cache(|c| c.query_lookup(&Imports, &user, &query, &params, &strs(&tables))).map_err(wit_err)?;
+        Ok(wit_queries::QueryLookup {
+            value: found.value,
+            token: wit_queries::QueryToken { namespace_version: found.token.namespace_version, table_versions: found.token.table_versions },
+        })
+    }
+    fn store_result(user: String, query: String, params: Vec<u8>, tables: Vec<String>, token: wit_queries::QueryToken, value: Vec<u8>, ttl: types::Expiry) -> Result<(), types::Error> {
+        let token = QueryToken { namespace_version: token.namespace_version, table_versions: token.table_versions };
+        with_cache(|c| c.query_store(&Imports, &user, &query, &params, &strs(&tables), &token, &value, expiry(ttl))).map_err(wit_err)
     }
 }
 

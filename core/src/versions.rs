@@ -190,6 +190,21 @@ impl<H: Host> Versions<'_, H> {
         }
         Err(contention("table version"))
     }
+
+    /// The version of a table, creating one if needed (before a write).
+    pub fn ensure_table(&self, key: &str) -> Result<u64, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let raw = self.host.get(key)?;
+            if let Some(v) = parse(raw.as_deref()) {
+                return Ok(v);
+            }
+            let fresh = self.fresh(1)?;
+            if self.host.swap_if(key, raw.as_deref(), fresh.to_string().as_bytes())? {
+                return Ok(fresh);
+            }
+        }
+        Err(contention("table version"))
+    }
 }
 
 #[cfg(test)]

@@ -14,11 +14,31 @@ use crate::profiles::{ProfileSource, StaticProfiles};
 use crate::runtime::{InstancePool, default_settings};
 use crate::single_flight::{Flights, Role, follow};
 use crate::stats::{StoreStats, StoreStatsSnapshot};
-use crate::store::{MemoryStore, RedisOptions, RedisStore, Store};
+use crate::feed::ChangeFeed;
+use crate::store::{L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store};
 use crate::types::{Expiry, LockToken, Ttl};
 
 /// Run one export of the component on a leased instance, and count it.
+/// (Used by `query/` too: `cache` is declared `#[macro_use]` first.)
 macro_rules! call {
+    // An export that cannot fail (no `result`).
+    (@infallible $cache:expr, $op:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
+        let inner = &$cache.inner;
+        let started = std::time::Instant::now();
+        let result: Result<_, CacheError> = async {
+            let mut instance = inner.pool.lease().await?;
+            match instance.api.$interface().$func(&mut instance.store, $($arg),*).await {
+                Ok(value) => {
+                    inner.pool.give_back(instance);
+                    Ok(value)
+                }
+                Err(trap) => Err(CacheError::Component(format!("{trap:#}"))),
+            }
+        }
+        .await;
+        inner.metrics.record($op, started.elapsed(), result.is_ok());
+        result
+    }};
     ($cache:expr, $op:expr, $interface:ident . $func:ident ( $($arg:expr),* $(,)? )) => {{
         let inner = &$cache.inner;
         let started = std::time::Instant::now();
@@ -46,17 +66,17 @@ macro_rules! call {
 /// policy; this handle only binds it to a store and a profile source.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    pool: InstancePool,
+pub(crate) struct Inner {
+    pub(crate) pool: InstancePool,
     store: Arc<dyn Store>,
     stats: Arc<StoreStats>,
-    flights: Flights,
+    pub(crate) flights: Flights,
     settings: Settings,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
 }
 
 /// Builds a [`Cache`]. Unset options take the component's defaults.
@@ -75,6 +95,7 @@ pub struct CacheBuilder {
     max_value_bytes: Option<u32>,
     cluster_hash_tags: Option<bool>,
     max_idle_instances: Option<usize>,
+    l1: Option<L1Options>,
 }
 
 impl CacheBuilder {
@@ -152,6 +173,14 @@ impl CacheBuilder {
         self
     }
 
+    /// Put an in-process L1 in front of Redis (see [`L1Store`] for the
+    /// staleness bound). With Redis, processes keep their L1s coherent over
+    /// pub/sub; with any other store only local writes evict.
+    pub fn l1(mut self, options: L1Options) -> Self {
+        self.l1 = Some(options);
+        self
+    }
+
     /// Most idle component instances kept for reuse (default 256).
     pub fn max_idle_instances(mut self, n: usize) -> Self {
         self.max_idle_instances = Some(n);
@@ -160,8 +189,9 @@ impl CacheBuilder {
 
     /// Take options from the environment: `REDIS_URL`, `CACHE_KEY_PREFIX`,
     /// `NSCACHE_POOL_SIZE`, `NSCACHE_CONNECT_TIMEOUT` and
-    /// `NSCACHE_SOCKET_TIMEOUT` (seconds), `NSCACHE_DEFAULT_TTL` (seconds).
-    /// Options already set on the builder win.
+    /// `NSCACHE_SOCKET_TIMEOUT` (seconds), `NSCACHE_DEFAULT_TTL` (seconds),
+    /// `NSCACHE_L1` (`1` turns the L1 on), `NSCACHE_L1_MAX_AGE` (seconds) and
+    /// `NSCACHE_L1_CAPACITY` (bytes). Options already set on the builder win.
     pub fn from_env(mut self) -> Result<Self, CacheError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let secs = |name: &str| -> Result<Option<Duration>, CacheError> {
@@ -191,16 +221,41 @@ impl CacheBuilder {
         if self.default_ttl.is_none() {
             self.default_ttl = secs("NSCACHE_DEFAULT_TTL")?;
         }
+        if self.l1.is_none() && var("NSCACHE_L1").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
+            let mut options = L1Options::default();
+            if let Some(age) = secs("NSCACHE_L1_MAX_AGE")? {
+                options.max_age = age;
+            }
+            if let Some(n) = var("NSCACHE_L1_CAPACITY") {
+                options.capacity_bytes = n.parse().map_err(|_| CacheError::Config(format!("NSCACHE_L1_CAPACITY={n:?} is not a number of bytes")))?;
+            }
+            self.l1 = Some(options);
+        }
         Ok(self)
     }
 
     /// Build the cache. Connects to nothing yet: a store that is down makes
     /// reads miss until it is back. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Cache, CacheError> {
+        let mut feed = None;
         let store: Arc<dyn Store> = match (self.store, self.redis) {
             (Some(store), _) => store,
-            (None, Some(options)) => Arc::new(RedisStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?),
+            (None, Some(options)) => {
+                if self.l1.is_some() {
+                    let channel = format!("nscache:l1:db{}", crate::store::redis_database_number(&options.url));
+                    feed = Some(ChangeFeed::new(&options.url, channel).map_err(|e| CacheError::Config(format!("Redis URL: {e}")))?);
+                }
+                Arc::new(RedisStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?)
+            }
             (None, None) => Arc::new(MemoryStore::new(self.memory_capacity.unwrap_or(MemoryStore::DEFAULT_CAPACITY_BYTES))),
+        };
+        let store: Arc<dyn Store> = match self.l1 {
+            Some(options) => {
+                let l1 = L1Store::new(store, options, feed);
+                l1.start();
+                Arc::new(l1)
+            }
+            None => store,
         };
         let profiles = self.profiles.unwrap_or_else(|| Arc::new(StaticProfiles::new()));
         let mut settings = default_settings().await?;
@@ -347,8 +402,8 @@ impl Cache {
 /// `touch`, `persist` return [`CacheError::Unavailable`] instead.
 #[derive(Clone, Debug)]
 pub struct Keyspace {
-    cache: Cache,
-    scope: Scope,
+    pub(crate) cache: Cache,
+    pub(crate) scope: Scope,
 }
 
 fn owned_keys<K: AsRef<str>>(keys: &[K]) -> Vec<String> {

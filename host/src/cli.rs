@@ -71,6 +71,22 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Measure throughput and latency against raw Redis in the same run (needs Redis).
+    Bench(BenchArgs),
+    /// Install triggers so that every write to a Postgres table (by anyone: SQL,
+    /// other services, psql) invalidates its cached queries (needs DATABASE_URL).
+    WatchTable {
+        /// The table's name in the cache (what queries declare they read).
+        name: String,
+        /// The Postgres table, if it differs (e.g. `billing.invoices`).
+        #[arg(long)]
+        relation: Option<String>,
+    },
+    /// Remove the triggers of a watched table.
+    UnwatchTable {
+        /// The table's name in the cache.
+        name: String,
+    },
     /// Print the value of KEY (exit 1 on a miss).
     Get(KeyArgs),
     /// Store VALUE at KEY.
@@ -113,6 +129,33 @@ pub struct ServeArgs {
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "NSCACHE_TRUST_PROXY")]
     pub trust_proxy: bool,
+}
+
+/// Options of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A run under a minute (shorter cells, namespaces up to 10,000 keys).
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the results as SVG to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Seconds measured per cell (default 3, or 0.4 with --quick).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Only these scenarios (get-hit, get-miss, set, incr, add, namespaced-get,
+    /// get-or-set-contended, invalidate-user), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Only these implementations (raw-redis, nscache, nscache-l1), comma-separated.
+    #[arg(long = "impl", value_delimiter = ',')]
+    pub implementations: Vec<String>,
 }
 
 /// `user` subcommands.
@@ -304,6 +347,12 @@ fn redis_options(url: String) -> Result<RedisOptions, Failure> {
     Ok(options)
 }
 
+/// A pool on the application's Postgres (DATABASE_URL), for table watching.
+fn app_pool(cli: &Cli) -> Result<sqlx::PgPool, Failure> {
+    let url = cli.database_url.clone().filter(|u| !u.is_empty()).ok_or_else(|| usage("table watching needs Postgres: pass --database-url URL or set DATABASE_URL"))?;
+    sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(&url).map_err(|e| usage(format!("bad DATABASE_URL: {e}")))
+}
+
 async fn server(cli: &Cli) -> Result<Server, Failure> {
     Ok(Server::build(server_config(cli)?).await?)
 }
@@ -352,6 +401,42 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
                 write_line(out, &format!("password: {p}"))?;
             }
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench(args) => {
+            let url = cli.redis_url.clone().filter(|u| !u.is_empty()).ok_or_else(|| usage("bench measures Redis: pass --redis-url URL or set REDIS_URL"))?;
+            let mut options = if args.quick { crate::bench::BenchOptions::quick(url) } else { crate::bench::BenchOptions::full(url) };
+            if args.concurrency.contains(&0) {
+                return Err(usage("concurrency levels are at least 1"));
+            }
+            options.concurrency = args.concurrency.clone();
+            if let Some(s) = args.seconds {
+                if !(s.is_finite() && s > 0.0 && s <= 3600.0) {
+                    return Err(usage("--seconds is between 0 and 3600"));
+                }
+                options.duration = Duration::from_secs_f64(s);
+            }
+            options.only = args.only.clone();
+            options.implementations = args.implementations.clone();
+            options.json = args.json.clone();
+            options.plot = args.plot.clone();
+            let report = crate::bench::run(options, &mut std::io::stderr())
+                .await
+                .map_err(|e| Failure { code: EXIT_UNAVAILABLE, message: format!("bench: {e}") })?;
+            write_line(out, &report.table())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::WatchTable { name, relation } => {
+            let pool = app_pool(&cli)?;
+            let relation = relation.as_deref().unwrap_or(name);
+            crate::query::watch_table(&pool, relation, name).await.map_err(ServerError::from)?;
+            write_line(out, &format!("watching {relation} as {name:?}: writes to it invalidate its cached queries (while `nscache serve` or a TableWatcher listens)"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::UnwatchTable { name } => {
+            let pool = app_pool(&cli)?;
+            let removed = crate::query::unwatch_table(&pool, name).await.map_err(ServerError::from)?;
+            write_line(out, if removed { "unwatched" } else { "not watched" })?;
+            return Ok(ExitCode::from(if removed { 0 } else { EXIT_MISS }));
         }
         Command::Token(TokenCommand::Create { name, label }) => {
             let server = server(&cli).await?;
@@ -453,7 +538,14 @@ async fn execute(cache: &Cache, command: Command, out: &mut impl Write) -> Resul
                 EXIT_MISS
             }
         },
-        Command::Component { .. } | Command::Serve(_) | Command::Migrate | Command::User(_) | Command::Token(_) => {
+        Command::Component { .. }
+        | Command::Serve(_)
+        | Command::Migrate
+        | Command::User(_)
+        | Command::Token(_)
+        | Command::Bench(_)
+        | Command::WatchTable { .. }
+        | Command::UnwatchTable { .. } => {
             return Err(usage("not a cache command"));
         }
     })
@@ -473,7 +565,11 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Exit
             Err(e) => write_line(out, &format!("warning: could not check migrations now ({e}); serving anyway"))?,
         }
     }
-    let server = Server::with_directory(config, directory).await?;
+    let mut server = Server::with_directory(config, directory).await?;
+    if cli.database_url.as_deref().is_some_and(|u| !u.is_empty()) {
+        // Writes to watched tables invalidate their cached queries.
+        server.watch_tables(app_pool(cli)?);
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
     let address = listener.local_addr().map_err(|e| usage(e.to_string()))?;
     write_line(out, &format!("nscache {} serving on http://{address}", env!("CARGO_PKG_VERSION")))?;

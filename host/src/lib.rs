@@ -41,8 +41,11 @@
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod bench;
 #[allow(missing_docs)]
 mod bindings;
+#[macro_use]
 mod cache;
 #[cfg(feature = "server")]
 pub mod cli;
@@ -53,6 +56,7 @@ pub mod dashboard;
 #[cfg(feature = "server")]
 pub mod directory;
 mod error;
+pub mod feed;
 #[cfg(feature = "server")]
 pub mod http;
 mod imports;
@@ -60,6 +64,7 @@ mod imports;
 pub mod layer;
 pub mod metrics;
 pub mod profiles;
+pub mod query;
 mod runtime;
 #[cfg(feature = "server")]
 pub mod server;

@@ -33,10 +33,12 @@ pub enum Op {
     InvalidateAll,
     VersionOf,
     VersionsOf,
+    QueryLookup,
+    QueryStore,
 }
 
 impl Op {
-    const ALL: [Op; 22] = [
+    const ALL: [Op; 24] = [
         Op::Get,
         Op::GetMany,
         Op::Set,
@@ -59,6 +61,8 @@ impl Op {
         Op::InvalidateAll,
         Op::VersionOf,
         Op::VersionsOf,
+        Op::QueryLookup,
+        Op::QueryStore,
     ];
 
     /// The label value.
@@ -86,6 +90,8 @@ impl Op {
             Op::InvalidateAll => "invalidate_all",
             Op::VersionOf => "version_of",
             Op::VersionsOf => "versions_of",
+            Op::QueryLookup => "query_lookup",
+            Op::QueryStore => "query_store",
         }
     }
 }

@@ -10,7 +10,8 @@ use crate::control::Control;
 use crate::dashboard::DashboardSampler;
 use crate::directory::{Directory, DirectoryError, Guarded, PostgresDirectory, ProfileTable, SqliteDirectory};
 use crate::http::{AppState, router};
-use crate::profiles::{ChangeFeed, DirectoryProfiles};
+use crate::feed::ChangeFeed;
+use crate::profiles::DirectoryProfiles;
 use crate::store::RedisOptions;
 use crate::{Cache, CacheError};
 
@@ -110,6 +111,7 @@ pub struct Server {
     control: Arc<Control>,
     state: AppState,
     body_limit: usize,
+    watcher: Option<crate::query::TableWatcher>,
     dashboard: Arc<DashboardSampler>,
     #[cfg_attr(not(feature = "ui"), allow(dead_code))]
     ui_hydrate: bool,
@@ -165,7 +167,13 @@ impl Server {
         } else {
             DashboardSampler::manual(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
         });
-        Ok(Server { control, state, body_limit: config.body_limit, dashboard, ui_hydrate: config.ui_hydrate })
+        Ok(Server { control, state, body_limit: config.body_limit, watcher: None, dashboard, ui_hydrate: config.ui_hydrate })
+    }
+
+    /// Listen for changes to the watched tables of the database behind `pool`
+    /// (see [`crate::query::watch_table`]) for as long as the server lives.
+    pub fn watch_tables(&mut self, pool: sqlx::PgPool) {
+        self.watcher = Some(crate::query::TableWatcher::spawn(pool, self.control.cache().clone()));
     }
 
     /// The operations (for the UI, the CLI and tests).
@@ -201,6 +209,7 @@ impl Server {
             }),
             format!("database:    {} at {}{}", directory.kind(), directory.location(), if directory.kind() == "sqlite" { " (embedded; set DATABASE_URL for Postgres)" } else { "" }),
             format!("key prefix:  {}, namespace root: {}", cache.key_prefix(), cache.namespace_root()),
+            format!("table watcher: {}", if self.watcher.is_some() { "listening for changes to watched tables (nscache watch-table)" } else { "off (needs DATABASE_URL)" }),
         ]
     }
 

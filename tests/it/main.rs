@@ -2,9 +2,14 @@
 //! Redis (database 15, unique prefixes) and the embedded memory store.
 
 mod concurrency;
+mod faults;
+mod fuzz;
 mod http_api;
 mod invalidation;
+mod l1;
+mod load;
 mod migrations;
 mod patterns;
+mod queries;
 mod semantics;
 mod ui;

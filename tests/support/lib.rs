@@ -40,6 +40,8 @@ pub enum Backend {
     Memory,
     /// The shared test Redis.
     Redis,
+    /// The shared test Redis behind an in-process L1.
+    RedisL1,
 }
 
 impl Backend {
@@ -48,10 +50,11 @@ impl Backend {
         let builder = Cache::builder().key_prefix(unique("p")).namespace_root(unique("ns"));
         match self {
             Backend::Memory => builder,
-            Backend::Redis => {
+            Backend::Redis | Backend::RedisL1 => {
                 let mut options = RedisOptions::new(redis_url());
                 options.pool_size = 8;
-                builder.redis(options)
+                let builder = builder.redis(options);
+                if self == Backend::RedisL1 { builder.l1(nscache::store::L1Options::default()) } else { builder }
             }
         }
     }
@@ -80,6 +83,14 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::Backend::Redis).await
+                }
+            )*
+        }
+        mod on_redis_l1 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::RedisL1).await
                 }
             )*
         }
@@ -179,6 +190,22 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freeze the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaw a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("server running").id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
     }
 
     /// Start it again on the same port, empty.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::feed::ChangeFeed;
+use crate::feed::ChangeFeed;
 use super::{ProfileError, ProfileSource};
 use crate::directory::{Directory, DirectoryError};
 

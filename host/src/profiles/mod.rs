@@ -3,16 +3,12 @@
 
 #[cfg(feature = "server")]
 mod directory;
-#[cfg(feature = "server")]
-mod feed;
 mod static_map;
 
 use async_trait::async_trait;
 
 #[cfg(feature = "server")]
 pub use self::directory::DirectoryProfiles;
-#[cfg(feature = "server")]
-pub use self::feed::ChangeFeed;
 pub use self::static_map::StaticProfiles;
 
 /// Why a profile source could not answer.

@@ -85,6 +85,13 @@ impl Inner {
         self.live(key, now).map(|e| e.value.clone())
     }
 
+    fn read_ttl(&mut self, key: &str, now: Instant) -> (Option<Vec<u8>>, KeyTtl) {
+        match self.live(key, now) {
+            None => (None, KeyTtl::Missing),
+            Some(e) => (Some(e.value.clone()), e.expires_at.map_or(KeyTtl::Forever, |at| KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64))),
+        }
+    }
+
     fn write(&mut self, key: &str, value: &[u8], ttl_ms: Option<u64>, now: Instant, capacity: usize) {
         self.remove(key);
         self.tick += 1;
@@ -285,6 +292,45 @@ impl Store for MemoryStore {
         };
         let also = also.iter().map(|k| inner.read(k, now)).collect();
         Ok(IndirectRead { pointer: ptr, values, also })
+    }
+
+    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        Ok(keys.iter().map(|k| inner.read_ttl(k, now)).collect())
+    }
+
+    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let (ptr, ptr_ttl) = inner.read_ttl(pointer, now);
+        let mut ttls = vec![ptr_ttl];
+        let values = match &ptr {
+            Some(p) => {
+                let p = String::from_utf8_lossy(p).into_owned();
+                suffixes
+                    .iter()
+                    .map(|s| {
+                        let (v, t) = inner.read_ttl(&format!("{prefix}{p}{s}"), now);
+                        ttls.push(t);
+                        v
+                    })
+                    .collect()
+            }
+            None => {
+                ttls.extend(suffixes.iter().map(|_| KeyTtl::Missing));
+                vec![None; suffixes.len()]
+            }
+        };
+        let also = also
+            .iter()
+            .map(|k| {
+                let (v, t) = inner.read_ttl(k, now);
+                ttls.push(t);
+                v
+            })
+            .collect();
+        Ok((IndirectRead { pointer: ptr, values, also }, ttls))
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {

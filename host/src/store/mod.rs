@@ -6,10 +6,13 @@
 //!   atomic pipelines.
 //! - [`MemoryStore`]: the embedded default, bounded and TTL-aware, for running
 //!   without services.
+//! - [`L1Store`]: an in-process cache in front of another store (Redis),
+//!   coherent across processes through Redis pub/sub.
 //!
 //! The contract of each method is the WIT function of the same name
 //! (`wit/store.wit`, `wit/batch.wit`, `wit/atomics.wit`).
 
+mod l1;
 mod memory;
 mod redis;
 
@@ -18,8 +21,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::l1::{L1Options, L1Store};
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisOptions, RedisStore};
+pub(crate) use self::redis::database_number as redis_database_number;
 
 /// Why a storage primitive failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +109,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError>;
     /// `batch.get-indirect`
     async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError>;
+    /// Values with their remaining lifetimes, read atomically: what a cache in
+    /// front of this store ([`L1Store`]) needs to honour expiry exactly.
+    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError>;
+    /// [`Store::get_indirect`] with the remaining lifetime of every key read:
+    /// the pointer, then each entry (`Missing` when the pointer is), then the
+    /// `also` keys.
+    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError>;
     /// `atomics.increment`
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
     /// `atomics.set-if-absent`

@@ -59,6 +59,17 @@ fn with_default_db(url: &str) -> String {
     out
 }
 
+/// The database number `url` selects (after [`with_default_db`]).
+pub(crate) fn database_number(url: &str) -> u32 {
+    let url = with_default_db(url);
+    let Some((_, rest)) = url.split_once("://") else { return 0 };
+    let (authority_and_path, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
+    if let Some(db) = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("db="))) {
+        return db.parse().unwrap_or(0);
+    }
+    authority_and_path.split_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(0)
+}
+
 /// The server-side scripts behind the multi-step primitives. Each runs
 /// atomically on the server; redis-rs sends `EVALSHA` and loads the script on
 /// `NOSCRIPT`.
@@ -68,6 +79,8 @@ struct Scripts {
     swap_if: Script,
     delete_if: Script,
     get_indirect: Script,
+    get_indirect_ttl: Script,
+    get_many_ttl: Script,
 }
 
 impl Scripts {
@@ -109,6 +122,35 @@ impl Scripts {
                   for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
                   return {p, values, also}",
             ),
+            // As get_indirect, plus PTTL of every key read (pointer, entries, also).
+            get_indirect_ttl: Script::new(
+                r"local p = redis.call('GET', KEYS[1])
+                  local values, ttls = {}, {redis.call('PTTL', KEYS[1])}
+                  for i = 2, #ARGV do
+                    if p then
+                      local k = ARGV[1] .. p .. ARGV[i]
+                      values[i - 1] = redis.call('GET', k)
+                      ttls[#ttls + 1] = redis.call('PTTL', k)
+                    else
+                      values[i - 1] = false
+                      ttls[#ttls + 1] = -2
+                    end
+                  end
+                  local also = {}
+                  for i = 2, #KEYS do
+                    also[i - 1] = redis.call('GET', KEYS[i])
+                    ttls[#ttls + 1] = redis.call('PTTL', KEYS[i])
+                  end
+                  return {p, values, also, ttls}",
+            ),
+            get_many_ttl: Script::new(
+                r"local out = {}
+                  for i = 1, #KEYS do
+                    out[2 * i - 1] = redis.call('GET', KEYS[i])
+                    out[2 * i] = redis.call('PTTL', KEYS[i])
+                  end
+                  return out",
+            ),
         }
     }
 }
@@ -143,6 +185,28 @@ fn store_err(err: redis::RedisError) -> StoreError {
         return StoreError::Unavailable(text);
     }
     StoreError::Other(text)
+}
+
+fn key_ttl(ms: i64) -> Result<KeyTtl, StoreError> {
+    match ms {
+        -2 => Ok(KeyTtl::Missing),
+        -1 => Ok(KeyTtl::Forever),
+        ms if ms >= 0 => Ok(KeyTtl::RemainingMs(ms as u64)),
+        other => Err(StoreError::Other(format!("PTTL answered {other}"))),
+    }
+}
+
+fn ttl_list(value: Value, what: &str) -> Result<Vec<KeyTtl>, StoreError> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Int(ms) => key_ttl(ms),
+                other => Err(unexpected(what, &other)),
+            })
+            .collect(),
+        other => Err(unexpected(what, &other)),
+    }
 }
 
 fn unexpected(what: &str, value: &Value) -> StoreError {
@@ -201,6 +265,22 @@ impl RedisStore {
     }
 }
 
+/// Run a read on a pooled connection; if that connection turns out to be
+/// dead (the server restarted), run it once more: the connection manager has
+/// begun reconnecting, and a read is safe to repeat. Writes are never retried
+/// (they may have been applied before the connection died).
+async fn read_retry<T, F, Fut>(store: &RedisStore, read: F) -> Result<T, StoreError>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match read(store.connection()).await {
+        // Not on a timeout: a frozen server must cost one socket timeout, not two.
+        Err(e) if e.is_connection_dropped() && !e.is_timeout() => read(store.connection()).await.map_err(store_err),
+        other => other.map_err(store_err),
+    }
+}
+
 /// `url` with the password replaced by `***`.
 fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -238,7 +318,7 @@ impl Store for RedisStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let v: Value = self.connection().get(key).await.map_err(store_err)?;
+        let v: Value = read_retry(self, |mut c| async move { c.get(key).await }).await?;
         bytes(v, "GET")
     }
 
@@ -258,7 +338,7 @@ impl Store for RedisStore {
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.connection().exists(key).await.map_err(store_err)
+        read_retry(self, |mut c| async move { c.exists(key).await }).await
     }
 
     async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
@@ -278,17 +358,12 @@ impl Store for RedisStore {
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
-        let ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut self.connection()).await.map_err(store_err)?;
-        Ok(match ms {
-            -2 => KeyTtl::Missing,
-            -1 => KeyTtl::Forever,
-            ms if ms >= 0 => KeyTtl::RemainingMs(ms as u64),
-            other => return Err(StoreError::Other(format!("PTTL answered {other}"))),
-        })
+        let ms: i64 = read_retry(self, |mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await }).await?;
+        key_ttl(ms)
     }
 
     async fn now_micros(&self) -> Result<u64, StoreError> {
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut self.connection()).await.map_err(store_err)?;
+        let (secs, micros): (u64, u64) = read_retry(self, |mut c| async move { redis::cmd("TIME").query_async(&mut c).await }).await?;
         Ok(secs * 1_000_000 + micros)
     }
 
@@ -296,7 +371,7 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let v: Value = redis::cmd("MGET").arg(keys).query_async(&mut self.connection()).await.map_err(store_err)?;
+        let v: Value = read_retry(self, |mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await }).await?;
         bytes_list(v, "MGET")
     }
 
@@ -328,7 +403,11 @@ impl Store for RedisStore {
     async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
         let mut call = self.inner.scripts.get_indirect.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
-        let reply: Value = call.invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let reply: Value = read_retry(self, |mut c| {
+            let call = &call;
+            async move { call.invoke_async(&mut c).await }
+        })
+        .await?;
         let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect", &reply)) };
         if parts.len() != 3 {
             return Err(StoreError::Other(format!("get-indirect returned {} parts", parts.len())));
@@ -339,6 +418,54 @@ impl Store for RedisStore {
         // Lua arrays cannot end in nil, but `false` becomes nil: lengths hold.
         let values = if ptr.is_some() { values } else { vec![None; suffixes.len()] };
         Ok(IndirectRead { pointer: ptr, values, also: also_values })
+    }
+
+    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call = self.inner.scripts.get_many_ttl.key(keys);
+        let reply: Value = read_retry(self, |mut c| {
+            let call = &call;
+            async move { call.invoke_async(&mut c).await }
+        })
+        .await?;
+        let Value::Array(items) = reply else { return Err(unexpected("get-many-ttl", &reply)) };
+        if items.len() != 2 * keys.len() {
+            return Err(StoreError::Other(format!("get-many-ttl returned {} items for {} keys", items.len(), keys.len())));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let mut items = items.into_iter();
+        while let (Some(v), Some(t)) = (items.next(), items.next()) {
+            let ttl = match t {
+                Value::Int(ms) => key_ttl(ms)?,
+                other => return Err(unexpected("get-many-ttl", &other)),
+            };
+            out.push((bytes(v, "get-many-ttl")?, ttl));
+        }
+        Ok(out)
+    }
+
+    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+        let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
+        call.key(also).arg(prefix).arg(suffixes);
+        let reply: Value = read_retry(self, |mut c| {
+            let call = &call;
+            async move { call.invoke_async(&mut c).await }
+        })
+        .await?;
+        let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect-ttl", &reply)) };
+        if parts.len() != 4 {
+            return Err(StoreError::Other(format!("get-indirect-ttl returned {} parts", parts.len())));
+        }
+        let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
+            return Err(StoreError::Other("get-indirect-ttl returned the wrong number of values".into()));
+        }
+        Ok((IndirectRead { pointer: ptr, values, also: also_values }, ttls))
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
@@ -382,6 +509,13 @@ mod tests {
         assert_eq!(with_default_db("redis://h?protocol=resp3"), "redis://h/1?protocol=resp3");
         assert_eq!(with_default_db("redis://h?db=3"), "redis://h?db=3");
         assert_eq!(with_default_db("redis+unix:///tmp/r.sock"), "redis+unix:///tmp/r.sock");
+    }
+
+    #[test]
+    fn database_numbers() {
+        assert_eq!(database_number("redis://h:1"), 1);
+        assert_eq!(database_number("redis://h:1/15"), 15);
+        assert_eq!(database_number("redis://h?db=3"), 3);
     }
 
     #[test]

@@ -56,11 +56,10 @@ impl Served {
             if let Some(rest) = line.split("serving on http://").nth(1) {
                 address = Some(rest.trim().to_owned());
             }
-            let done = line.contains("key prefix:");
             banner.push(line);
-            if done && address.is_some() {
-                // The admin line, if any, follows at once.
-                if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            if address.is_some() {
+                // The rest of the banner follows at once; then it is quiet.
+                while let Ok(line) = rx.recv_timeout(Duration::from_millis(700)) {
                     banner.push(line);
                 }
                 break;

@@ -1,6 +1,6 @@
-//! [`ChangeFeed`]: profile changes announced to every nscache process sharing
-//! a Redis, over pub/sub, so that a toggle takes effect on the next request
-//! everywhere.
+//! [`ChangeFeed`]: changes announced to every nscache process sharing a
+//! Redis, over pub/sub: profile toggles (so that they take effect on the next
+//! request everywhere) and writes seen by in-process L1 caches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
-/// Publishes and receives "user X's profile changed" messages.
+/// Publishes and receives change messages on one channel.
 #[derive(Clone)]
 pub struct ChangeFeed {
     client: redis::Client,
@@ -39,13 +39,13 @@ impl ChangeFeed {
         self.live.load(Ordering::SeqCst)
     }
 
-    /// Announce that `user`'s profile changed.
-    pub async fn publish(&self, user: &str) -> Result<(), redis::RedisError> {
-        let _: i64 = redis::cmd("PUBLISH").arg(&self.channel).arg(user).query_async(&mut self.publisher.clone()).await?;
+    /// Announce a change (a user id, or keys: the subscriber decides).
+    pub async fn publish(&self, message: &str) -> Result<(), redis::RedisError> {
+        let _: i64 = redis::cmd("PUBLISH").arg(&self.channel).arg(message).query_async(&mut self.publisher.clone()).await?;
         Ok(())
     }
 
-    /// Receive messages for ever: `on_change(Some(user))` for each, and
+    /// Receive messages for ever: `on_change(Some(message))` for each, and
     /// `on_change(None)` whenever the subscription is lost (messages may have
     /// been missed). Reconnects with a backoff of up to 2 s.
     pub async fn run(self, on_change: impl Fn(Option<&str>) + Send + Sync + 'static) {
@@ -55,20 +55,20 @@ impl ChangeFeed {
                 Ok(mut pubsub) => match pubsub.subscribe(&self.channel).await {
                     Ok(()) => {
                         self.live.store(true, Ordering::SeqCst);
-                        tracing::info!(channel = %self.channel, "profile change feed subscribed");
+                        tracing::info!(channel = %self.channel, "change feed subscribed");
                         backoff = Duration::from_millis(50);
                         let mut messages = pubsub.on_message();
                         while let Some(msg) = messages.next().await {
                             match msg.get_payload::<String>() {
-                                Ok(user) => on_change(Some(&user)),
+                                Ok(message) => on_change(Some(&message)),
                                 Err(_) => on_change(None),
                             }
                         }
-                        tracing::warn!(channel = %self.channel, "profile change feed lost; local flags dropped until resubscribed");
+                        tracing::warn!(channel = %self.channel, "change feed lost; what it protects is dropped until resubscribed");
                     }
-                    Err(e) => tracing::debug!(error = %e, "profile change feed: subscribe failed"),
+                    Err(e) => tracing::debug!(error = %e, "change feed: subscribe failed"),
                 },
-                Err(e) => tracing::debug!(error = %e, "profile change feed: connect failed"),
+                Err(e) => tracing::debug!(error = %e, "change feed: connect failed"),
             }
             self.live.store(false, Ordering::SeqCst);
             on_change(None);
