@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
+#[cfg(feature = "ui")]
 pub(crate) use self::session::session_cookie;
 use crate::control::Control;
 
