@@ -25,7 +25,7 @@ fn percent(v: f64) -> String {
 }
 
 fn per_second(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }
+    if v >= 100.0 || v == 0.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }
 }
 
 fn count(v: f64) -> String {
@@ -168,6 +168,7 @@ mod tests {
         assert_eq!(percent(0.971), "97%");
         assert_eq!(per_second(3.25), "3.2/s");
         assert_eq!(per_second(1234.0), "1234/s");
+        assert_eq!(per_second(0.0), "0/s");
         assert_eq!(count(0.5), "0.5");
         assert_eq!(count(3.0), "3");
     }
