@@ -446,6 +446,11 @@ impl Control {
         Ok(self.cache.invalidate_all().await?)
     }
 
+    /// May `who` read the admin dashboard (admins)?
+    pub fn check_dashboard(&self, who: &Principal) -> Result<(), ControlError> {
+        require(who, &[Role::Admin], "reading the dashboard")
+    }
+
     /// The metrics text (admins and services).
     pub fn metrics(&self, who: &Principal) -> Result<String, ControlError> {
         require(who, &[Role::Admin, Role::Service], "reading metrics")?;

@@ -52,6 +52,8 @@ pub mod cli;
 #[cfg(feature = "server")]
 pub mod control;
 #[cfg(feature = "server")]
+pub mod dashboard;
+#[cfg(feature = "server")]
 pub mod directory;
 mod error;
 pub mod feed;
@@ -70,6 +72,8 @@ mod single_flight;
 mod stats;
 pub mod store;
 mod types;
+#[cfg(feature = "ui")]
+pub mod ui_backend;
 
 /// The README's Rust examples, compiled as doc-tests.
 #[doc = include_str!("../../README.md")]

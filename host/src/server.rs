@@ -1,11 +1,13 @@
 //! [`Server`]: the pieces of `nscache serve` wired together — directory,
-//! profile source, cache, [`Control`], HTTP router — from a [`ServerConfig`].
+//! profile source, cache, [`Control`], HTTP router, admin UI and its
+//! dashboard sampler — from a [`ServerConfig`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::control::Control;
+use crate::dashboard::DashboardSampler;
 use crate::directory::{Directory, DirectoryError, Guarded, PostgresDirectory, ProfileTable, SqliteDirectory};
 use crate::http::{AppState, router};
 use crate::feed::ChangeFeed;
@@ -39,6 +41,13 @@ pub struct ServerConfig {
     /// How long a `cache_enabled` flag read from the database is trusted
     /// without hearing of a change (default 30 s).
     pub profile_max_age: std::time::Duration,
+    /// How often the dashboard samples the counters and checks health
+    /// (default 5 s; 360 samples are kept).
+    pub dashboard_interval: std::time::Duration,
+    /// Have the admin UI's pages load the hydration bundle (default: when
+    /// it was built in, feature `ui-hydrate`). Off, or without the bundle,
+    /// the pages are server-rendered only.
+    pub ui_hydrate: bool,
 }
 
 impl Default for ServerConfig {
@@ -55,9 +64,22 @@ impl Default for ServerConfig {
             trust_proxy: false,
             body_limit: 2 << 20,
             profile_max_age: std::time::Duration::from_secs(30),
+            dashboard_interval: std::time::Duration::from_secs(5),
+            ui_hydrate: ui_bundle_built(),
         }
     }
 }
+
+/// Whether the admin UI's hydration bundle is built into this binary.
+pub fn ui_bundle_built() -> bool {
+    #[cfg(feature = "ui")]
+    return nscache_ui::server::BUNDLE.is_some();
+    #[cfg(not(feature = "ui"))]
+    return false;
+}
+
+/// Samples kept by the dashboard (30 minutes at the default interval).
+const DASHBOARD_SAMPLES: usize = 360;
 
 /// `$NSCACHE_DATA_DIR`, else `$XDG_DATA_HOME/nscache`, else `~/.local/share/nscache`,
 /// else `./nscache-data`.
@@ -90,6 +112,9 @@ pub struct Server {
     state: AppState,
     body_limit: usize,
     watcher: Option<crate::query::TableWatcher>,
+    dashboard: Arc<DashboardSampler>,
+    #[cfg_attr(not(feature = "ui"), allow(dead_code))]
+    ui_hydrate: bool,
 }
 
 /// Open the directory a configuration names. The embedded SQLite file is
@@ -136,7 +161,13 @@ impl Server {
         let cache = builder.build().await?;
         let control = Arc::new(Control::new(cache, profiles));
         let state = AppState { control: control.clone(), secure_cookies: config.secure_cookies, trust_proxy: config.trust_proxy };
-        Ok(Server { control, state, body_limit: config.body_limit, watcher: None })
+        // Only the admin UI reads the samples: without it, take none.
+        let dashboard = Arc::new(if cfg!(feature = "ui") {
+            DashboardSampler::start(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
+        } else {
+            DashboardSampler::manual(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
+        });
+        Ok(Server { control, state, body_limit: config.body_limit, watcher: None, dashboard, ui_hydrate: config.ui_hydrate })
     }
 
     /// Listen for changes to the watched tables of the database behind `pool`
@@ -150,9 +181,20 @@ impl Server {
         &self.control
     }
 
-    /// The HTTP router.
+    /// The dashboard's sampler.
+    pub fn dashboard(&self) -> &Arc<DashboardSampler> {
+        &self.dashboard
+    }
+
+    /// The HTTP router: the API, and the admin UI at `/` (feature `ui`).
     pub fn router(&self) -> axum::Router {
-        router(self.state.clone(), self.body_limit)
+        let api = router(self.state.clone(), self.body_limit);
+        #[cfg(feature = "ui")]
+        let api = {
+            let backend = Arc::new(crate::ui_backend::ControlBackend::new(self.state.clone(), self.dashboard.clone()));
+            api.merge(nscache_ui::server::router(backend, nscache_ui::server::UiSettings { hydrate: self.ui_hydrate }))
+        };
+        api
     }
 
     /// One line per backend, for the start-up announcement.

@@ -12,3 +12,4 @@ mod migrations;
 mod patterns;
 mod queries;
 mod semantics;
+mod ui;

@@ -92,6 +92,8 @@ pub struct Reply {
     pub text: String,
     /// `Set-Cookie`, if any.
     pub set_cookie: Option<String>,
+    /// `Location`, if any.
+    pub location: Option<String>,
 }
 
 /// A server built in process on real backends.
@@ -174,6 +176,13 @@ impl TestServer {
 
     /// Send a request with a raw body and content type.
     pub async fn raw(&self, method: Method, path: &str, creds: &Creds, body: Option<&str>, content_type: Option<&str>) -> Reply {
+        let headers: Vec<(&str, &str)> = content_type.map(|ct| ("content-type", ct)).into_iter().collect();
+        self.send(method, path, creds, body, &headers).await
+    }
+
+    /// Send a request with a raw body and extra headers (as a browser would:
+    /// `accept`, `referer`, a form's content type).
+    pub async fn send(&self, method: Method, path: &str, creds: &Creds, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         match creds {
             Creds::Anonymous => {}
@@ -181,16 +190,17 @@ impl TestServer {
             Creds::CookieOnly(cookie) => request = request.header(header::COOKIE, cookie),
             Creds::Bearer(token) => request = request.header(header::AUTHORIZATION, format!("Bearer {token}")),
         }
-        if let Some(ct) = content_type {
-            request = request.header(header::CONTENT_TYPE, ct);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).expect("request");
         let response = self.router.clone().oneshot(request).await.expect("infallible router");
         let status = response.status();
         let set_cookie = response.headers().get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        Reply { status, json: serde_json::from_str(&text).unwrap_or(Value::Null), text, set_cookie }
+        Reply { status, json: serde_json::from_str(&text).unwrap_or(Value::Null), text, set_cookie, location }
     }
 
     /// Drop the schema, if any.

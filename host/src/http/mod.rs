@@ -17,6 +17,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
+#[cfg(feature = "ui")]
+pub(crate) use self::session::session_cookie;
 use crate::control::Control;
 
 /// What every handler shares.

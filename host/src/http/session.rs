@@ -20,7 +20,8 @@ pub struct LoginBody {
     password: String,
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
+/// The `Set-Cookie` value of a session cookie (empty value and 0: clear it).
+pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")).map_err(ApiError::internal)
 }

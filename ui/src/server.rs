@@ -1,0 +1,98 @@
+//! The UI as an axum router, for the host to merge into its own: the pages,
+//! the server functions under [`PREFIX`](crate::api::PREFIX), the style
+//! sheet, and the hydration bundle under `/pkg/` when it was built.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
+
+use crate::app::{App, shell};
+use crate::backend::{BackendHandle, UiBackend};
+
+/// The hand-written style sheet, served at `/ui.css`.
+pub const STYLE_CSS: &str = include_str!("../style.css");
+
+/// The name of the bundle's files: `/pkg/{OUTPUT_NAME}.js`, `/pkg/{OUTPUT_NAME}_bg.wasm`.
+pub const OUTPUT_NAME: &str = "nscache_ui";
+
+/// The hydration bundle, when this crate was built with the `bundle` feature.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundle {
+    /// The JavaScript glue (an ES module).
+    pub js: &'static [u8],
+    /// The wasm module.
+    pub wasm: &'static [u8],
+}
+
+/// The bundle built into this binary, if any.
+pub const BUNDLE: Option<Bundle> = {
+    #[cfg(feature = "bundle")]
+    {
+        Some(Bundle {
+            js: include_bytes!(concat!(env!("OUT_DIR"), "/pkg/nscache_ui.js")),
+            wasm: include_bytes!(concat!(env!("OUT_DIR"), "/pkg/nscache_ui_bg.wasm")),
+        })
+    }
+    #[cfg(not(feature = "bundle"))]
+    {
+        None
+    }
+};
+
+/// How the UI is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiSettings {
+    /// Send the hydration script with each page (only when [`BUNDLE`] is
+    /// built; without it every page is server-rendered and forms post to
+    /// the server).
+    pub hydrate: bool,
+}
+
+impl Default for UiSettings {
+    /// Hydrate when the bundle is built in.
+    fn default() -> Self {
+        UiSettings { hydrate: BUNDLE.is_some() }
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The UI's routes, served by `backend`. Has no fallback, so that it merges
+/// into a router that has one.
+pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
+    let hydrate = settings.hydrate && BUNDLE.is_some();
+    let options = LeptosOptions::builder().output_name(OUTPUT_NAME).site_pkg_dir("pkg").build();
+    let routes = generate_route_list(App);
+    let handle = BackendHandle(backend);
+    let for_pages = handle.clone();
+    let context = move || provide_context(for_pages.clone());
+    let shell_options = options.clone();
+    let server_fns = move |request: Request| {
+        let handle = handle.clone();
+        async move { handle_server_fns_with_context(move || provide_context(handle.clone()), request).await }
+    };
+    let mut router = Router::new()
+        .route(&format!("{}/{{*name}}", crate::api::PREFIX), post(server_fns))
+        .leptos_routes_with_context(&options, routes, context, move || shell(shell_options.clone(), hydrate))
+        .route("/ui.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS.as_bytes()) }));
+    if let Some(bundle) = BUNDLE {
+        router = router
+            .route(&format!("/pkg/{OUTPUT_NAME}.js"), get(move || async move { asset("text/javascript; charset=utf-8", bundle.js) }))
+            .route(&format!("/pkg/{OUTPUT_NAME}_bg.wasm"), get(move || async move { asset("application/wasm", bundle.wasm) }));
+    } else {
+        router = router.route("/pkg/{*file}", get(|| async { (StatusCode::NOT_FOUND, "this server was built without the hydration bundle").into_response() }));
+    }
+    router.with_state(options)
+}
