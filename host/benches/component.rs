@@ -27,6 +27,11 @@ fn call_overhead(c: &mut Criterion) {
     let u = cache.user("42");
     rt.block_on(u.set("k", "value", Expiry::Never)).unwrap();
     group.bench_function("component-namespaced-get-memory-store", |b| b.iter(|| rt.block_on(u.get(black_box("k"))).unwrap()));
+    // The alternative to the instance pool: a fresh instance for every call.
+    let fresh = rt.block_on(Cache::builder().max_idle_instances(0).build()).unwrap();
+    rt.block_on(fresh.global().set("k", "value", Expiry::Never)).unwrap();
+    let fg = fresh.global();
+    group.bench_function("component-get-new-instance-per-call", |b| b.iter(|| rt.block_on(fg.get(black_box("k"))).unwrap()));
     group.finish();
 }
 
