@@ -15,7 +15,7 @@ use crate::runtime::{InstancePool, default_settings};
 use crate::single_flight::{Flights, Role, follow};
 use crate::stats::{StoreStats, StoreStatsSnapshot};
 use crate::feed::ChangeFeed;
-use crate::store::{L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store};
+use crate::store::{AnswerName, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store, recording};
 use crate::types::{Expiry, LockToken, Ttl};
 
 /// Run one export of the component on a leased instance, and count it.
@@ -73,6 +73,9 @@ pub struct Cache {
 pub(crate) struct Inner {
     pub(crate) pool: InstancePool,
     store: Arc<dyn Store>,
+    /// The L1, when on: it also remembers the component's answers to `get`.
+    l1: Option<Arc<L1Store>>,
+    profiles: Arc<dyn ProfileSource>,
     stats: Arc<StoreStats>,
     pub(crate) flights: Flights,
     settings: Settings,
@@ -249,12 +252,13 @@ impl CacheBuilder {
             }
             (None, None) => Arc::new(MemoryStore::new(self.memory_capacity.unwrap_or(MemoryStore::DEFAULT_CAPACITY_BYTES))),
         };
-        let store: Arc<dyn Store> = match self.l1 {
-            Some(options) => {
-                let l1 = L1Store::new(store, options, feed);
-                l1.start();
-                Arc::new(l1)
-            }
+        let l1 = self.l1.map(|options| {
+            let l1 = Arc::new(L1Store::new(store.clone(), options, feed));
+            l1.start();
+            l1
+        });
+        let store: Arc<dyn Store> = match &l1 {
+            Some(l1) => l1.clone(),
             None => store,
         };
         let profiles = self.profiles.unwrap_or_else(|| Arc::new(StaticProfiles::new()));
@@ -281,12 +285,12 @@ impl CacheBuilder {
             settings.cluster_hash_tags = v;
         }
         let stats = Arc::new(StoreStats::default());
-        let state = HostState { store: store.clone(), profiles, stats: stats.clone() };
+        let state = HostState { store: store.clone(), profiles: profiles.clone(), stats: stats.clone() };
         let pool = InstancePool::new(state, settings.clone(), self.max_idle_instances.unwrap_or(256)).await.map_err(|e| match e {
             CacheError::InvalidArgument(m) => CacheError::Config(m),
             other => other,
         })?;
-        Ok(Cache { inner: Arc::new(Inner { pool, store, stats, flights: Flights::default(), settings, metrics: Metrics::default() }) })
+        Ok(Cache { inner: Arc::new(Inner { pool, store, l1, profiles, stats, flights: Flights::default(), settings, metrics: Metrics::default() }) })
     }
 }
 
@@ -419,10 +423,44 @@ impl Keyspace {
         }
     }
 
-    /// The value at `key`, or `None` on a miss. One store round trip.
+    /// The value at `key`, or `None` on a miss. One store round trip; none
+    /// when the L1 holds everything the answer depends on.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let value = call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned()))?;
-        self.cache.inner.metrics.record_reads(u64::from(value.is_some()), u64::from(value.is_none()));
+        let inner = &self.cache.inner;
+        let value = match &inner.l1 {
+            Some(l1) => self.get_through_l1(l1, key).await?,
+            None => call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned()))?,
+        };
+        inner.metrics.record_reads(u64::from(value.is_some()), u64::from(value.is_none()));
+        Ok(value)
+    }
+
+    /// `get` with the L1 on: a remembered answer if it is still current, else
+    /// the component's, remembered when it depends on L1 entries alone.
+    async fn get_through_l1(&self, l1: &L1Store, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let inner = &self.cache.inner;
+        let (name, flags) = match &self.scope {
+            Scope::Global => (AnswerName::global(key), Some(0)),
+            Scope::User(user) => (AnswerName::user(user, key), inner.profiles.generation()),
+        };
+        if let Some(flags) = flags {
+            let started = std::time::Instant::now();
+            if let Some(value) = l1.answer(&name, flags) {
+                inner.metrics.record(Op::Get, started.elapsed(), true);
+                return Ok(value);
+            }
+        }
+        let (value, reads) = recording(async { call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned())) }).await;
+        let value = value?;
+        let flags_now = match &self.scope {
+            Scope::Global => Some(0),
+            Scope::User(_) => inner.profiles.generation(),
+        };
+        if let Some(flags) = flags
+            && flags_now == Some(flags)
+        {
+            l1.remember_answer(name, &value, reads, flags);
+        }
         Ok(value)
     }
 

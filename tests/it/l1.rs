@@ -98,3 +98,56 @@ async fn l1_entries_leave_when_their_ttl_runs_out() {
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(b.global().get("meta_whatsapp:runtime_access_token").await.unwrap(), None, "expired in Redis, so gone from B's L1 too");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_answers_skip_the_store_and_follow_every_change() {
+    let profiles = std::sync::Arc::new(nscache::profiles::StaticProfiles::new());
+    let mut options = RedisOptions::new(redis_url());
+    options.pool_size = 2;
+    let cache = Cache::builder()
+        .redis(options)
+        .key_prefix(unique("p"))
+        .namespace_root(unique("ns"))
+        .profiles(profiles.clone())
+        .l1(L1Options { max_age: Duration::from_secs(60), ..L1Options::default() })
+        .build()
+        .await
+        .unwrap();
+    let calls = || cache.store_stats().calls;
+    let (alice, g) = (cache.user("alice"), cache.global());
+    alice.set("page", "v1", Expiry::Never).await.unwrap();
+    g.set("token", "t1", Expiry::Never).await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(g.get("token").await.unwrap().as_deref(), Some(&b"t1"[..]));
+    // Asked again: answered without a single store primitive (not even from the L1).
+    let before = calls();
+    for _ in 0..10 {
+        assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(g.get("token").await.unwrap().as_deref(), Some(&b"t1"[..]));
+    }
+    assert_eq!(calls(), before, "repeated gets are answered by the L1 alone");
+    // A (user, key) pair never reads as another.
+    cache.user("alic").set("epage", "other", Expiry::Never).await.unwrap();
+    assert_eq!(cache.user("alic").get("epage").await.unwrap().as_deref(), Some(&b"other"[..]));
+    assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    // Every change is seen at once in this process.
+    alice.set("page", "v2", Expiry::Never).await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v2"[..]), "a write");
+    profiles.set_cache_enabled("alice", false);
+    assert_eq!(alice.get("page").await.unwrap(), None, "cache turned off");
+    assert_eq!(alice.get("page").await.unwrap(), None, "and still off");
+    profiles.set_cache_enabled("alice", true);
+    assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v2"[..]), "cache turned on again");
+    cache.invalidate_user("alice").await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap(), None, "an invalidation");
+    alice.set("page", "v3", Expiry::Never).await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v3"[..]));
+    cache.invalidate_all().await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap(), None, "invalidate-all");
+    g.delete("token").await.unwrap();
+    assert_eq!(g.get("token").await.unwrap(), None, "a delete");
+    g.set("token", "t2", Expiry::After(Duration::from_millis(300))).await.unwrap();
+    assert_eq!(g.get("token").await.unwrap().as_deref(), Some(&b"t2"[..]));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(g.get("token").await.unwrap(), None, "an expiry");
+}

@@ -28,8 +28,9 @@ use crate::directory::{Directory, DirectoryError};
 pub struct DirectoryProfiles {
     directory: Arc<dyn Directory>,
     known: Arc<RwLock<HashMap<String, Known>>>,
-    /// Bumped on every change heard: a database read that started before a
-    /// change must not be remembered after it.
+    /// Bumped on every change heard or made, and when the database answers
+    /// differently from memory: a database read that started before a change
+    /// must not be remembered after it; also the [`ProfileSource::generation`].
     epoch: Arc<AtomicU64>,
     feed: Option<ChangeFeed>,
     max_age: Duration,
@@ -103,6 +104,7 @@ impl DirectoryProfiles {
             self.note_database(Some(e.clone()));
         }
         result?;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.remember(user, enabled);
         if let Some(feed) = &self.feed
             && let Err(e) = feed.publish(user).await
@@ -131,18 +133,30 @@ impl ProfileSource for DirectoryProfiles {
             Ok(flag) => {
                 self.note_database(None);
                 let enabled = flag.unwrap_or(true); // no profile row: the column default
-                if self.epoch.load(Ordering::SeqCst) == epoch {
+                let raced = self.epoch.load(Ordering::SeqCst) != epoch;
+                if cached.is_some_and(|k| k.enabled != enabled) {
+                    // Changed in the database behind nscache's back.
+                    self.epoch.fetch_add(1, Ordering::SeqCst);
+                }
+                if !raced {
                     self.remember(user, enabled);
                 }
                 Ok(enabled)
             }
             Err(e) => {
                 self.note_database(Some(e.to_string()));
+                // Answers given from a fallback are not to be remembered.
+                self.epoch.fetch_add(1, Ordering::SeqCst);
                 match cached {
                     Some(k) => Ok(k.enabled),
                     None => Err(ProfileError::Unavailable(e.to_string())),
                 }
             }
         }
+    }
+
+    fn generation(&self) -> Option<u64> {
+        // Without a live feed every call reads the database: nothing to trust.
+        self.feed.as_ref().is_none_or(ChangeFeed::is_live).then(|| self.epoch.load(Ordering::SeqCst))
     }
 }

@@ -28,4 +28,13 @@ pub enum ProfileError {
 pub trait ProfileSource: Send + Sync + std::fmt::Debug + 'static {
     /// Whether caching is enabled for `user`.
     async fn cache_enabled(&self, user: &str) -> Result<bool, ProfileError>;
+
+    /// A number that changes whenever an answer of [`cache_enabled`] may
+    /// change, for any user; `None` when the source cannot tell (then no
+    /// answer computed from a flag is remembered, see the L1). The default.
+    ///
+    /// [`cache_enabled`]: ProfileSource::cache_enabled
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -12,6 +13,8 @@ use super::{ProfileError, ProfileSource};
 #[derive(Debug, Default)]
 pub struct StaticProfiles {
     disabled: RwLock<HashSet<String>>,
+    /// Bumped on every change.
+    generation: AtomicU64,
 }
 
 impl StaticProfiles {
@@ -28,6 +31,7 @@ impl StaticProfiles {
         } else {
             disabled.insert(user.to_owned());
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -35,5 +39,9 @@ impl StaticProfiles {
 impl ProfileSource for StaticProfiles {
     async fn cache_enabled(&self, user: &str) -> Result<bool, ProfileError> {
         Ok(!self.disabled.read().unwrap_or_else(|p| p.into_inner()).contains(user))
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::SeqCst))
     }
 }

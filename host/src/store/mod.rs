@@ -22,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::l1::{L1Options, L1Store};
+pub(crate) use self::l1::{AnswerName, recording};
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisOptions, RedisStore};
 pub(crate) use self::redis::database_number as redis_database_number;

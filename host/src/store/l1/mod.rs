@@ -20,6 +20,17 @@
 //!   used again once resubscribed.
 //! - A read that raced a change (the message arrived while the read was in
 //!   flight) is not remembered.
+//!
+//! ## Answers
+//! On top of storage reads, the L1 remembers the component's answers to
+//! `get` ([`answers`]): an answer is kept with the stamps of the L1 entries
+//! it was computed from and is served only while every one of them is still
+//! in the L1, unchanged. It is therefore exactly as fresh as the reads
+//! themselves (the bound above), and a hit skips the component call.
+
+mod answers;
+
+pub(crate) use self::answers::{AnswerName, Reads, recording};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +40,7 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::sync::Cache as Moka;
 
+use self::answers::{Answer, Answers, note, poison};
 use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
 use crate::feed::ChangeFeed;
 
@@ -52,12 +64,14 @@ impl Default for L1Options {
     }
 }
 
-/// A value as remembered: present (shared bytes) or known missing, and how
-/// long it may be served.
+/// A value as remembered: present (shared bytes) or known missing, how
+/// long it may be served, and a stamp no other entry ever had (answers
+/// computed from this entry check it).
 #[derive(Debug, Clone)]
 struct Remembered {
     value: Option<Arc<[u8]>>,
     lifetime: Duration,
+    stamp: u64,
 }
 
 /// Each entry lives for its own lifetime (its TTL in the store, capped by `max_age`).
@@ -74,6 +88,9 @@ impl Expiry<String, Remembered> for Lifetime {
 pub struct L1Store {
     inner: Arc<dyn Store>,
     l1: Moka<String, Remembered>,
+    answers: Answers,
+    /// The last stamp given to an entry.
+    stamps: AtomicU64,
     max_age: Duration,
     feed: Option<ChangeFeed>,
     /// Bumped on every change heard; a read that started before a change is
@@ -92,7 +109,8 @@ impl L1Store {
             .weigher(|k: &String, v: &Remembered| u32::try_from(k.len() + v.value.as_ref().map_or(0, |b| b.len()) + 64).unwrap_or(u32::MAX))
             .expire_after(Lifetime)
             .build();
-        L1Store { inner, l1, max_age: options.max_age, feed, epoch: Arc::default(), hits: AtomicU64::new(0) }
+        let answers = Answers::new(options);
+        L1Store { inner, l1, answers, stamps: AtomicU64::new(0), max_age: options.max_age, feed, epoch: Arc::default(), hits: AtomicU64::new(0) }
     }
 
     /// Listen to other processes' writes (a background task).
@@ -103,6 +121,7 @@ impl L1Store {
                 epoch.fetch_add(1, Ordering::SeqCst);
                 match message {
                     Some(keys) => keys.split(SEPARATOR).for_each(|k| l1.invalidate(k)),
+                    // Answers need their entries: emptying these empties them too.
                     None => l1.invalidate_all(),
                 }
             }));
@@ -119,14 +138,16 @@ impl L1Store {
         self.feed.as_ref().is_none_or(ChangeFeed::is_live)
     }
 
-    fn lookup(&self, key: &str) -> Option<Option<Vec<u8>>> {
-        self.l1.get(key).map(|r| r.value.map(|b| b.to_vec()))
+    /// The remembered value of `key` and its stamp.
+    fn lookup(&self, key: &str) -> Option<(Option<Vec<u8>>, u64)> {
+        self.l1.get(key).map(|r| (r.value.map(|b| b.to_vec()), r.stamp))
     }
 
     /// Remember what one atomic read found, unless a change was heard since
-    /// it started.
+    /// it started; note what was remembered for the answer being computed.
     fn remember(&self, epoch: u64, found: &[(&str, &Option<Vec<u8>>, KeyTtl)]) {
         if !self.usable() || self.epoch.load(Ordering::SeqCst) != epoch {
+            poison();
             return;
         }
         for (key, value, ttl) in found {
@@ -134,15 +155,50 @@ impl L1Store {
                 KeyTtl::RemainingMs(ms) => self.max_age.min(Duration::from_millis(*ms)),
                 KeyTtl::Forever | KeyTtl::Missing => self.max_age,
             };
-            if !lifetime.is_zero() {
-                self.l1.insert((*key).to_owned(), Remembered { value: value.as_deref().map(Arc::from), lifetime });
+            if lifetime.is_zero() {
+                poison();
+            } else {
+                let stamp = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
+                self.l1.insert((*key).to_owned(), Remembered { value: value.as_deref().map(Arc::from), lifetime, stamp });
+                note(key, stamp);
             }
+        }
+    }
+
+    /// The component's remembered answer to `name`, if every L1 entry it was
+    /// computed from is still there, unchanged, and the users' flags are
+    /// those it was computed with (`flags`, a [`ProfileSource`] generation).
+    ///
+    /// [`ProfileSource`]: crate::profiles::ProfileSource
+    pub(crate) fn answer(&self, name: &AnswerName, flags: u64) -> Option<Option<Vec<u8>>> {
+        if !self.usable() {
+            return None;
+        }
+        let answer = self.answers.get(name)?;
+        let current = answer.flags == flags && answer.reads.iter().all(|(key, stamp)| self.l1.get(key).is_some_and(|r| r.stamp == *stamp));
+        if !current {
+            self.answers.forget(name);
+            return None;
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(answer.value.as_deref().map(<[u8]>::to_vec))
+    }
+
+    /// Remember the component's answer to `name`, computed from `reads`
+    /// with the users' flags at generation `flags`. Nothing is kept when the
+    /// call did anything but reads served by or remembered in the L1.
+    pub(crate) fn remember_answer(&self, name: AnswerName, value: &Option<Vec<u8>>, reads: Reads, flags: u64) {
+        if let Some(reads) = reads.usable()
+            && self.usable()
+        {
+            self.answers.insert(name, Answer { value: value.as_deref().map(Arc::from), reads, flags });
         }
     }
 
     /// Evict `keys` here and announce them to the other processes.
     async fn changed<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let keys: Vec<&str> = keys.into_iter().collect();
+        poison();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         for k in &keys {
             self.l1.invalidate(*k);
@@ -163,34 +219,39 @@ impl Store for L1Store {
     }
 
     async fn ping(&self) -> Result<Duration, StoreError> {
+        poison();
         self.inner.ping().await
     }
 
     async fn memory_info(&self) -> Result<MemoryInfo, StoreError> {
+        poison();
         self.inner.memory_info().await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if self.usable()
-            && let Some(v) = self.lookup(key)
+            && let Some((v, stamp)) = self.lookup(key)
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            note(key, stamp);
             return Ok(v);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let mut found = self.inner.get_many_ttl(&[key.to_owned()]).await?;
-        let (value, ttl) = found.pop().ok_or_else(|| StoreError::Other("get-many-ttl returned nothing".into()))?;
+        let mut found = self.inner.get_many_ttl(&[key.to_owned()]).await.inspect_err(|_| poison())?;
+        let (value, ttl) = found.pop().ok_or_else(|| StoreError::Other("get-many-ttl returned nothing".into())).inspect_err(|_| poison())?;
         self.remember(epoch, &[(key, &value, ttl)]);
         Ok(value)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+        poison();
         let result = self.inner.set(key, value, ttl_ms).await;
         self.changed([key]).await;
         result
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        poison();
         let result = self.inner.delete(key).await;
         self.changed([key]).await;
         result
@@ -198,39 +259,48 @@ impl Store for L1Store {
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         if self.usable()
-            && let Some(v) = self.lookup(key)
+            && let Some((v, stamp)) = self.lookup(key)
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            note(key, stamp);
             return Ok(v.is_some());
         }
+        poison();
         self.inner.exists(key).await
     }
 
     async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+        poison();
         let result = self.inner.expire(key, ttl_ms).await;
         self.changed([key]).await;
         result
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+        poison();
         self.inner.ttl(key).await
     }
 
     async fn now_micros(&self) -> Result<u64, StoreError> {
+        poison();
         self.inner.now_micros().await
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if self.usable() {
-            let found: Option<Vec<Option<Vec<u8>>>> = keys.iter().map(|k| self.lookup(k)).collect();
-            if let Some(values) = found {
+            let found: Option<Vec<(Option<Vec<u8>>, u64)>> = keys.iter().map(|k| self.lookup(k)).collect();
+            if let Some(found) = found {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(values);
+                return Ok(keys.iter().zip(found).map(|(k, (v, stamp))| {
+                    note(k, stamp);
+                    v
+                }).collect());
             }
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let found = self.inner.get_many_ttl(keys).await?;
+        let found = self.inner.get_many_ttl(keys).await.inspect_err(|_| poison())?;
         if found.len() != keys.len() {
+            poison();
             return Err(StoreError::Other(format!("get-many-ttl returned {} values for {} keys", found.len(), keys.len())));
         }
         let triples: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = keys.iter().zip(found.iter()).map(|(k, (v, t))| (k.as_str(), v, *t)).collect();
@@ -239,12 +309,14 @@ impl Store for L1Store {
     }
 
     async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+        poison();
         let result = self.inner.set_many(entries, ttl_ms).await;
         self.changed(entries.iter().map(|(k, _)| k.as_str())).await;
         result
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError> {
+        poison();
         let result = self.inner.delete_many(keys).await;
         self.changed(keys.iter().map(String::as_str)).await;
         result
@@ -252,23 +324,34 @@ impl Store for L1Store {
 
     async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
         if self.usable()
-            && let Some(ptr) = self.lookup(pointer)
+            && let Some((ptr, ptr_stamp)) = self.lookup(pointer)
         {
+            // Every key this read depends on, with the stamp it was found with.
+            let mut seen: Vec<(String, u64)> = vec![(pointer.to_owned(), ptr_stamp)];
+            let mut look = |key: String| {
+                let (value, stamp) = self.lookup(&key)?;
+                seen.push((key, stamp));
+                Some(value)
+            };
             let values = match &ptr {
                 Some(p) => {
                     let p = String::from_utf8_lossy(p);
-                    suffixes.iter().map(|s| self.lookup(&format!("{prefix}{p}{s}"))).collect::<Option<Vec<_>>>()
+                    suffixes.iter().map(|s| look(format!("{prefix}{p}{s}"))).collect::<Option<Vec<_>>>()
                 }
                 None => Some(vec![None; suffixes.len()]),
             };
-            let also_values = also.iter().map(|k| self.lookup(k)).collect::<Option<Vec<_>>>();
+            let also_values = match values {
+                Some(_) => also.iter().map(|k| look(k.clone())).collect::<Option<Vec<_>>>(),
+                None => None,
+            };
             if let (Some(values), Some(also_values)) = (values, also_values) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
+                seen.iter().for_each(|(k, stamp)| note(k, *stamp));
                 return Ok(IndirectRead { pointer: ptr, values, also: also_values });
             }
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let (found, ttls) = self.inner.get_indirect_ttl(pointer, prefix, suffixes, also).await?;
+        let (found, ttls) = self.inner.get_indirect_ttl(pointer, prefix, suffixes, also).await.inspect_err(|_| poison())?;
         if found.values.len() == suffixes.len() && found.also.len() == also.len() && ttls.len() == 1 + suffixes.len() + also.len() {
             let mut triples: Vec<(String, &Option<Vec<u8>>, KeyTtl)> = vec![(pointer.to_owned(), &found.pointer, ttls[0])];
             if let Some(p) = &found.pointer {
@@ -278,25 +361,31 @@ impl Store for L1Store {
             triples.extend(also.iter().cloned().zip(found.also.iter()).zip(&ttls[1 + suffixes.len()..]).map(|((k, v), t)| (k, v, *t)));
             let borrowed: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = triples.iter().map(|(k, v, t)| (k.as_str(), *v, *t)).collect();
             self.remember(epoch, &borrowed);
+        } else {
+            poison();
         }
         Ok(found)
     }
 
     async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+        poison();
         self.inner.get_many_ttl(keys).await
     }
 
     async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+        poison();
         self.inner.get_indirect_ttl(pointer, prefix, suffixes, also).await
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
+        poison();
         let result = self.inner.increment(key, delta).await;
         self.changed([key]).await;
         result
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+        poison();
         let result = self.inner.set_if_absent(key, value, ttl_ms).await;
         if !matches!(result, Ok(false)) {
             self.changed([key]).await;
@@ -305,6 +394,7 @@ impl Store for L1Store {
     }
 
     async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
+        poison();
         let result = self.inner.swap_if(key, expected, new).await;
         if !matches!(result, Ok(false)) {
             self.changed([key]).await;
@@ -313,6 +403,7 @@ impl Store for L1Store {
     }
 
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        poison();
         let result = self.inner.delete_if(key, expected).await;
         if !matches!(result, Ok(false)) {
             self.changed([key]).await;
