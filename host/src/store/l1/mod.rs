@@ -10,7 +10,8 @@
 //! - Every write made through nscache, in any process, evicts the keys it
 //!   changed from every L1: locally at once, elsewhere when the pub/sub
 //!   message arrives (a fraction of a millisecond on a LAN; measured by the
-//!   fault tests). An invalidation is a write of the version key, so a dead
+//!   L1 tests). Messages are sent right after the write, off its path
+//!   ([`announcer`]), so a write costs one round trip as without the L1. An invalidation is a write of the version key, so a dead
 //!   namespace is never served after that delay.
 //! - Expiry is exact: an entry read with its remaining TTL (in the same atomic
 //!   step) leaves the L1 when its TTL runs out in the store.
@@ -28,18 +29,20 @@
 //! in the L1, unchanged. It is therefore exactly as fresh as the reads
 //! themselves (the bound above), and a hit skips the component call.
 
+mod announcer;
 mod answers;
 
 pub(crate) use self::answers::{AnswerName, Reads, recording};
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::Expiry;
 use moka::sync::Cache as Moka;
 
+use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
 use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
 use crate::feed::ChangeFeed;
@@ -93,6 +96,8 @@ pub struct L1Store {
     stamps: AtomicU64,
     max_age: Duration,
     feed: Option<ChangeFeed>,
+    /// Sends this process's writes to the others (set by [`L1Store::start`]).
+    announcer: OnceLock<Announcer>,
     /// Bumped on every change heard; a read that started before a change is
     /// not remembered.
     epoch: Arc<AtomicU64>,
@@ -110,19 +115,30 @@ impl L1Store {
             .expire_after(Lifetime)
             .build();
         let answers = Answers::new(options);
-        L1Store { inner, l1, answers, stamps: AtomicU64::new(0), max_age: options.max_age, feed, epoch: Arc::default(), hits: AtomicU64::new(0) }
+        L1Store { inner, l1, answers, stamps: AtomicU64::new(0), max_age: options.max_age, feed, announcer: OnceLock::new(), epoch: Arc::default(), hits: AtomicU64::new(0) }
     }
 
-    /// Listen to other processes' writes (a background task).
+    /// Listen to other processes' writes and announce this one's (background
+    /// tasks). Call once, inside a tokio runtime.
     pub fn start(&self) {
         if let Some(feed) = self.feed.clone() {
+            // Messages start with their sender: this process already evicted
+            // what it wrote, its own messages are skipped.
+            let origin = new_origin();
+            let _ = self.announcer.set(Announcer::start(feed.clone(), origin.clone()));
             let (l1, epoch) = (self.l1.clone(), self.epoch.clone());
-            tokio::spawn(feed.run(move |message| {
-                epoch.fetch_add(1, Ordering::SeqCst);
-                match message {
-                    Some(keys) => keys.split(SEPARATOR).for_each(|k| l1.invalidate(k)),
+            tokio::spawn(feed.run(move |message| match message {
+                Some(message) => {
+                    let mut lines = message.split(SEPARATOR);
+                    if lines.next() != Some(origin.as_str()) {
+                        epoch.fetch_add(1, Ordering::SeqCst);
+                        lines.for_each(|k| l1.invalidate(k));
+                    }
+                }
+                None => {
                     // Answers need their entries: emptying these empties them too.
-                    None => l1.invalidate_all(),
+                    epoch.fetch_add(1, Ordering::SeqCst);
+                    l1.invalidate_all();
                 }
             }));
         }
@@ -203,13 +219,21 @@ impl L1Store {
         for k in &keys {
             self.l1.invalidate(*k);
         }
-        if let Some(feed) = &self.feed
-            && let Err(e) = feed.publish(&keys.join("\n")).await
-        {
-            // The other L1s serve the old value until their max age: say so.
-            tracing::warn!(error = %e, "could not announce a write to other L1 caches");
+        if let Some(announcer) = self.announcer.get() {
+            announcer.announce(keys.iter().map(|k| (*k).to_owned()).collect()).await;
         }
     }
+}
+
+/// A name for this L1 on the feed, unlike any other process's.
+fn new_origin() -> String {
+    let mut bytes = [0u8; 12];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: the process id and the clock still tell processes apart.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        return format!("l1-{}-{nanos:x}", std::process::id());
+    }
+    format!("l1-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 #[async_trait]
