@@ -441,7 +441,13 @@ impl Keyspace {
         let inner = &self.cache.inner;
         let (name, flags) = match &self.scope {
             Scope::Global => (AnswerName::global(key), Some(0)),
-            Scope::User(user) => (AnswerName::user(user, key), inner.profiles.generation()),
+            Scope::User(user) => {
+                // Ask for the flag first: a source that trusts what it read for
+                // a while reads again when that is over, and a flag that moved
+                // moves the generation, so no answer outlives its flag.
+                let known = inner.profiles.cache_enabled(user).await.is_ok();
+                (AnswerName::user(user, key), if known { inner.profiles.generation() } else { None })
+            }
         };
         if let Some(flags) = flags {
             let started = std::time::Instant::now();

@@ -151,3 +151,49 @@ async fn remembered_answers_skip_the_store_and_follow_every_change() {
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(g.get("token").await.unwrap(), None, "an expiry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_answers_follow_flags_kept_in_a_directory() {
+    use nscache::directory::{Directory, NewAccount, ProfileTable, Role, SqliteDirectory};
+    use nscache::profiles::DirectoryProfiles;
+    let dir = std::env::temp_dir().join(unique("l1-profiles"));
+    let directory = SqliteDirectory::open(&dir.join("nscache.db"), ProfileTable::default()).await.unwrap();
+    directory.migrate().await.unwrap();
+    let account = directory
+        .create_account(&NewAccount { username: "alice".into(), role: Role::User, user_id: Some("alice".into()), password_hash: None })
+        .await
+        .unwrap();
+    let directory: std::sync::Arc<dyn Directory> = std::sync::Arc::new(directory);
+    // Flags trusted for 200 ms: a change made in the database directly is seen after that.
+    let profiles = std::sync::Arc::new(DirectoryProfiles::new(directory.clone(), None).with_max_age(Duration::from_millis(200)));
+    let mut options = RedisOptions::new(redis_url());
+    options.pool_size = 2;
+    let cache = Cache::builder()
+        .redis(options)
+        .key_prefix(unique("p"))
+        .namespace_root(unique("ns"))
+        .profiles(profiles.clone())
+        .l1(L1Options { max_age: Duration::from_secs(60), ..L1Options::default() })
+        .build()
+        .await
+        .unwrap();
+    let alice = cache.user(&account.user_id);
+    alice.set("page", "v1", Expiry::Never).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    }
+    // Through nscache: the very next get.
+    profiles.set_cache_enabled("alice", false).await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap(), None, "turned off through nscache");
+    profiles.set_cache_enabled("alice", true).await.unwrap();
+    assert_eq!(alice.get("page").await.unwrap().as_deref(), Some(&b"v1"[..]), "on again");
+    // Behind nscache's back: within the flags' max age, and no remembered answer outlives it.
+    directory.set_cache_enabled("alice", false).await.unwrap();
+    let changed = Instant::now();
+    while alice.get("page").await.unwrap().is_some() {
+        assert!(changed.elapsed() < Duration::from_secs(2), "a flag changed in the database was never seen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(alice.get("page").await.unwrap(), None, "and stays off");
+    let _ = std::fs::remove_dir_all(dir);
+}

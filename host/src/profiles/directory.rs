@@ -104,8 +104,11 @@ impl DirectoryProfiles {
             self.note_database(Some(e.clone()));
         }
         result?;
+        // Database reads that started before the write are not remembered...
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.remember(user, enabled);
+        // ...and answers computed with the old flag are not served again.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(feed) = &self.feed
             && let Err(e) = feed.publish(user).await
         {
@@ -133,13 +136,13 @@ impl ProfileSource for DirectoryProfiles {
             Ok(flag) => {
                 self.note_database(None);
                 let enabled = flag.unwrap_or(true); // no profile row: the column default
-                let raced = self.epoch.load(Ordering::SeqCst) != epoch;
-                if cached.is_some_and(|k| k.enabled != enabled) {
-                    // Changed in the database behind nscache's back.
-                    self.epoch.fetch_add(1, Ordering::SeqCst);
-                }
-                if !raced {
+                if self.epoch.load(Ordering::SeqCst) == epoch {
                     self.remember(user, enabled);
+                }
+                if cached.is_some_and(|k| k.enabled != enabled) {
+                    // Changed in the database behind nscache's back: answers
+                    // computed with the old flag are not served again.
+                    self.epoch.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(enabled)
             }

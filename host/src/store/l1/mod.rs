@@ -11,8 +11,9 @@
 //!   changed from every L1: locally at once, elsewhere when the pub/sub
 //!   message arrives (a fraction of a millisecond on a LAN; measured by the
 //!   L1 tests). Messages are sent right after the write, off its path
-//!   ([`announcer`]), so a write costs one round trip as without the L1. An invalidation is a write of the version key, so a dead
-//!   namespace is never served after that delay.
+//!   ([`announcer`]), so a write costs one round trip as without the L1.
+//!   An invalidation is a write of the version key, so a dead namespace is
+//!   never served after that delay.
 //! - Expiry is exact: an entry read with its remaining TTL (in the same atomic
 //!   step) leaves the L1 when its TTL runs out in the store.
 //! - Changes nscache does not announce — eviction, another client writing to
