@@ -281,6 +281,11 @@ where
     }
 }
 
+/// Run a read-only script, with [`read_retry`]'s one retry.
+async fn read_script(store: &RedisStore, call: &redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
+    read_retry(store, |mut c| async move { call.invoke_async(&mut c).await }).await
+}
+
 /// `url` with the password replaced by `***`.
 fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -403,11 +408,7 @@ impl Store for RedisStore {
     async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
         let mut call = self.inner.scripts.get_indirect.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
-        let reply: Value = read_retry(self, |mut c| {
-            let call = &call;
-            async move { call.invoke_async(&mut c).await }
-        })
-        .await?;
+        let reply = read_script(self, &call).await?;
         let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect", &reply)) };
         if parts.len() != 3 {
             return Err(StoreError::Other(format!("get-indirect returned {} parts", parts.len())));
@@ -425,11 +426,7 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let call = self.inner.scripts.get_many_ttl.key(keys);
-        let reply: Value = read_retry(self, |mut c| {
-            let call = &call;
-            async move { call.invoke_async(&mut c).await }
-        })
-        .await?;
+        let reply = read_script(self, &call).await?;
         let Value::Array(items) = reply else { return Err(unexpected("get-many-ttl", &reply)) };
         if items.len() != 2 * keys.len() {
             return Err(StoreError::Other(format!("get-many-ttl returned {} items for {} keys", items.len(), keys.len())));
@@ -449,11 +446,7 @@ impl Store for RedisStore {
     async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
         let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
-        let reply: Value = read_retry(self, |mut c| {
-            let call = &call;
-            async move { call.invoke_async(&mut c).await }
-        })
-        .await?;
+        let reply = read_script(self, &call).await?;
         let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect-ttl", &reply)) };
         if parts.len() != 4 {
             return Err(StoreError::Other(format!("get-indirect-ttl returned {} parts", parts.len())));
