@@ -439,16 +439,19 @@ impl Keyspace {
     /// the component's, remembered when it depends on L1 entries alone.
     async fn get_through_l1(&self, l1: &L1Store, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let inner = &self.cache.inner;
-        let (name, flags) = match &self.scope {
-            Scope::Global => (AnswerName::global(key), Some(0)),
+        let name = match &self.scope {
+            Scope::Global => AnswerName::global(key),
             Scope::User(user) => {
                 // Ask for the flag first: a source that trusts what it read for
                 // a while reads again when that is over, and a flag that moved
                 // moves the generation, so no answer outlives its flag.
-                let known = inner.profiles.cache_enabled(user).await.is_ok();
-                (AnswerName::user(user, key), if known { inner.profiles.generation() } else { None })
+                if inner.profiles.cache_enabled(user).await.is_err() {
+                    return call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned()));
+                }
+                AnswerName::user(user, key)
             }
         };
+        let flags = self.flag_generation();
         if let Some(flags) = flags {
             let started = std::time::Instant::now();
             if let Some(value) = l1.answer(&name, flags) {
@@ -458,16 +461,21 @@ impl Keyspace {
         }
         let (value, reads) = recording(async { call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned())) }).await;
         let value = value?;
-        let flags_now = match &self.scope {
-            Scope::Global => Some(0),
-            Scope::User(_) => inner.profiles.generation(),
-        };
         if let Some(flags) = flags
-            && flags_now == Some(flags)
+            && self.flag_generation() == Some(flags)
         {
             l1.remember_answer(name, &value, reads, flags);
         }
         Ok(value)
+    }
+
+    /// The generation of the flags this keyspace's answers depend on: none
+    /// for the global keyspace (a constant), the profile source's for a user.
+    fn flag_generation(&self) -> Option<u64> {
+        match &self.scope {
+            Scope::Global => Some(0),
+            Scope::User(_) => self.cache.inner.profiles.generation(),
+        }
     }
 
     /// The values of `keys`, in order. One store round trip.
