@@ -99,20 +99,25 @@ async fn l1_entries_leave_when_their_ttl_runs_out() {
     assert_eq!(b.global().get("meta_whatsapp:runtime_access_token").await.unwrap(), None, "expired in Redis, so gone from B's L1 too");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remembered_answers_skip_the_store_and_follow_every_change() {
-    let profiles = std::sync::Arc::new(nscache::profiles::StaticProfiles::new());
+/// One process with an L1 of a minute's max age, its flags from `profiles`.
+async fn single_l1(profiles: std::sync::Arc<dyn nscache::profiles::ProfileSource>) -> Cache {
     let mut options = RedisOptions::new(redis_url());
     options.pool_size = 2;
-    let cache = Cache::builder()
+    Cache::builder()
         .redis(options)
         .key_prefix(unique("p"))
         .namespace_root(unique("ns"))
-        .profiles(profiles.clone())
+        .profiles(profiles)
         .l1(L1Options { max_age: Duration::from_secs(60), ..L1Options::default() })
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_answers_skip_the_store_and_follow_every_change() {
+    let profiles = std::sync::Arc::new(nscache::profiles::StaticProfiles::new());
+    let cache = single_l1(profiles.clone()).await;
     let calls = || cache.store_stats().calls;
     let (alice, g) = (cache.user("alice"), cache.global());
     alice.set("page", "v1", Expiry::Never).await.unwrap();
@@ -166,17 +171,7 @@ async fn remembered_answers_follow_flags_kept_in_a_directory() {
     let directory: std::sync::Arc<dyn Directory> = std::sync::Arc::new(directory);
     // Flags trusted for 200 ms: a change made in the database directly is seen after that.
     let profiles = std::sync::Arc::new(DirectoryProfiles::new(directory.clone(), None).with_max_age(Duration::from_millis(200)));
-    let mut options = RedisOptions::new(redis_url());
-    options.pool_size = 2;
-    let cache = Cache::builder()
-        .redis(options)
-        .key_prefix(unique("p"))
-        .namespace_root(unique("ns"))
-        .profiles(profiles.clone())
-        .l1(L1Options { max_age: Duration::from_secs(60), ..L1Options::default() })
-        .build()
-        .await
-        .unwrap();
+    let cache = single_l1(profiles.clone()).await;
     let alice = cache.user(&account.user_id);
     alice.set("page", "v1", Expiry::Never).await.unwrap();
     for _ in 0..3 {
