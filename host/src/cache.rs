@@ -5,12 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::bindings::exports::nscache::cache::config::Settings;
+use crate::bindings::exports::nscache::cache::config::Settings as ComponentSettings;
 use crate::bindings::nscache::cache::types::Scope;
 use crate::error::{CacheError, GetOrSetError};
 use crate::imports::HostState;
 use crate::metrics::{Metrics, Op};
-use crate::profiles::{ProfileSource, StaticProfiles};
+use crate::profiles::{CachedProfiles, FlagStore, ProfileSource, StaticProfiles};
+use crate::settings::Settings;
 use crate::runtime::{InstancePool, default_settings};
 use crate::single_flight::{Flights, Role, follow};
 use crate::stats::{StoreStats, StoreStatsSnapshot};
@@ -76,103 +77,118 @@ pub(crate) struct Inner {
     /// The L1, when on: it also remembers the component's answers to `get`.
     l1: Option<Arc<L1Store>>,
     profiles: Arc<dyn ProfileSource>,
+    /// The same source, when it is a [`CachedProfiles`] (flags in a database).
+    cached_profiles: Option<Arc<CachedProfiles>>,
     stats: Arc<StoreStats>,
     pub(crate) flights: Flights,
     settings: Settings,
+    component_settings: ComponentSettings,
     pub(crate) metrics: Metrics,
 }
 
-/// Builds a [`Cache`]. Unset options take the component's defaults.
+/// Builds a [`Cache`] from [`Settings`] (unset options take the component's
+/// defaults) and, optionally, a store and a profile source of your own.
 #[derive(Debug, Default)]
 #[must_use]
 pub struct CacheBuilder {
-    redis: Option<RedisOptions>,
+    settings: Settings,
     store: Option<Arc<dyn Store>>,
     profiles: Option<Arc<dyn ProfileSource>>,
-    memory_capacity: Option<usize>,
-    key_prefix: Option<String>,
-    key_version: Option<u64>,
-    namespace_root: Option<String>,
-    default_ttl: Option<Duration>,
-    max_key_bytes: Option<u32>,
-    max_value_bytes: Option<u32>,
-    cluster_hash_tags: Option<bool>,
-    max_idle_instances: Option<usize>,
-    l1: Option<L1Options>,
+    flags: Option<Arc<dyn FlagStore>>,
 }
 
 impl CacheBuilder {
-    /// Use Redis with these options.
-    pub fn redis(mut self, options: RedisOptions) -> Self {
-        self.redis = Some(options);
+    /// Replace every setting.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
         self
     }
 
-    /// Use Redis at `url` with default options (pool 50, timeouts 5 s, DB 1
-    /// when the URL names none).
-    pub fn redis_url(self, url: impl Into<String>) -> Self {
-        self.redis(RedisOptions::new(url))
+    /// Use Redis with these options.
+    pub fn redis(mut self, options: RedisOptions) -> Self {
+        self.settings.redis_url = Some(options.url);
+        self.settings.pool_size = options.pool_size;
+        self.settings.connect_timeout = options.connect_timeout;
+        self.settings.socket_timeout = options.socket_timeout;
+        self
     }
 
-    /// Use this store (any [`Store`] implementation).
+    /// Use Redis at `url` (database 1 when the URL names none).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.redis_url = Some(url.into());
+        self
+    }
+
+    /// Use this store (any [`Store`] implementation) instead of the one the
+    /// settings name.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
     }
 
     /// Capacity of the embedded memory store used when no Redis or store is
-    /// given (default 256 MiB).
+    /// given.
     pub fn memory_capacity(mut self, bytes: usize) -> Self {
-        self.memory_capacity = Some(bytes);
+        self.settings.memory_capacity = bytes;
         self
     }
 
-    /// Where users' `cache_enabled` flags come from (default: everyone enabled).
+    /// Where users' `cache_enabled` flags come from (default: the database of
+    /// [`Settings::database_url`] with feature `postgres`, else everyone
+    /// enabled).
     pub fn profiles(mut self, profiles: Arc<dyn ProfileSource>) -> Self {
         self.profiles = Some(profiles);
         self
     }
 
-    /// Global key prefix (Django's `KEY_PREFIX`, default `revisbali`).
+    /// Flags kept in this database table: the cache remembers them in
+    /// process and, on Redis, keeps every process sharing it coherent (see
+    /// [`CachedProfiles`]; [`Cache::cached_profiles`] changes them).
+    pub fn flag_store(mut self, flags: Arc<dyn FlagStore>) -> Self {
+        self.flags = Some(flags);
+        self
+    }
+
+    /// Global key prefix (Django's `KEY_PREFIX`).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.key_prefix = Some(prefix.into());
+        self.settings.key_prefix = Some(prefix.into());
         self
     }
 
-    /// Global key version (Django's `VERSION`, default 1).
+    /// Global key version (Django's `VERSION`).
     pub fn key_version(mut self, version: u64) -> Self {
-        self.key_version = Some(version);
+        self.settings.key_version = Some(version);
         self
     }
 
-    /// First segment of namespace keys (default `cache`). Tests use a unique
-    /// root to share a Redis database.
+    /// First segment of namespace keys. Tests use a unique root to share a
+    /// Redis database.
     pub fn namespace_root(mut self, root: impl Into<String>) -> Self {
-        self.namespace_root = Some(root.into());
+        self.settings.namespace_root = Some(root.into());
         self
     }
 
-    /// TTL of [`Expiry::Default`] (default 300 s; zero: do not cache).
+    /// TTL of [`Expiry::Default`] (zero: do not cache).
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = Some(ttl);
+        self.settings.default_ttl = Some(ttl);
         self
     }
 
-    /// Longest accepted key in bytes (default 1024).
+    /// Longest accepted key in bytes.
     pub fn max_key_bytes(mut self, bytes: u32) -> Self {
-        self.max_key_bytes = Some(bytes);
+        self.settings.max_key_bytes = Some(bytes);
         self
     }
 
-    /// Largest accepted value in bytes (default 1 MiB).
+    /// Largest accepted value in bytes.
     pub fn max_value_bytes(mut self, bytes: u32) -> Self {
-        self.max_value_bytes = Some(bytes);
+        self.settings.max_value_bytes = Some(bytes);
         self
     }
 
-    /// Wrap user ids in Redis Cluster hash tags (default false).
+    /// Wrap user ids in Redis Cluster hash tags.
     pub fn cluster_hash_tags(mut self, on: bool) -> Self {
-        self.cluster_hash_tags = Some(on);
+        self.settings.cluster_hash_tags = Some(on);
         self
     }
 
@@ -180,117 +196,139 @@ impl CacheBuilder {
     /// staleness bound). With Redis, processes keep their L1s coherent over
     /// pub/sub; with any other store only local writes evict.
     pub fn l1(mut self, options: L1Options) -> Self {
-        self.l1 = Some(options);
+        self.settings.l1 = true;
+        self.settings.l1_capacity = options.capacity_bytes;
+        self.settings.l1_max_age = options.max_age;
         self
     }
 
-    /// Most idle component instances kept for reuse (default 256).
+    /// Most idle component instances kept for reuse.
     pub fn max_idle_instances(mut self, n: usize) -> Self {
-        self.max_idle_instances = Some(n);
+        self.settings.max_idle_instances = n;
         self
     }
 
-    /// Take options from the environment: `REDIS_URL`, `CACHE_KEY_PREFIX`,
-    /// `NSCACHE_POOL_SIZE`, `NSCACHE_CONNECT_TIMEOUT` and
-    /// `NSCACHE_SOCKET_TIMEOUT` (seconds), `NSCACHE_DEFAULT_TTL` (seconds),
-    /// `NSCACHE_L1` (`1` turns the L1 on), `NSCACHE_L1_MAX_AGE` (seconds) and
-    /// `NSCACHE_L1_CAPACITY` (bytes). Options already set on the builder win.
+    /// Apply the environment variables of [`settings::OPTIONS`](crate::settings::OPTIONS)
+    /// (`REDIS_URL`, `CACHE_KEY_PREFIX`, `NSCACHE_POOL_SIZE`, …) to the
+    /// settings so far: call it first, then override in code.
     pub fn from_env(mut self) -> Result<Self, CacheError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let secs = |name: &str| -> Result<Option<Duration>, CacheError> {
-            var(name)
-                .map(|v| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64).ok_or_else(|| CacheError::Config(format!("{name}={v:?} is not a number of seconds"))))
-                .transpose()
-        };
-        if self.redis.is_none()
-            && self.store.is_none()
-            && let Some(url) = var("REDIS_URL")
-        {
-            let mut options = RedisOptions::new(url);
-            if let Some(n) = var("NSCACHE_POOL_SIZE") {
-                options.pool_size = n.parse().map_err(|_| CacheError::Config(format!("NSCACHE_POOL_SIZE={n:?} is not a number")))?;
-            }
-            if let Some(t) = secs("NSCACHE_CONNECT_TIMEOUT")? {
-                options.connect_timeout = t;
-            }
-            if let Some(t) = secs("NSCACHE_SOCKET_TIMEOUT")? {
-                options.socket_timeout = t;
-            }
-            self.redis = Some(options);
-        }
-        if self.key_prefix.is_none() {
-            self.key_prefix = var("CACHE_KEY_PREFIX");
-        }
-        if self.default_ttl.is_none() {
-            self.default_ttl = secs("NSCACHE_DEFAULT_TTL")?;
-        }
-        if self.l1.is_none() && var("NSCACHE_L1").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
-            let mut options = L1Options::default();
-            if let Some(age) = secs("NSCACHE_L1_MAX_AGE")? {
-                options.max_age = age;
-            }
-            if let Some(n) = var("NSCACHE_L1_CAPACITY") {
-                options.capacity_bytes = n.parse().map_err(|_| CacheError::Config(format!("NSCACHE_L1_CAPACITY={n:?} is not a number of bytes")))?;
-            }
-            self.l1 = Some(options);
-        }
+        self.settings.apply_env(|name| std::env::var(name).ok())?;
         Ok(self)
     }
 
     /// Build the cache. Connects to nothing yet: a store that is down makes
     /// reads miss until it is back. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Cache, CacheError> {
-        let mut feed = None;
-        let store: Arc<dyn Store> = match (self.store, self.redis) {
-            (Some(store), _) => store,
-            (None, Some(options)) => {
-                if self.l1.is_some() {
-                    let channel = format!("nscache:l1:db{}", crate::store::redis_database_number(&options.url));
-                    feed = Some(ChangeFeed::new(&options.url, channel).map_err(|e| CacheError::Config(format!("Redis URL: {e}")))?);
-                }
-                Arc::new(RedisStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?)
+        let CacheBuilder { settings, store, profiles, flags } = self;
+        settings.validate()?;
+        let component_settings = component_settings(&settings).await?;
+        let redis = settings.redis_options();
+        let feed = |channel: String| -> Result<Option<ChangeFeed>, CacheError> {
+            match &redis {
+                Some(options) => ChangeFeed::new(&options.url, channel).map(Some).map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
+                None => Ok(None),
             }
-            (None, None) => Arc::new(MemoryStore::new(self.memory_capacity.unwrap_or(MemoryStore::DEFAULT_CAPACITY_BYTES))),
         };
-        let l1 = self.l1.map(|options| {
-            let l1 = Arc::new(L1Store::new(store.clone(), options, feed));
-            l1.start();
-            l1
-        });
+        let store: Arc<dyn Store> = match (store, &redis) {
+            (Some(store), _) => store,
+            (None, Some(options)) => Arc::new(RedisStore::new(options).map_err(|e| CacheError::Config(e.to_string()))?),
+            (None, None) => Arc::new(MemoryStore::new(settings.memory_capacity)),
+        };
+        let l1 = match settings.l1_options() {
+            Some(options) => {
+                let channel = redis.as_ref().map(|o| format!("nscache:l1:db{}", crate::store::redis_database_number(&o.url)));
+                let l1 = Arc::new(L1Store::new(store.clone(), options, channel.map(feed).transpose()?.flatten()));
+                l1.start();
+                Some(l1)
+            }
+            None => None,
+        };
         let store: Arc<dyn Store> = match &l1 {
             Some(l1) => l1.clone(),
             None => store,
         };
-        let profiles = self.profiles.unwrap_or_else(|| Arc::new(StaticProfiles::new()));
-        let mut settings = default_settings().await?;
-        if let Some(v) = self.key_prefix {
-            settings.key_prefix = v;
-        }
-        if let Some(v) = self.key_version {
-            settings.key_version = v;
-        }
-        if let Some(v) = self.namespace_root {
-            settings.namespace_root = v;
-        }
-        if let Some(v) = self.default_ttl {
-            settings.default_ttl_ms = u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
-        }
-        if let Some(v) = self.max_key_bytes {
-            settings.max_key_bytes = v;
-        }
-        if let Some(v) = self.max_value_bytes {
-            settings.max_value_bytes = v;
-        }
-        if let Some(v) = self.cluster_hash_tags {
-            settings.cluster_hash_tags = v;
-        }
+        let flags = match flags {
+            Some(flags) => Some(flags),
+            None if profiles.is_none() => default_flag_store(&settings)?,
+            None => None,
+        };
+        let cached_profiles = match (profiles.is_none(), flags) {
+            (true, Some(flags)) => {
+                let channel = format!("{}:profile-changes", component_settings.namespace_root);
+                let cached = Arc::new(CachedProfiles::new(flags, feed(channel)?).with_max_age(settings.profile_max_age));
+                cached.start_feed();
+                Some(cached)
+            }
+            _ => None,
+        };
+        let profiles: Arc<dyn ProfileSource> = match (profiles, &cached_profiles) {
+            (Some(profiles), _) => profiles,
+            (None, Some(cached)) => cached.clone(),
+            (None, None) => Arc::new(StaticProfiles::new()),
+        };
         let stats = Arc::new(StoreStats::default());
         let state = HostState { store: store.clone(), profiles: profiles.clone(), stats: stats.clone() };
-        let pool = InstancePool::new(state, settings.clone(), self.max_idle_instances.unwrap_or(256)).await.map_err(|e| match e {
+        let pool = InstancePool::new(state, component_settings.clone(), settings.max_idle_instances).await.map_err(|e| match e {
             CacheError::InvalidArgument(m) => CacheError::Config(m),
             other => other,
         })?;
-        Ok(Cache { inner: Arc::new(Inner { pool, store, l1, profiles, stats, flights: Flights::default(), settings, metrics: Metrics::default() }) })
+        let inner = Inner {
+            pool,
+            store,
+            l1,
+            profiles,
+            cached_profiles,
+            stats,
+            flights: Flights::default(),
+            settings,
+            component_settings,
+            metrics: Metrics::default(),
+        };
+        Ok(Cache { inner: Arc::new(inner) })
+    }
+}
+
+/// The component's settings: its defaults, with what `settings` overrides.
+async fn component_settings(settings: &Settings) -> Result<ComponentSettings, CacheError> {
+    let mut resolved = default_settings().await?;
+    if let Some(v) = &settings.key_prefix {
+        resolved.key_prefix = v.clone();
+    }
+    if let Some(v) = settings.key_version {
+        resolved.key_version = v;
+    }
+    if let Some(v) = &settings.namespace_root {
+        resolved.namespace_root = v.clone();
+    }
+    if let Some(v) = settings.default_ttl {
+        resolved.default_ttl_ms = u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+    }
+    if let Some(v) = settings.max_key_bytes {
+        resolved.max_key_bytes = v;
+    }
+    if let Some(v) = settings.max_value_bytes {
+        resolved.max_value_bytes = v;
+    }
+    if let Some(v) = settings.cluster_hash_tags {
+        resolved.cluster_hash_tags = v;
+    }
+    Ok(resolved)
+}
+
+/// The flags the settings point at: a Postgres table (feature `postgres`).
+#[cfg(feature = "postgres")]
+fn default_flag_store(settings: &Settings) -> Result<Option<Arc<dyn FlagStore>>, CacheError> {
+    let Some(url) = &settings.database_url else { return Ok(None) };
+    let flags = crate::profiles::PostgresFlags::connect(url, settings.profile_table()?).map_err(|e| CacheError::Config(e.to_string()))?;
+    Ok(Some(Arc::new(flags)))
+}
+
+/// Without feature `postgres` a database URL cannot be used for flags.
+#[cfg(not(feature = "postgres"))]
+fn default_flag_store(settings: &Settings) -> Result<Option<Arc<dyn FlagStore>>, CacheError> {
+    match &settings.database_url {
+        Some(_) => Err(CacheError::Config("database-url: reading flags from Postgres needs the `postgres` feature of nscache".into())),
+        None => Ok(None),
     }
 }
 
@@ -323,12 +361,29 @@ impl Cache {
 
     /// The global key prefix in use.
     pub fn key_prefix(&self) -> &str {
-        &self.inner.settings.key_prefix
+        &self.inner.component_settings.key_prefix
     }
 
     /// The namespace root in use.
     pub fn namespace_root(&self) -> &str {
-        &self.inner.settings.namespace_root
+        &self.inner.component_settings.namespace_root
+    }
+
+    /// The settings the cache was built with (component defaults unresolved;
+    /// [`Cache::key_prefix`] and [`Cache::namespace_root`] give those in use).
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The source of users' `cache_enabled` flags.
+    pub fn profiles(&self) -> &Arc<dyn ProfileSource> {
+        &self.inner.profiles
+    }
+
+    /// The flags remembered from a database ([`CacheBuilder::flag_store`], or
+    /// [`Settings::database_url`]), to change them: `None` for other sources.
+    pub fn cached_profiles(&self) -> Option<&Arc<CachedProfiles>> {
+        self.inner.cached_profiles.as_ref()
     }
 
     /// Counters of store traffic since start.

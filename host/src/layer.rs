@@ -22,12 +22,13 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use crate::http::ApiError;
 use crate::{Cache, Keyspace};
 
 /// The request user's cache namespace, put into the extensions by [`CacheLayer`].
@@ -42,17 +43,26 @@ impl std::ops::Deref for UserCache {
     }
 }
 
+/// What a handler that asks for a [`UserCache`] answers when the request has
+/// none: 500, `{"error": {"code": "no_user_cache", "message": …}}` (the same
+/// error shape as nscache's HTTP API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingUserCache;
+
+impl IntoResponse for MissingUserCache {
+    fn into_response(self) -> Response {
+        let message = "no user cache for this request: the request has no authenticated user, \
+                       or CacheLayer runs before authentication";
+        let body = serde_json::json!({ "error": { "code": "no_user_cache", "message": message } });
+        (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for UserCache {
-    type Rejection = ApiError;
+    type Rejection = MissingUserCache;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<UserCache>().cloned().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "no_user_cache",
-                "no user cache for this request: the request has no authenticated user, or CacheLayer runs before authentication",
-            )
-        })
+        parts.extensions.get::<UserCache>().cloned().ok_or(MissingUserCache)
     }
 }
 

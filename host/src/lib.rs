@@ -39,41 +39,25 @@
 //! ```
 #![deny(missing_docs)]
 
-#[cfg(feature = "server")]
-pub mod auth;
-#[cfg(feature = "server")]
-pub mod bench;
 #[allow(missing_docs)]
 mod bindings;
 #[macro_use]
 mod cache;
-#[cfg(feature = "server")]
-pub mod cli;
-#[cfg(feature = "server")]
-pub mod control;
-#[cfg(feature = "server")]
-pub mod dashboard;
-#[cfg(feature = "server")]
-pub mod directory;
 mod error;
 pub mod feed;
-#[cfg(feature = "server")]
-pub mod http;
 mod imports;
-#[cfg(feature = "server")]
+#[cfg(feature = "axum")]
 pub mod layer;
 pub mod metrics;
 pub mod profiles;
 pub mod query;
 mod runtime;
-#[cfg(feature = "server")]
-pub mod server;
+pub mod settings;
 mod single_flight;
+pub mod sql;
 mod stats;
 pub mod store;
 mod types;
-#[cfg(feature = "ui")]
-pub mod ui_backend;
 
 /// The README's Rust examples, compiled as doc-tests.
 #[doc = include_str!("../../README.md")]
@@ -82,6 +66,7 @@ pub struct ReadmeDoctests;
 
 pub use cache::{Cache, CacheBuilder, Keyspace};
 pub use error::{CacheError, GetOrSetError};
+pub use settings::Settings;
 pub use runtime::COMPONENT_WASM;
 pub use stats::StoreStatsSnapshot;
-pub use types::{Expiry, LockToken, Ttl};
+pub use types::{Expiry, InvalidExpiry, LockToken, Ttl};

@@ -36,6 +36,60 @@ impl Expiry {
     }
 }
 
+/// A TTL that is not a number of seconds (at least zero), `none` or `default`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a number of seconds (>= 0), \"none\" or \"default\"")]
+pub struct InvalidExpiry(pub String);
+
+impl Expiry {
+    /// Expire after `secs` seconds (fractions allowed): the one TTL parser
+    /// behind the CLI's `--ttl`, the HTTP API's `ttl` and the settings.
+    pub fn from_secs_f64(secs: f64) -> Result<Expiry, InvalidExpiry> {
+        crate::settings::parse_seconds(&secs.to_string()).map(Expiry::After).map_err(|_| InvalidExpiry(secs.to_string()))
+    }
+}
+
+/// `none` (never expires), `default`, or a number of seconds.
+impl std::str::FromStr for Expiry {
+    type Err = InvalidExpiry;
+
+    fn from_str(s: &str) -> Result<Expiry, InvalidExpiry> {
+        match s.trim() {
+            w if w.eq_ignore_ascii_case("none") => Ok(Expiry::Never),
+            w if w.eq_ignore_ascii_case("default") => Ok(Expiry::Default),
+            secs => crate::settings::parse_seconds(secs).map(Expiry::After).map_err(|_| InvalidExpiry(s.to_owned())),
+        }
+    }
+}
+
+/// As JSON: a number of seconds, `"none"` or `"default"` (what the HTTP API
+/// takes in `ttl`).
+impl serde::Serialize for Expiry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Expiry::Default => s.serialize_str("default"),
+            Expiry::Never => s.serialize_str("none"),
+            Expiry::After(d) => s.serialize_f64(d.as_secs_f64()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Expiry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Expiry, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Seconds(f64),
+            Word(String),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Seconds(secs) => Expiry::from_secs_f64(secs),
+            Wire::Word(word) => word.parse(),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
 impl From<Duration> for Expiry {
     fn from(d: Duration) -> Self {
         Expiry::After(d)

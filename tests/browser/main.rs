@@ -5,7 +5,7 @@
 //! Screenshots of each page, at desktop and phone width, go to
 //! `screenshots/{ssr,hydrated}/` (see the README).
 
-use nscache::directory::Role;
+use nscache_server::directory::Role;
 use nscache_tests::browser::{Mode, Page, UiApp, with_browser};
 
 /// One `#[tokio::test]` per mode for each scenario.

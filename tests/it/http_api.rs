@@ -2,8 +2,8 @@
 //! bad input; and the embedded default end to end.
 
 use axum::http::{Method, StatusCode};
-use nscache::directory::Role;
-use nscache::http::openapi::{Access, routes};
+use nscache_server::directory::Role;
+use nscache_server::http::openapi::{Access, routes};
 use nscache_tests::server::{Creds, Reply, TestServer};
 use serde_json::{Value, json};
 
@@ -301,14 +301,15 @@ async fn embedded_default_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_postgres_down_flags_fall_back_to_the_last_known_and_health_names_postgres() {
-    use nscache::directory::ProfileTable;
-    use nscache::server::ServerConfig;
+    use nscache_server::directory::ProfileTable;
+    use nscache_server::server::ServerConfig;
     use nscache_tests::proxy::TcpProxy;
 
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
     // Flags are re-read from the database on every request (no trust period),
     // so that the fall-back is what answers once Postgres is gone.
-    let config = ServerConfig { profile_max_age: std::time::Duration::ZERO, ..ServerConfig::default() };
+    let mut config = ServerConfig::default();
+    config.cache.profile_max_age = std::time::Duration::ZERO;
     let t = TestServer::postgres_custom(ProfileTable::default(), Some(proxy.port), config).await;
     let alice = t.account("alice", Role::User).await;
     let bob = t.account("bob", Role::User).await;

@@ -159,8 +159,8 @@ async fn remembered_answers_skip_the_store_and_follow_every_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remembered_answers_follow_flags_kept_in_a_directory() {
-    use nscache::directory::{Directory, NewAccount, ProfileTable, Role, SqliteDirectory};
-    use nscache::profiles::DirectoryProfiles;
+    use nscache::profiles::CachedProfiles;
+    use nscache_server::directory::{Directory, DirectoryFlags, NewAccount, ProfileTable, Role, SqliteDirectory};
     let dir = std::env::temp_dir().join(unique("l1-profiles"));
     let directory = SqliteDirectory::open(&dir.join("nscache.db"), ProfileTable::default()).await.unwrap();
     directory.migrate().await.unwrap();
@@ -170,7 +170,8 @@ async fn remembered_answers_follow_flags_kept_in_a_directory() {
         .unwrap();
     let directory: std::sync::Arc<dyn Directory> = std::sync::Arc::new(directory);
     // Flags trusted for 200 ms: a change made in the database directly is seen after that.
-    let profiles = std::sync::Arc::new(DirectoryProfiles::new(directory.clone(), None).with_max_age(Duration::from_millis(200)));
+    let flags = std::sync::Arc::new(DirectoryFlags(directory.clone()));
+    let profiles = std::sync::Arc::new(CachedProfiles::new(flags, None).with_max_age(Duration::from_millis(200)));
     let cache = single_l1(profiles.clone()).await;
     let alice = cache.user(&account.user_id);
     alice.set("page", "v1", Expiry::Never).await.unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use nscache::directory::Role;
+use nscache_server::directory::Role;
 use nscache::{Cache, Expiry};
 use nscache_tests::server::{Creds, TestServer};
 use nscache_tests::Backend;

@@ -1,6 +1,6 @@
 //! Postgres migrations: schema, idempotence, an existing application table.
 
-use nscache::directory::{Directory, PostgresDirectory, ProfileTable, Role};
+use nscache_server::directory::{Directory, PostgresDirectory, ProfileTable, Role};
 use nscache_tests::server::PgSchema;
 use sqlx::Row;
 
@@ -94,7 +94,7 @@ async fn an_existing_profile_table_gets_the_column_with_true_for_existing_users(
     assert_eq!(page.users.iter().map(|u| (u.user_id.as_str(), u.cache_enabled)).collect::<Vec<_>>(), vec![("1", true), ("2", false), ("3", true)]);
     assert!(dir.migrate().await.unwrap().applied.is_empty());
     // Accounts do not touch the application's table.
-    dir.create_account(&nscache::directory::NewAccount { username: "ops".into(), role: Role::Admin, user_id: None, password_hash: None }).await.unwrap();
+    dir.create_account(&nscache_server::directory::NewAccount { username: "ops".into(), role: Role::Admin, user_id: None, password_hash: None }).await.unwrap();
     assert_eq!(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM core_userprofile").fetch_one(&pool).await.unwrap(), 3);
     schema.drop().await;
 }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::http::{Method, StatusCode};
-use nscache::directory::Role;
+use nscache_server::directory::Role;
 use nscache_tests::server::{Creds, Reply, TestServer};
 
 const HTML: &str = "text/html,application/xhtml+xml";
@@ -56,7 +56,7 @@ async fn pages_answer_each_visitor_as_they_should() {
     let login = page(&t, "/login", &Creds::Anonymous).await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(login.text.contains(r#"action="/ui/fn/sign-in""#) && login.text.contains(r#"<label for="username">"#), "{}", login.text);
-    assert_eq!(login.text.contains("/pkg/nscache_ui.js"), nscache::server::ui_bundle_built(), "the pages load the bundle when it is built in");
+    assert_eq!(login.text.contains("/pkg/nscache_ui.js"), nscache_server::server::ui_bundle_built(), "the pages load the bundle when it is built in");
 
     let me = page(&t, "/me", &cookie_of(&user)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use nscache::directory::{ProfileTable, Role};
-use nscache::server::ServerConfig;
+use nscache_server::directory::{ProfileTable, Role};
+use nscache_server::server::ServerConfig;
 use serde_json::{Value, json};
 
 use crate::server::{Creds, TestServer};
@@ -69,7 +69,7 @@ impl UiApp {
     pub async fn start(mode: Mode) -> UiApp {
         let config = ServerConfig { ui_hydrate: mode == Mode::Hydrated, dashboard_interval: Duration::from_secs(1), ..ServerConfig::default() };
         if mode == Mode::Hydrated {
-            assert!(nscache::server::ui_bundle_built(), "the hydrated tests need the bundle: build with feature nscache/ui-hydrate");
+            assert!(nscache_server::server::ui_bundle_built(), "the hydrated tests need the bundle: build with feature nscache/ui-hydrate");
         }
         let t = TestServer::postgres_custom(ProfileTable::default(), None, config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -9,9 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use nscache::directory::{Directory, PostgresDirectory, ProfileTable, Role, SqliteDirectory};
-use nscache::server::{Server, ServerConfig};
-use nscache::store::RedisOptions;
+use nscache_server::directory::{Directory, PostgresDirectory, ProfileTable, Role, SqliteDirectory};
+use nscache_server::server::{Server, ServerConfig};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tower::ServiceExt;
@@ -127,9 +126,11 @@ impl TestServer {
         }
         let directory = PostgresDirectory::with_options(options, profiles, format!("test schema {}", schema.name));
         directory.migrate().await.expect("migrate");
-        let mut redis = RedisOptions::new(redis_url());
-        redis.pool_size = 4;
-        let config = ServerConfig { redis: Some(redis), key_prefix: Some(unique("p")), namespace_root: Some(unique("ns")), ..base };
+        let mut config = base;
+        config.cache.redis_url = Some(redis_url());
+        config.cache.pool_size = 4;
+        config.cache.key_prefix = Some(unique("p"));
+        config.cache.namespace_root = Some(unique("ns"));
         let server = Server::with_directory(config, Arc::new(directory)).await.expect("server");
         TestServer { router: server.router(), server, schema: Some(schema) }
     }

@@ -22,12 +22,12 @@
 //! # let _ = invoices; Ok(()) }
 //! ```
 //!
-//! With the `server` feature, [`CachedTransaction`] defers invalidation to
+//! With the `postgres` feature, [`CachedTransaction`] defers invalidation to
 //! commit, and [`TableWatcher`] invalidates from Postgres `NOTIFY`s.
 
-#[cfg(feature = "server")]
+#[cfg(feature = "postgres")]
 mod tx;
-#[cfg(feature = "server")]
+#[cfg(feature = "postgres")]
 mod watch;
 
 use std::future::Future;
@@ -42,10 +42,10 @@ use crate::metrics::Op;
 use crate::single_flight::{Role, follow};
 use crate::{Expiry, Keyspace};
 
-#[cfg(feature = "server")]
+#[cfg(feature = "postgres")]
 pub use self::tx::{CachedTransaction, TransactionError};
-#[cfg(feature = "server")]
-pub use self::watch::{TableWatcher, unwatch_table, watch_table, watched_tables};
+#[cfg(feature = "postgres")]
+pub use self::watch::{TableWatcher, WatchError, unwatch_table, watch_table, watched_tables};
 
 /// What [`Keyspace::get_or_load_json`] returns on failure.
 #[derive(Debug, thiserror::Error)]

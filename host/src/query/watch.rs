@@ -13,7 +13,18 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
 use crate::Cache;
-use crate::directory::{DirectoryError, Identifier};
+use crate::sql::{Identifier, InvalidIdentifier};
+
+/// Why a table could not be watched or unwatched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The table or cache name is not a plain SQL identifier.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidIdentifier),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
 
 /// The notification channel.
 pub const CHANNEL: &str = "nscache_table_changes";
@@ -21,7 +32,7 @@ pub const CHANNEL: &str = "nscache_table_changes";
 /// Install (or replace) the triggers on `relation` (a table, optionally
 /// `schema.table`) that announce its changes under the cache table name
 /// `name`, and record it as watched. Idempotent.
-pub async fn watch_table(pool: &PgPool, relation: &str, name: &str) -> Result<(), DirectoryError> {
+pub async fn watch_table(pool: &PgPool, relation: &str, name: &str) -> Result<(), WatchError> {
     let relation = Identifier::parse(relation)?;
     // The name is embedded in the trigger as a literal: keep it to identifier characters.
     let name = Identifier::parse(name)?.name().to_owned();
@@ -53,7 +64,7 @@ pub async fn watch_table(pool: &PgPool, relation: &str, name: &str) -> Result<()
 }
 
 /// Remove the triggers of the watched table `name`. False if it was not watched.
-pub async fn unwatch_table(pool: &PgPool, name: &str) -> Result<bool, DirectoryError> {
+pub async fn unwatch_table(pool: &PgPool, name: &str) -> Result<bool, WatchError> {
     let mut tx = pool.begin().await?;
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('nscache_watched_tables')::text").fetch_one(&mut *tx).await?;
     if exists.is_none() {
@@ -70,7 +81,7 @@ pub async fn unwatch_table(pool: &PgPool, name: &str) -> Result<bool, DirectoryE
 }
 
 /// The watched tables' cache names.
-pub async fn watched_tables(pool: &PgPool) -> Result<Vec<String>, DirectoryError> {
+pub async fn watched_tables(pool: &PgPool) -> Result<Vec<String>, WatchError> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('nscache_watched_tables')::text").fetch_one(pool).await?;
     if exists.is_none() {
         return Ok(Vec::new());

@@ -136,7 +136,7 @@ impl Inner {
 
 impl MemoryStore {
     /// The default capacity: 256 MiB of keys and values.
-    pub const DEFAULT_CAPACITY_BYTES: usize = 256 << 20;
+    pub const DEFAULT_CAPACITY_BYTES: usize = crate::settings::defaults::MEMORY_CAPACITY;
 
     /// An empty store that holds at most `capacity_bytes` of keys and values
     /// (each entry also counts a fixed overhead of 64 bytes).

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
+use crate::settings::defaults;
+
 use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
 
 /// How to reach Redis. Defaults follow the reference deployment: pool of 50,
@@ -27,7 +29,12 @@ pub struct RedisOptions {
 impl RedisOptions {
     /// Default options for `url`.
     pub fn new(url: impl Into<String>) -> RedisOptions {
-        RedisOptions { url: url.into(), pool_size: 50, connect_timeout: Duration::from_secs(5), socket_timeout: Duration::from_secs(5) }
+        RedisOptions {
+            url: url.into(),
+            pool_size: defaults::POOL_SIZE,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            socket_timeout: defaults::SOCKET_TIMEOUT,
+        }
     }
 }
 

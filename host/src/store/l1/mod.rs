@@ -47,6 +47,7 @@ use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
 use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
 use crate::feed::ChangeFeed;
+use crate::settings::defaults;
 
 /// Separates keys in one change message (a byte no key layout produces on
 /// its own: user ids are percent-encoded; an application key containing it is
@@ -64,7 +65,7 @@ pub struct L1Options {
 
 impl Default for L1Options {
     fn default() -> Self {
-        L1Options { capacity_bytes: 64 << 20, max_age: Duration::from_secs(1) }
+        L1Options { capacity_bytes: defaults::L1_CAPACITY, max_age: defaults::L1_MAX_AGE }
     }
 }
 

@@ -8,39 +8,29 @@ use std::sync::Arc;
 
 use crate::control::Control;
 use crate::dashboard::DashboardSampler;
-use crate::directory::{Directory, DirectoryError, Guarded, PostgresDirectory, ProfileTable, SqliteDirectory};
-use crate::http::{AppState, router};
-use crate::feed::ChangeFeed;
-use crate::profiles::DirectoryProfiles;
-use crate::store::RedisOptions;
-use crate::{Cache, CacheError};
+use nscache::{Cache, CacheError, Settings};
 
-/// Everything `nscache serve` can be told.
+use crate::directory::{Directory, DirectoryError, DirectoryFlags, Guarded, PostgresDirectory, SqliteDirectory};
+use crate::http::{AppState, router};
+
+/// Everything `nscache serve` can be told: the library's [`Settings`] (store,
+/// key layout, L1, the database of flags) and what only a server has.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The cache: Redis or the embedded memory store, key layout, L1, and the
+    /// Postgres database (`database_url`; `None`: the embedded SQLite file in
+    /// `data_dir`) with its profile table.
+    pub cache: Settings,
     /// Where to listen (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
-    /// Redis; `None`: the embedded memory store.
-    pub redis: Option<RedisOptions>,
-    /// Postgres URL; `None`: the embedded SQLite file in `data_dir`.
-    pub database_url: Option<String>,
     /// Where the embedded database lives.
     pub data_dir: PathBuf,
-    /// Where users' `cache_enabled` flags live.
-    pub profile_table: ProfileTable,
-    /// Global key prefix (default from the component: `revisbali`).
-    pub key_prefix: Option<String>,
-    /// Namespace root (default `cache`).
-    pub namespace_root: Option<String>,
     /// Mark cookies `Secure` (TLS, or behind a TLS-terminating proxy).
     pub secure_cookies: bool,
     /// Trust `X-Forwarded-For` for client addresses.
     pub trust_proxy: bool,
     /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
     pub body_limit: usize,
-    /// How long a `cache_enabled` flag read from the database is trusted
-    /// without hearing of a change (default 30 s).
-    pub profile_max_age: std::time::Duration,
     /// How often the dashboard samples the counters and checks health
     /// (default 5 s; 360 samples are kept).
     pub dashboard_interval: std::time::Duration,
@@ -53,17 +43,12 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            cache: Settings::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            redis: None,
-            database_url: None,
             data_dir: default_data_dir(),
-            profile_table: ProfileTable::default(),
-            key_prefix: None,
-            namespace_root: None,
             secure_cookies: false,
             trust_proxy: false,
             body_limit: 2 << 20,
-            profile_max_age: std::time::Duration::from_secs(30),
             dashboard_interval: std::time::Duration::from_secs(5),
             ui_hydrate: ui_bundle_built(),
         }
@@ -111,7 +96,7 @@ pub struct Server {
     control: Arc<Control>,
     state: AppState,
     body_limit: usize,
-    watcher: Option<crate::query::TableWatcher>,
+    watcher: Option<nscache::query::TableWatcher>,
     dashboard: Arc<DashboardSampler>,
     #[cfg_attr(not(feature = "ui"), allow(dead_code))]
     ui_hydrate: bool,
@@ -120,10 +105,11 @@ pub struct Server {
 /// Open the directory a configuration names. The embedded SQLite file is
 /// migrated at once; Postgres is migrated by `nscache migrate`.
 pub async fn open_directory(config: &ServerConfig) -> Result<Arc<dyn Directory>, ServerError> {
-    match &config.database_url {
-        Some(url) => Ok(Arc::new(PostgresDirectory::connect(url, config.profile_table.clone())?)),
+    let profiles = config.cache.profile_table()?;
+    match &config.cache.database_url {
+        Some(url) => Ok(Arc::new(PostgresDirectory::connect(url, profiles)?)),
         None => {
-            let dir = SqliteDirectory::open(&config.data_dir.join("nscache.db"), config.profile_table.clone()).await?;
+            let dir = SqliteDirectory::open(&config.data_dir.join("nscache.db"), profiles).await?;
             dir.migrate().await?;
             Ok(Arc::new(dir))
         }
@@ -141,25 +127,9 @@ impl Server {
     /// database outage fails fast).
     pub async fn with_directory(config: ServerConfig, directory: Arc<dyn Directory>) -> Result<Server, ServerError> {
         let directory: Arc<dyn Directory> = Arc::new(Guarded::new(directory));
-        let root = config.namespace_root.clone().unwrap_or_else(|| "cache".to_owned());
-        let feed = match &config.redis {
-            Some(redis) => Some(ChangeFeed::new(&redis.url, format!("{root}:profile-changes")).map_err(|e| ServerError::Config(format!("Redis URL: {e}")))?),
-            None => None,
-        };
-        let profiles = Arc::new(DirectoryProfiles::new(directory, feed).with_max_age(config.profile_max_age));
-        profiles.start_feed();
-        let mut builder = Cache::builder().profiles(profiles.clone());
-        if let Some(redis) = config.redis.clone() {
-            builder = builder.redis(redis);
-        }
-        if let Some(prefix) = config.key_prefix.clone() {
-            builder = builder.key_prefix(prefix);
-        }
-        if let Some(root) = config.namespace_root.clone() {
-            builder = builder.namespace_root(root);
-        }
-        let cache = builder.build().await?;
-        let control = Arc::new(Control::new(cache, profiles));
+        let cache = Cache::builder().settings(config.cache.clone()).flag_store(Arc::new(DirectoryFlags(directory.clone()))).build().await?;
+        let profiles = cache.cached_profiles().cloned().ok_or_else(|| ServerError::Config("the cache did not take the directory's flags".into()))?;
+        let control = Arc::new(Control::new(cache, directory, profiles));
         let state = AppState { control: control.clone(), secure_cookies: config.secure_cookies, trust_proxy: config.trust_proxy };
         // Only the admin UI reads the samples: without it, take none.
         let dashboard = Arc::new(if cfg!(feature = "ui") {
@@ -171,9 +141,9 @@ impl Server {
     }
 
     /// Listen for changes to the watched tables of the database behind `pool`
-    /// (see [`crate::query::watch_table`]) for as long as the server lives.
+    /// (see [`nscache::query::watch_table`]) for as long as the server lives.
     pub fn watch_tables(&mut self, pool: sqlx::PgPool) {
-        self.watcher = Some(crate::query::TableWatcher::spawn(pool, self.control.cache().clone()));
+        self.watcher = Some(nscache::query::TableWatcher::spawn(pool, self.control.cache().clone()));
     }
 
     /// The operations (for the UI, the CLI and tests).

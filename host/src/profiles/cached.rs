@@ -1,5 +1,5 @@
-//! [`DirectoryProfiles`]: `cache_enabled` flags from the directory (Postgres
-//! or SQLite), cached in process and kept coherent across processes.
+//! [`CachedProfiles`]: `cache_enabled` flags from a database ([`FlagStore`]),
+//! remembered in process and kept coherent across processes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::{FlagStore, ProfileError, ProfileSource};
 use crate::feed::ChangeFeed;
-use super::{ProfileError, ProfileSource};
-use crate::directory::{Directory, DirectoryError};
 
-/// Flags read from a [`Directory`], kept in process memory.
+/// Flags read from a [`FlagStore`], kept in process memory.
 ///
 /// - A change made through nscache (this process or another one sharing the
 ///   Redis, via the [`ChangeFeed`]) takes effect on the next request.
@@ -22,11 +21,11 @@ use crate::directory::{Directory, DirectoryError};
 ///   every request reads the database.
 /// - When the database is down, the last known flag is used; a user never
 ///   seen is reported as unknown, which makes the component bypass the cache.
-///   Give it a [`Guarded`](crate::directory::Guarded) directory so that an
-///   outage costs one timeout, not one per request.
+///   A store that fails fast while its database is down makes an outage cost
+///   one timeout, not one per request.
 #[derive(Debug)]
-pub struct DirectoryProfiles {
-    directory: Arc<dyn Directory>,
+pub struct CachedProfiles {
+    flags: Arc<dyn FlagStore>,
     known: Arc<RwLock<HashMap<String, Known>>>,
     /// Bumped on every change heard or made, and when the database answers
     /// differently from memory: a database read that started before a change
@@ -43,11 +42,11 @@ struct Known {
     read_at: Instant,
 }
 
-impl DirectoryProfiles {
-    /// Flags from `directory`; with a `feed`, changes are announced and heard
-    /// (call [`DirectoryProfiles::start_feed`]).
-    pub fn new(directory: Arc<dyn Directory>, feed: Option<ChangeFeed>) -> DirectoryProfiles {
-        DirectoryProfiles { directory, known: Default::default(), epoch: Default::default(), feed, max_age: Duration::from_secs(30), database: RwLock::new(None) }
+impl CachedProfiles {
+    /// Flags from `flags`; with a `feed`, changes are announced and heard
+    /// (call [`CachedProfiles::start_feed`]).
+    pub fn new(flags: Arc<dyn FlagStore>, feed: Option<ChangeFeed>) -> CachedProfiles {
+        CachedProfiles { flags, known: Default::default(), epoch: Default::default(), feed, max_age: Duration::from_secs(30), database: RwLock::new(None) }
     }
 
     /// How long a flag read from the database is trusted (default 30 s).
@@ -73,9 +72,9 @@ impl DirectoryProfiles {
         }
     }
 
-    /// The directory behind the flags.
-    pub fn directory(&self) -> &Arc<dyn Directory> {
-        &self.directory
+    /// The store behind the flags.
+    pub fn flags(&self) -> &Arc<dyn FlagStore> {
+        &self.flags
     }
 
     /// `None` when the last database read worked; the error otherwise.
@@ -98,9 +97,9 @@ impl DirectoryProfiles {
     }
 
     /// Set `user`'s flag in the database and announce it to every process.
-    pub async fn set_cache_enabled(&self, user: &str, enabled: bool) -> Result<(), DirectoryError> {
-        let result = self.directory.set_cache_enabled(user, enabled).await;
-        if let Err(DirectoryError::Unavailable(e)) = &result {
+    pub async fn set_cache_enabled(&self, user: &str, enabled: bool) -> Result<(), ProfileError> {
+        let result = self.flags.set_cache_enabled(user, enabled).await;
+        if let Err(ProfileError::Unavailable(e)) = &result {
             self.note_database(Some(e.clone()));
         }
         result?;
@@ -121,7 +120,7 @@ impl DirectoryProfiles {
 }
 
 #[async_trait]
-impl ProfileSource for DirectoryProfiles {
+impl ProfileSource for CachedProfiles {
     async fn cache_enabled(&self, user: &str) -> Result<bool, ProfileError> {
         let cached = self.known.read().unwrap_or_else(|p| p.into_inner()).get(user).copied();
         let trusted = self.feed.as_ref().is_none_or(ChangeFeed::is_live);
@@ -132,7 +131,7 @@ impl ProfileSource for DirectoryProfiles {
             return Ok(k.enabled);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        match self.directory.cache_enabled(user).await {
+        match self.flags.cache_enabled(user).await {
             Ok(flag) => {
                 self.note_database(None);
                 let enabled = flag.unwrap_or(true); // no profile row: the column default
@@ -152,7 +151,7 @@ impl ProfileSource for DirectoryProfiles {
                 self.epoch.fetch_add(1, Ordering::SeqCst);
                 match cached {
                     Some(k) => Ok(k.enabled),
-                    None => Err(ProfileError::Unavailable(e.to_string())),
+                    None => Err(e),
                 }
             }
         }

@@ -1,9 +1,13 @@
-//! Names and SQL shared by the backends: validated identifiers, the profile
-//! table configuration, the migration list.
+//! SQL names that come from configuration: validated, then quoted wherever
+//! they are put into a statement. Shared by every database the library and
+//! the server talk to (Postgres, SQLite).
 
 use std::fmt;
 
-use super::DirectoryError;
+/// A name that is not a plain SQL identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a plain SQL identifier (letters, digits, _; optionally schema.table)")]
+pub struct InvalidIdentifier(pub String);
 
 /// A validated SQL identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes),
 /// optionally schema-qualified (`schema.table`). Displayed double-quoted.
@@ -14,7 +18,7 @@ pub struct Identifier {
 
 impl Identifier {
     /// Validate `name`.
-    pub fn parse(name: &str) -> Result<Identifier, DirectoryError> {
+    pub fn parse(name: &str) -> Result<Identifier, InvalidIdentifier> {
         let parts: Vec<String> = name.split('.').map(str::to_owned).collect();
         let ok = parts.len() <= 2
             && parts.iter().all(|p| {
@@ -24,7 +28,7 @@ impl Identifier {
                     && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             });
         if !ok {
-            return Err(DirectoryError::Invalid(format!("{name:?} is not a plain SQL identifier (letters, digits, _; optionally schema.table)")));
+            return Err(InvalidIdentifier(name.to_owned()));
         }
         Ok(Identifier { parts })
     }
@@ -54,7 +58,7 @@ impl fmt::Display for Identifier {
 
 /// Where users' `cache_enabled` flags live: nscache's own table by default,
 /// or an existing application table (the reference's `core_userprofile` with
-/// `user_id`), to which `migrate` adds the column and its index.
+/// `user_id`), to which the server's `migrate` adds the column and its index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileTable {
     /// The table.
@@ -82,13 +86,19 @@ impl Default for ProfileTable {
 impl ProfileTable {
     /// An application's existing profile table, validated (nscache adds the
     /// flag column and its index, and only updates rows).
-    pub fn existing(table: &str, user_column: &str, flag_column: &str) -> Result<ProfileTable, DirectoryError> {
-        Ok(ProfileTable { table: Identifier::parse(table)?, user_column: Identifier::parse(user_column)?, flag_column: Identifier::parse(flag_column)?, owned: false })
+    pub fn existing(table: &str, user_column: &str, flag_column: &str) -> Result<ProfileTable, InvalidIdentifier> {
+        Ok(ProfileTable {
+            table: Identifier::parse(table)?,
+            user_column: Identifier::parse(user_column)?,
+            flag_column: Identifier::parse(flag_column)?,
+            owned: false,
+        })
     }
 
     /// The name of the flag's index.
     pub fn index_name(&self) -> Identifier {
-        Identifier::parse(&format!("{}_{}_idx", self.table.name(), self.flag_column.name()).chars().take(63).collect::<String>()).expect("built from identifiers")
+        let name: String = format!("{}_{}_idx", self.table.name(), self.flag_column.name()).chars().take(63).collect();
+        Identifier::parse(&name).expect("built from identifiers")
     }
 
     /// The migration's name, recorded once applied (one per profile table).
@@ -96,9 +106,6 @@ impl ProfileTable {
         format!("0002_cache_enabled:{}.{}", self.table.name(), self.flag_column.name())
     }
 }
-
-/// The name of the first migration (accounts, sessions, tokens).
-pub const ACCOUNTS_MIGRATION: &str = "0001_accounts_sessions_tokens";
 
 #[cfg(test)]
 mod tests {

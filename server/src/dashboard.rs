@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::StoreStatsSnapshot;
+use nscache::StoreStatsSnapshot;
 use crate::control::{Control, HealthReport};
-use crate::metrics::MetricsSnapshot;
+use nscache::metrics::MetricsSnapshot;
 
 /// The counters at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,15 +202,17 @@ mod tests {
     #[tokio::test]
     async fn the_ring_keeps_the_newest_samples() {
         use crate::directory::Directory as _;
-        let cache = crate::Cache::memory().await.expect("memory cache");
         let path = std::env::temp_dir().join(format!("nscache-dashboard-{}.db", std::process::id()));
         let directory = crate::directory::SqliteDirectory::open(&path, Default::default()).await.expect("sqlite");
         directory.migrate().await.expect("migrate");
-        let profiles = Arc::new(crate::profiles::DirectoryProfiles::new(Arc::new(directory), None));
-        let control = Arc::new(Control::new(cache.clone(), profiles));
+        let directory: Arc<dyn crate::directory::Directory> = Arc::new(directory);
+        let flags = Arc::new(crate::directory::DirectoryFlags(directory.clone()));
+        let cache = nscache::Cache::builder().flag_store(flags).build().await.expect("memory cache");
+        let profiles = cache.cached_profiles().cloned().expect("flags from the directory");
+        let control = Arc::new(Control::new(cache.clone(), directory, profiles));
         let sampler = DashboardSampler::manual(control, Duration::from_secs(1), 3);
         for i in 0..5 {
-            cache.user("u").set("k", "v", crate::Expiry::Default).await.expect("set");
+            cache.user("u").set("k", "v", nscache::Expiry::Default).await.expect("set");
             let _ = cache.user("u").get(if i % 2 == 0 { "k" } else { "missing" }).await.expect("get");
             sampler.sample_now().await;
         }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use nscache::cli::{Cli, run};
+use nscache_server::cli::{Cli, run};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("nscache: starting the async runtime: {e}");
-            return ExitCode::from(nscache::cli::EXIT_UNAVAILABLE);
+            return ExitCode::from(nscache_server::cli::EXIT_UNAVAILABLE);
         }
     };
     let mut stdout = std::io::stdout().lock();

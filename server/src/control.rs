@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::auth::{self, LoginLimiter, SESSION_LIFETIME};
 use crate::directory::{Account, Directory, DirectoryError, NewAccount, Role, unix_now};
-use crate::profiles::{DirectoryProfiles, ProfileSource};
-use crate::{Cache, CacheError, Keyspace};
+use nscache::profiles::{CachedProfiles, ProfileError, ProfileSource};
+use nscache::{Cache, CacheError, Keyspace};
 
 /// Who is asking, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,12 @@ pub enum ControlError {
     /// The directory (database) failed.
     #[error(transparent)]
     Directory(DirectoryError),
+}
+
+impl From<ProfileError> for ControlError {
+    fn from(e: ProfileError) -> Self {
+        DirectoryError::from(e).into()
+    }
 }
 
 impl From<DirectoryError> for ControlError {
@@ -191,7 +197,8 @@ impl HealthReport {
 #[derive(Debug)]
 pub struct Control {
     cache: Cache,
-    profiles: Arc<DirectoryProfiles>,
+    directory: Arc<dyn Directory>,
+    profiles: Arc<CachedProfiles>,
     limiter: LoginLimiter,
     /// Credentials verified against the database, by secret hash: used only
     /// while the database is unreachable, so that applications and signed-in
@@ -219,9 +226,10 @@ fn require(who: &Principal, roles: &[Role], what: &str) -> Result<(), ControlErr
 }
 
 impl Control {
-    /// Control over `cache`, whose profile source is `profiles`.
-    pub fn new(cache: Cache, profiles: Arc<DirectoryProfiles>) -> Control {
-        Control { cache, profiles, limiter: LoginLimiter::default(), verified: Default::default() }
+    /// Control over `cache`, whose profile source is `profiles` (flags kept
+    /// in `directory`, where the accounts are).
+    pub fn new(cache: Cache, directory: Arc<dyn Directory>, profiles: Arc<CachedProfiles>) -> Control {
+        Control { cache, directory, profiles, limiter: LoginLimiter::default(), verified: Default::default() }
     }
 
     /// Replace the login limiter.
@@ -237,11 +245,11 @@ impl Control {
 
     /// The directory.
     pub fn directory(&self) -> &Arc<dyn Directory> {
-        self.profiles.directory()
+        &self.directory
     }
 
     /// The profile source.
-    pub fn profiles(&self) -> &Arc<DirectoryProfiles> {
+    pub fn profiles(&self) -> &Arc<CachedProfiles> {
         &self.profiles
     }
 
@@ -367,7 +375,7 @@ impl Control {
     /// What `who` sees about themselves.
     pub async fn me(&self, who: &Principal) -> Result<MeView, ControlError> {
         let user_id = &who.account.user_id;
-        let cache_enabled = self.profiles.cache_enabled(user_id).await.map_err(|e| ControlError::Directory(DirectoryError::Unavailable(e.to_string())))?;
+        let cache_enabled = self.profiles.cache_enabled(user_id).await?;
         let namespace_version = self.cache.version_of(user_id).await.ok().flatten();
         Ok(MeView { username: who.account.username.clone(), role: who.account.role.as_str(), user_id: user_id.clone(), cache_enabled, namespace_version })
     }

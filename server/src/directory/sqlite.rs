@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
-use super::schema::{ACCOUNTS_MIGRATION, ProfileTable};
-use super::{Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now};
+use nscache::sql::ProfileTable;
+use super::{ACCOUNTS_MIGRATION, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now};
 
 /// The directory in a SQLite file (created if missing), same schema as Postgres.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 
 use super::{BenchOptions, Machine, Report, Row, plot};
-use crate::store::{L1Options, RedisOptions, RedisStore, Store};
-use crate::{Cache, CacheError, Expiry};
+use nscache::store::{L1Options, RedisOptions, RedisStore, Store};
+use nscache::{Cache, CacheError, Expiry};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]

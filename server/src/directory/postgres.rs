@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
-use tokio::sync::OnceCell;
 
-use super::schema::{ACCOUNTS_MIGRATION, ProfileTable};
-use super::{unix_now, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix};
+use nscache::profiles::{FlagStore, PostgresFlags};
+use nscache::sql::ProfileTable;
+use super::{ACCOUNTS_MIGRATION, unix_now, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix};
 
 /// The directory in Postgres. The pool connects lazily: the server starts
 /// while Postgres is down, and reconnects when it returns.
@@ -18,8 +18,8 @@ pub struct PostgresDirectory {
     pool: PgPool,
     profiles: ProfileTable,
     location: String,
-    /// Whether the profile table's user column is an integer (`core_userprofile.user_id`).
-    integer_user: std::sync::Arc<OnceCell<bool>>,
+    /// The flag column's reads and writes: the library's, on the same pool.
+    flags: PostgresFlags,
 }
 
 const ACCOUNTS_SQL: &[&str] = &[
@@ -72,58 +72,14 @@ impl PostgresDirectory {
     /// A directory with explicit connection options (e.g. a `search_path`).
     pub fn with_options(options: PgConnectOptions, profiles: ProfileTable, location: String) -> PostgresDirectory {
         let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options);
-        PostgresDirectory { pool, profiles, location, integer_user: Default::default() }
+        let flags = PostgresFlags::with_pool(pool.clone(), profiles.clone());
+        PostgresDirectory { pool, profiles, location, flags }
     }
 
     /// The connection pool (for the query cache and tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-
-    async fn integer_user(&self) -> Result<bool, DirectoryError> {
-        self.integer_user
-            .get_or_try_init(|| async {
-                let t = &self.profiles.table;
-                let data_type: Option<String> = sqlx::query_scalar(
-                    "SELECT data_type FROM information_schema.columns
-                     WHERE table_name = $1 AND column_name = $2 AND table_schema = COALESCE($3, current_schema())",
-                )
-                .bind(t.name())
-                .bind(self.profiles.user_column.name())
-                .bind(t.schema())
-                .fetch_optional(&self.pool)
-                .await?;
-                match data_type {
-                    Some(ty) => Ok(matches!(ty.as_str(), "integer" | "bigint" | "smallint")),
-                    None => Err(DirectoryError::Schema(format!("profile table {t} has no column {} (run `nscache migrate`)", self.profiles.user_column))),
-                }
-            })
-            .await
-            .copied()
-    }
-
-    /// Bind a user id as the user column's type; `None` if it cannot be one.
-    async fn user_param(&self, user_id: &str) -> Result<Option<UserParam>, DirectoryError> {
-        if self.integer_user().await? {
-            Ok(user_id.parse::<i64>().ok().map(UserParam::Int))
-        } else {
-            Ok(Some(UserParam::Text(user_id.to_owned())))
-        }
-    }
-}
-
-enum UserParam {
-    Int(i64),
-    Text(String),
-}
-
-macro_rules! bind_user {
-    ($query:expr, $param:expr) => {
-        match $param {
-            UserParam::Int(n) => $query.bind(n),
-            UserParam::Text(s) => $query.bind(s),
-        }
-    };
 }
 
 #[async_trait]
@@ -175,23 +131,11 @@ impl Directory for PostgresDirectory {
     }
 
     async fn cache_enabled(&self, user_id: &str) -> Result<Option<bool>, DirectoryError> {
-        let Some(param) = self.user_param(user_id).await? else { return Ok(None) };
-        let p = &self.profiles;
-        let sql = format!("SELECT {} FROM {} WHERE {} = $1", p.flag_column, p.table, p.user_column);
-        Ok(bind_user!(sqlx::query_scalar::<_, bool>(&sql), param).fetch_optional(&self.pool).await?)
+        Ok(self.flags.cache_enabled(user_id).await?)
     }
 
     async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
-        let Some(param) = self.user_param(user_id).await? else {
-            return Err(DirectoryError::NotFound(format!("user {user_id:?} (this profile table has integer user ids)")));
-        };
-        let p = &self.profiles;
-        let sql = format!("UPDATE {} SET {} = $2 WHERE {} = $1", p.table, p.flag_column, p.user_column);
-        let done = bind_user!(sqlx::query(&sql), param).bind(enabled).execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!("user {user_id:?} has no profile")));
-        }
-        Ok(())
+        Ok(self.flags.set_cache_enabled(user_id, enabled).await?)
     }
 
     async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError> {

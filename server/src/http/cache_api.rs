@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams};
 use crate::control::{Principal, Space, check_name};
-use crate::{Expiry, Keyspace, LockToken, Ttl};
+use nscache::{Expiry, Keyspace, LockToken, Ttl};
 
 /// A value in a request: text or base64, exactly one.
 #[derive(Debug, Deserialize)]

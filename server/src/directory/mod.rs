@@ -5,17 +5,20 @@
 
 mod guarded;
 mod postgres;
-mod schema;
 mod sqlite;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use nscache::profiles::{FlagStore, ProfileError};
 
 pub use self::guarded::Guarded;
 pub use self::postgres::PostgresDirectory;
-pub use self::schema::{Identifier, ProfileTable};
+pub use nscache::sql::{Identifier, ProfileTable};
 pub use self::sqlite::SqliteDirectory;
+
+/// The name of the first migration (accounts, sessions, tokens).
+pub const ACCOUNTS_MIGRATION: &str = "0001_accounts_sessions_tokens";
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,6 +158,48 @@ impl From<sqlx::Error> for DirectoryError {
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300")) => DirectoryError::Unavailable(db.message().to_owned()),
             _ => DirectoryError::Other(e.to_string()),
         }
+    }
+}
+
+impl From<ProfileError> for DirectoryError {
+    fn from(e: ProfileError) -> Self {
+        match e {
+            ProfileError::Unavailable(m) => DirectoryError::Unavailable(m),
+            ProfileError::NotFound(m) => DirectoryError::NotFound(m),
+            ProfileError::Other(m) => DirectoryError::Other(m),
+        }
+    }
+}
+
+impl From<DirectoryError> for ProfileError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::Unavailable(m) => ProfileError::Unavailable(m),
+            DirectoryError::NotFound(m) => ProfileError::NotFound(m),
+            other => ProfileError::Other(other.to_string()),
+        }
+    }
+}
+
+/// The directory as the library's [`FlagStore`]: what
+/// [`CachedProfiles`](nscache::profiles::CachedProfiles) reads and writes.
+#[derive(Debug, Clone)]
+pub struct DirectoryFlags(pub std::sync::Arc<dyn Directory>);
+
+#[async_trait]
+impl FlagStore for DirectoryFlags {
+    async fn cache_enabled(&self, user: &str) -> Result<Option<bool>, ProfileError> {
+        Ok(self.0.cache_enabled(user).await?)
+    }
+
+    async fn set_cache_enabled(&self, user: &str, enabled: bool) -> Result<(), ProfileError> {
+        Ok(self.0.set_cache_enabled(user, enabled).await?)
+    }
+}
+
+impl From<nscache::sql::InvalidIdentifier> for DirectoryError {
+    fn from(e: nscache::sql::InvalidIdentifier) -> Self {
+        DirectoryError::Invalid(e.to_string())
     }
 }
 

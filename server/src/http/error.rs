@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::CacheError;
+use nscache::CacheError;
 use crate::control::ControlError;
 use crate::directory::DirectoryError;
 

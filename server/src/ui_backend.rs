@@ -195,7 +195,7 @@ impl UiBackend for ControlBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CacheError;
+    use nscache::CacheError;
     use crate::directory::DirectoryError;
 
     #[test]
