@@ -12,9 +12,19 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
-    for path in ["wit", "core/src", "core/Cargo.toml", "Cargo.toml", "Cargo.lock"] {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
+    for path in [
+        "wit",
+        "core/src",
+        "core/Cargo.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=NSCACHE_COMPONENT_TARGET_DIR");
@@ -25,7 +35,17 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["rustc", "--quiet", "-p", "nscache-core", "--lib", "--profile", "component", "--crate-type", "cdylib"])
+        .args([
+            "rustc",
+            "--quiet",
+            "-p",
+            "nscache-core",
+            "--lib",
+            "--profile",
+            "component",
+            "--crate-type",
+            "cdylib",
+        ])
         .args(["--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -40,19 +60,38 @@ fn main() {
         .unwrap_or_else(|e| panic!("could not run {cargo} to build the cache component: {e}"));
     if !status.success() {
         if !target_installed() {
-            panic!("the cache component needs the {TARGET} target: run `rustup target add {TARGET}`");
+            panic!(
+                "the cache component needs the {TARGET} target: run `rustup target add {TARGET}`"
+            );
         }
         panic!("building the cache component (core/ for {TARGET}) failed: see the errors above");
     }
-    let wasm = target_dir.join(TARGET).join("component").join("nscache_core.wasm");
-    assert!(wasm.exists(), "the component build produced no {}", wasm.display());
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("nscache_cache.wasm");
-    std::fs::copy(&wasm, &out).unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), out.display()));
+    let wasm = target_dir
+        .join(TARGET)
+        .join("component")
+        .join("nscache_core.wasm");
+    assert!(
+        wasm.exists(),
+        "the component build produced no {}",
+        wasm.display()
+    );
+    let out =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("nscache_cache.wasm");
+    std::fs::copy(&wasm, &out)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), out.display()));
     println!("cargo:rustc-env=NSCACHE_COMPONENT_WASM={}", out.display());
 }
 
 fn target_installed() -> bool {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok();
-    sysroot.is_some_and(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("lib/rustlib").join(TARGET).exists())
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok();
+    sysroot.is_some_and(|o| {
+        Path::new(String::from_utf8_lossy(&o.stdout).trim())
+            .join("lib/rustlib")
+            .join(TARGET)
+            .exists()
+    })
 }

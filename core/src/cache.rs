@@ -49,7 +49,10 @@ pub struct Cache {
 impl Default for Cache {
     fn default() -> Self {
         let settings = Settings::default();
-        Cache { layout: Layout::new(&settings), settings }
+        Cache {
+            layout: Layout::new(&settings),
+            settings,
+        }
     }
 }
 
@@ -57,7 +60,10 @@ impl Cache {
     /// A cache with validated settings.
     pub fn new(settings: Settings) -> Result<Cache, Error> {
         settings.validate()?;
-        Ok(Cache { layout: Layout::new(&settings), settings })
+        Ok(Cache {
+            layout: Layout::new(&settings),
+            settings,
+        })
     }
 
     /// The settings in use.
@@ -71,7 +77,10 @@ impl Cache {
     }
 
     pub(crate) fn versions<'a, H: Host>(&'a self, host: &'a H) -> Versions<'a, H> {
-        Versions { host, layout: &self.layout }
+        Versions {
+            host,
+            layout: &self.layout,
+        }
     }
 
     pub(crate) fn user_keys(&self, user: &str) -> Result<UserKeys, Error> {
@@ -95,20 +104,43 @@ impl Cache {
 
     /// The storage key of `key` in `target`, or `None` when the namespace holds
     /// nothing (no live version).
-    fn resolve<H: Host>(&self, host: &H, target: &Target, key: &str) -> Result<Option<String>, StoreError> {
+    fn resolve<H: Host>(
+        &self,
+        host: &H,
+        target: &Target,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(match target {
             Target::Global => Some(self.layout.global_key(key)),
-            Target::User(keys) => self.versions(host).current(keys)?.map(|v| keys.entry_key(v, Kind::Data, key)),
+            Target::User(keys) => self
+                .versions(host)
+                .current(keys)?
+                .map(|v| keys.entry_key(v, Kind::Data, key)),
             Target::Bypass => None,
         })
     }
 
     /// Read entries of a namespace and its liveness in one round trip.
-    fn read_entries<H: Host>(&self, host: &H, keys: &UserKeys, app_keys: &[&str]) -> Result<(Option<u64>, Vec<Option<Vec<u8>>>), StoreError> {
-        let suffixes: Vec<String> = app_keys.iter().map(|k| UserKeys::entry_suffix(Kind::Data, k)).collect();
-        let found = host.get_indirect(&keys.version_key, &keys.entry_prefix, &suffixes, &[self.layout.floor_key()])?;
+    fn read_entries<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        app_keys: &[&str],
+    ) -> Result<(Option<u64>, Vec<Option<Vec<u8>>>), StoreError> {
+        let suffixes: Vec<String> = app_keys
+            .iter()
+            .map(|k| UserKeys::entry_suffix(Kind::Data, k))
+            .collect();
+        let found = host.get_indirect(
+            &keys.version_key,
+            &keys.entry_prefix,
+            &suffixes,
+            &[self.layout.floor_key()],
+        )?;
         if found.values.len() != app_keys.len() || found.also.len() != 1 {
-            return Err(StoreError::Other("get-indirect returned the wrong number of values".into()));
+            return Err(StoreError::Other(
+                "get-indirect returned the wrong number of values".into(),
+            ));
         }
         match versions::live(found.pointer.as_deref(), found.also[0].as_deref()) {
             Some(v) => Ok((Some(v), found.values)),
@@ -117,12 +149,22 @@ impl Cache {
     }
 
     /// The value at `key`, or `None` on a miss. One store round trip.
-    pub fn get<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub fn get<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.get_many(host, scope, &[key])?.pop().flatten())
     }
 
     /// The values of `keys`, in order. One store round trip.
-    pub fn get_many<H: Host>(&self, host: &H, scope: &Scope, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    pub fn get_many<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        keys: &[&str],
+    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
         for key in keys {
             self.settings.check_key(key)?;
         }
@@ -136,17 +178,32 @@ impl Cache {
                     _ => misses(),
                 }
             }
-            Target::User(user) => self.read_entries(host, &user, keys).map_or_else(|_| misses(), |(_, values)| values),
+            Target::User(user) => self
+                .read_entries(host, &user, keys)
+                .map_or_else(|_| misses(), |(_, values)| values),
         })
     }
 
     /// Store `value` at `key`. Skipped (without error) when the store fails.
-    pub fn set<H: Host>(&self, host: &H, scope: &Scope, key: &str, value: &[u8], ttl: Expiry) -> Result<(), Error> {
+    pub fn set<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+        value: &[u8],
+        ttl: Expiry,
+    ) -> Result<(), Error> {
         self.set_many(host, scope, &[(key, value)], ttl)
     }
 
     /// Store every entry, atomically. Skipped (without error) when the store fails.
-    pub fn set_many<H: Host>(&self, host: &H, scope: &Scope, entries: &[(&str, &[u8])], ttl: Expiry) -> Result<(), Error> {
+    pub fn set_many<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        entries: &[(&str, &[u8])],
+        ttl: Expiry,
+    ) -> Result<(), Error> {
         for (key, value) in entries {
             self.settings.check_key(key)?;
             self.settings.check_value(value)?;
@@ -173,7 +230,10 @@ impl Cache {
             Lifetime::Keep(ttl_ms) => match entries {
                 [(key, value)] => host.set(&storage_key(key), value, ttl_ms),
                 _ => {
-                    let batch: Vec<(String, Vec<u8>)> = entries.iter().map(|(k, v)| (storage_key(k), v.to_vec())).collect();
+                    let batch: Vec<(String, Vec<u8>)> = entries
+                        .iter()
+                        .map(|(k, v)| (storage_key(k), v.to_vec()))
+                        .collect();
                     host.set_many(&batch, ttl_ms)
                 }
             },
@@ -185,13 +245,22 @@ impl Cache {
     ///
     /// For a user whose cache is disabled this reports true and stores nothing,
     /// as Django's dummy cache does.
-    pub fn add<H: Host>(&self, host: &H, scope: &Scope, key: &str, value: &[u8], ttl: Expiry) -> Result<bool, Error> {
+    pub fn add<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+        value: &[u8],
+        ttl: Expiry,
+    ) -> Result<bool, Error> {
         self.settings.check_key(key)?;
         self.settings.check_value(value)?;
         let storage_key = match self.target(host, scope)? {
             Target::Bypass => return Ok(true),
             Target::Global => self.layout.global_key(key),
-            Target::User(keys) => keys.entry_key(self.versions(host).ensure_live(&keys)?, Kind::Data, key),
+            Target::User(keys) => {
+                keys.entry_key(self.versions(host).ensure_live(&keys)?, Kind::Data, key)
+            }
         };
         Ok(match ttl.lifetime(self.settings.default_ttl_ms) {
             // Added and expired at once, unless something is there already.
@@ -209,7 +278,12 @@ impl Cache {
     }
 
     /// Remove every key in `keys`; returns how many existed.
-    pub fn delete_many<H: Host>(&self, host: &H, scope: &Scope, keys: &[&str]) -> Result<u32, Error> {
+    pub fn delete_many<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        keys: &[&str],
+    ) -> Result<u32, Error> {
         for key in keys {
             self.settings.check_key(key)?;
         }
@@ -218,7 +292,10 @@ impl Cache {
             Scope::User(user) => {
                 let user = self.user_keys(user)?;
                 match self.versions(host).current(&user)? {
-                    Some(v) => keys.iter().map(|k| user.entry_key(v, Kind::Data, k)).collect(),
+                    Some(v) => keys
+                        .iter()
+                        .map(|k| user.entry_key(v, Kind::Data, k))
+                        .collect(),
                     None => return Ok(0),
                 }
             }
@@ -241,24 +318,48 @@ impl Cache {
     }
 
     /// Add `delta` to the integer at `key`; [`Error::NotFound`] if it is missing.
-    pub fn incr<H: Host>(&self, host: &H, scope: &Scope, key: &str, delta: i64) -> Result<i64, Error> {
+    pub fn incr<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, Error> {
         self.settings.check_key(key)?;
         let target = self.target(host, scope)?;
-        let Some(storage_key) = self.resolve(host, &target, key)? else { return Err(Error::NotFound) };
+        let Some(storage_key) = self.resolve(host, &target, key)? else {
+            return Err(Error::NotFound);
+        };
         host.increment(&storage_key, delta)?.ok_or(Error::NotFound)
     }
 
     /// Subtract `delta` from the integer at `key`.
-    pub fn decr<H: Host>(&self, host: &H, scope: &Scope, key: &str, delta: i64) -> Result<i64, Error> {
-        let delta = delta.checked_neg().ok_or_else(|| Error::InvalidArgument(format!("cannot decrement by {delta}")))?;
+    pub fn decr<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, Error> {
+        let delta = delta
+            .checked_neg()
+            .ok_or_else(|| Error::InvalidArgument(format!("cannot decrement by {delta}")))?;
         self.incr(host, scope, key, delta)
     }
 
     /// Give an existing key a new expiry. True if the key exists.
-    pub fn touch<H: Host>(&self, host: &H, scope: &Scope, key: &str, ttl: Expiry) -> Result<bool, Error> {
+    pub fn touch<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+        ttl: Expiry,
+    ) -> Result<bool, Error> {
         self.settings.check_key(key)?;
         let target = self.target(host, scope)?;
-        let Some(storage_key) = self.resolve(host, &target, key)? else { return Ok(false) };
+        let Some(storage_key) = self.resolve(host, &target, key)? else {
+            return Ok(false);
+        };
         Ok(match ttl.lifetime(self.settings.default_ttl_ms) {
             Lifetime::Remove => host.delete(&storage_key)?,
             Lifetime::Keep(ttl_ms) => host.expire(&storage_key, ttl_ms)?,
@@ -282,9 +383,17 @@ impl Cache {
 
     /// Read `key` for a later [`Cache::set_at`]: the first half of a race-safe
     /// `get_or_set`. Creates the namespace if needed, so the version is real.
-    pub fn read_for_update<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<VersionedRead, Error> {
+    pub fn read_for_update<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<VersionedRead, Error> {
         self.settings.check_key(key)?;
-        let bypass = VersionedRead { value: None, version: 0 };
+        let bypass = VersionedRead {
+            value: None,
+            version: 0,
+        };
         Ok(match self.target(host, scope)? {
             Target::Bypass => bypass,
             Target::Global => VersionedRead {
@@ -292,9 +401,15 @@ impl Cache {
                 version: self.settings.key_version,
             },
             Target::User(keys) => match self.read_entries(host, &keys, &[key]) {
-                Ok((Some(version), mut values)) => VersionedRead { value: values.pop().flatten(), version },
+                Ok((Some(version), mut values)) => VersionedRead {
+                    value: values.pop().flatten(),
+                    version,
+                },
                 Ok((None, _)) => match self.versions(host).ensure_live(&keys) {
-                    Ok(version) => VersionedRead { value: None, version },
+                    Ok(version) => VersionedRead {
+                        value: None,
+                        version,
+                    },
                     Err(_) => bypass,
                 },
                 Err(_) => bypass,
@@ -307,7 +422,15 @@ impl Cache {
     /// Nothing is written when that version is no longer live (the value would
     /// be unreachable) or is `0`; a version newer than the current one is
     /// [`Error::InvalidArgument`]. Skipped (without error) when the store fails.
-    pub fn set_at<H: Host>(&self, host: &H, scope: &Scope, key: &str, version: u64, value: &[u8], ttl: Expiry) -> Result<(), Error> {
+    pub fn set_at<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        key: &str,
+        version: u64,
+        value: &[u8],
+        ttl: Expiry,
+    ) -> Result<(), Error> {
         self.settings.check_key(key)?;
         self.settings.check_value(value)?;
         if version == 0 {
@@ -325,13 +448,17 @@ impl Cache {
             Target::Global => {}
             Target::User(keys) => {
                 let keys_state = [keys.version_key.clone(), self.layout.floor_key()];
-                let Ok(state) = host.get_many(&keys_state) else { return Ok(()) };
+                let Ok(state) = host.get_many(&keys_state) else {
+                    return Ok(());
+                };
                 let (raw_version, raw_floor) = match state.as_slice() {
                     [v, f] => (v.as_deref(), f.as_deref()),
                     _ => return Ok(()),
                 };
                 if versions::parse(raw_version).is_some_and(|current| version > current) {
-                    return Err(Error::InvalidArgument(format!("version {version} is newer than the namespace's")));
+                    return Err(Error::InvalidArgument(format!(
+                        "version {version} is newer than the namespace's"
+                    )));
                 }
                 if versions::live(raw_version, raw_floor) != Some(version) {
                     return Ok(()); // invalidated since the read: the value is dead
@@ -350,13 +477,25 @@ impl Cache {
     }
 
     /// Take the global lock `key` for `owner` for `timeout_ms`. True if taken.
-    pub fn lock<H: Host>(&self, host: &H, key: &str, owner: &str, timeout_ms: u64) -> Result<bool, Error> {
+    pub fn lock<H: Host>(
+        &self,
+        host: &H,
+        key: &str,
+        owner: &str,
+        timeout_ms: u64,
+    ) -> Result<bool, Error> {
         self.settings.check_key(key)?;
         check_owner(owner)?;
         if timeout_ms == 0 {
-            return Err(Error::InvalidArgument("lock timeout must be at least 1 ms".into()));
+            return Err(Error::InvalidArgument(
+                "lock timeout must be at least 1 ms".into(),
+            ));
         }
-        Ok(host.set_if_absent(&self.layout.global_key(key), owner.as_bytes(), Some(timeout_ms))?)
+        Ok(host.set_if_absent(
+            &self.layout.global_key(key),
+            owner.as_bytes(),
+            Some(timeout_ms),
+        )?)
     }
 
     /// Release the global lock `key` if `owner` holds it. True if released.
@@ -375,7 +514,9 @@ impl Cache {
     /// Invalidate every cached query over `table` in O(1). Returns its new version.
     pub fn invalidate_table<H: Host>(&self, host: &H, table: &str) -> Result<u64, Error> {
         check_name("table name", table)?;
-        Ok(self.versions(host).bump_table(&self.layout.table_version_key(table))?)
+        Ok(self
+            .versions(host)
+            .bump_table(&self.layout.table_version_key(table))?)
     }
 
     /// Invalidate every user namespace in O(1). Returns the new floor.
@@ -391,24 +532,40 @@ impl Cache {
     }
 
     /// [`Cache::version_of`] for many users, in one round trip.
-    pub fn versions_of<H: Host>(&self, host: &H, users: &[&str]) -> Result<Vec<Option<u64>>, Error> {
-        let mut keys = users.iter().map(|u| Ok(self.user_keys(u)?.version_key)).collect::<Result<Vec<String>, Error>>()?;
+    pub fn versions_of<H: Host>(
+        &self,
+        host: &H,
+        users: &[&str],
+    ) -> Result<Vec<Option<u64>>, Error> {
+        let mut keys = users
+            .iter()
+            .map(|u| Ok(self.user_keys(u)?.version_key))
+            .collect::<Result<Vec<String>, Error>>()?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         keys.push(self.layout.floor_key());
         let mut values = host.get_many(&keys)?;
         if values.len() != keys.len() {
-            return Err(Error::Internal(format!("get-many returned {} values for {} keys", values.len(), keys.len())));
+            return Err(Error::Internal(format!(
+                "get-many returned {} values for {} keys",
+                values.len(),
+                keys.len()
+            )));
         }
         let floor = values.pop().flatten();
-        Ok(values.iter().map(|v| versions::live(v.as_deref(), floor.as_deref())).collect())
+        Ok(values
+            .iter()
+            .map(|v| versions::live(v.as_deref(), floor.as_deref()))
+            .collect())
     }
 }
 
 fn check_owner(owner: &str) -> Result<(), Error> {
     if owner.is_empty() || owner.len() > MAX_NAME_BYTES {
-        return Err(Error::InvalidArgument(format!("lock owner must be 1 to {MAX_NAME_BYTES} bytes")));
+        return Err(Error::InvalidArgument(format!(
+            "lock owner must be 1 to {MAX_NAME_BYTES} bytes"
+        )));
     }
     Ok(())
 }

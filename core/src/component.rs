@@ -3,14 +3,20 @@
 
 use std::cell::RefCell;
 
-use crate::{Cache, Error, Expiry, Host, Indirect, QueryToken, Scope, Settings, StoreError, TimeToLive, VersionedRead};
+use crate::{
+    Cache, Error, Expiry, Host, Indirect, QueryToken, Scope, Settings, StoreError, TimeToLive,
+    VersionedRead,
+};
 
 wit_bindgen::generate!({
     world: "cache-component",
     path: "../wit",
 });
 
-use exports::nscache::cache::{cache as wit_cache, config as wit_config, invalidation as wit_invalidation, locks as wit_locks, queries as wit_queries};
+use exports::nscache::cache::{
+    cache as wit_cache, config as wit_config, invalidation as wit_invalidation, locks as wit_locks,
+    queries as wit_queries,
+};
 use nscache::cache::{atomics, batch, profiles, store, types};
 
 thread_local! {
@@ -62,20 +68,39 @@ impl Host for Imports {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         batch::get_many(keys).map_err(store_err)
     }
-    fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+    fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
         batch::set_many(entries, ttl_ms).map_err(store_err)
     }
     fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError> {
         batch::delete_many(keys).map_err(store_err)
     }
-    fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<Indirect, StoreError> {
+    fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<Indirect, StoreError> {
         let found = batch::get_indirect(pointer, prefix, suffixes, also).map_err(store_err)?;
-        Ok(Indirect { pointer: found.pointer, values: found.values, also: found.also })
+        Ok(Indirect {
+            pointer: found.pointer,
+            values: found.values,
+            also: found.also,
+        })
     }
     fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
         atomics::increment(key, delta).map_err(store_err)
     }
-    fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
         atomics::set_if_absent(key, value, ttl_ms).map_err(store_err)
     }
     fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
@@ -133,14 +158,31 @@ impl wit_cache::Guest for Component {
     fn get_many(s: types::Scope, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, types::Error> {
         with_cache(|c| c.get_many(&Imports, &scope(s), &strs(&keys))).map_err(wit_err)
     }
-    fn set(s: types::Scope, key: String, value: Vec<u8>, ttl: types::Expiry) -> Result<(), types::Error> {
+    fn set(
+        s: types::Scope,
+        key: String,
+        value: Vec<u8>,
+        ttl: types::Expiry,
+    ) -> Result<(), types::Error> {
         with_cache(|c| c.set(&Imports, &scope(s), &key, &value, expiry(ttl))).map_err(wit_err)
     }
-    fn set_many(s: types::Scope, entries: Vec<(String, Vec<u8>)>, ttl: types::Expiry) -> Result<(), types::Error> {
-        let entries: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    fn set_many(
+        s: types::Scope,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl: types::Expiry,
+    ) -> Result<(), types::Error> {
+        let entries: Vec<(&str, &[u8])> = entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
         with_cache(|c| c.set_many(&Imports, &scope(s), &entries, expiry(ttl))).map_err(wit_err)
     }
-    fn add(s: types::Scope, key: String, value: Vec<u8>, ttl: types::Expiry) -> Result<bool, types::Error> {
+    fn add(
+        s: types::Scope,
+        key: String,
+        value: Vec<u8>,
+        ttl: types::Expiry,
+    ) -> Result<bool, types::Error> {
         with_cache(|c| c.add(&Imports, &scope(s), &key, &value, expiry(ttl))).map_err(wit_err)
     }
     fn delete(s: types::Scope, key: String) -> Result<bool, types::Error> {
@@ -172,12 +214,23 @@ impl wit_cache::Guest for Component {
     fn persist(s: types::Scope, key: String) -> Result<bool, types::Error> {
         with_cache(|c| c.persist(&Imports, &scope(s), &key)).map_err(wit_err)
     }
-    fn read_for_update(s: types::Scope, key: String) -> Result<wit_cache::VersionedRead, types::Error> {
-        let VersionedRead { value, version } = with_cache(|c| c.read_for_update(&Imports, &scope(s), &key)).map_err(wit_err)?;
+    fn read_for_update(
+        s: types::Scope,
+        key: String,
+    ) -> Result<wit_cache::VersionedRead, types::Error> {
+        let VersionedRead { value, version } =
+            with_cache(|c| c.read_for_update(&Imports, &scope(s), &key)).map_err(wit_err)?;
         Ok(wit_cache::VersionedRead { value, version })
     }
-    fn set_at(s: types::Scope, key: String, version: u64, value: Vec<u8>, ttl: types::Expiry) -> Result<(), types::Error> {
-        with_cache(|c| c.set_at(&Imports, &scope(s), &key, version, &value, expiry(ttl))).map_err(wit_err)
+    fn set_at(
+        s: types::Scope,
+        key: String,
+        version: u64,
+        value: Vec<u8>,
+        ttl: types::Expiry,
+    ) -> Result<(), types::Error> {
+        with_cache(|c| c.set_at(&Imports, &scope(s), &key, version, &value, expiry(ttl)))
+            .map_err(wit_err)
     }
 }
 
@@ -212,16 +265,49 @@ impl wit_queries::Guest for Component {
     fn query_key(query: String, params: Vec<u8>) -> String {
         crate::query_key(&query, &params)
     }
-    fn find_result(user: String, query: String, params: Vec<u8>, tables: Vec<String>) -> Result<wit_queries::QueryLookup, types::Error> {
-        let found = with_cache(|c| c.query_lookup(&Imports, &user, &query, &params, &strs(&tables))).map_err(wit_err)?;
+    fn find_result(
+        user: String,
+        query: String,
+        params: Vec<u8>,
+        tables: Vec<String>,
+    ) -> Result<wit_queries::QueryLookup, types::Error> {
+        let found =
+            with_cache(|c| c.query_lookup(&Imports, &user, &query, &params, &strs(&tables)))
+                .map_err(wit_err)?;
         Ok(wit_queries::QueryLookup {
             value: found.value,
-            token: wit_queries::QueryToken { namespace_version: found.token.namespace_version, table_versions: found.token.table_versions },
+            token: wit_queries::QueryToken {
+                namespace_version: found.token.namespace_version,
+                table_versions: found.token.table_versions,
+            },
         })
     }
-    fn store_result(user: String, query: String, params: Vec<u8>, tables: Vec<String>, token: wit_queries::QueryToken, value: Vec<u8>, ttl: types::Expiry) -> Result<(), types::Error> {
-        let token = QueryToken { namespace_version: token.namespace_version, table_versions: token.table_versions };
-        with_cache(|c| c.query_store(&Imports, &user, &query, &params, &strs(&tables), &token, &value, expiry(ttl))).map_err(wit_err)
+    fn store_result(
+        user: String,
+        query: String,
+        params: Vec<u8>,
+        tables: Vec<String>,
+        token: wit_queries::QueryToken,
+        value: Vec<u8>,
+        ttl: types::Expiry,
+    ) -> Result<(), types::Error> {
+        let token = QueryToken {
+            namespace_version: token.namespace_version,
+            table_versions: token.table_versions,
+        };
+        with_cache(|c| {
+            c.query_store(
+                &Imports,
+                &user,
+                &query,
+                &params,
+                &strs(&tables),
+                &token,
+                &value,
+                expiry(ttl),
+            )
+        })
+        .map_err(wit_err)
     }
 }
 

@@ -51,10 +51,16 @@ mod tests {
 
     #[test]
     fn django_timeout_rules() {
-        assert_eq!(Expiry::Default.lifetime(300_000), Lifetime::Keep(Some(300_000)));
+        assert_eq!(
+            Expiry::Default.lifetime(300_000),
+            Lifetime::Keep(Some(300_000))
+        );
         assert_eq!(Expiry::Never.lifetime(300_000), Lifetime::Keep(None));
         assert_eq!(Expiry::AfterMs(0).lifetime(300_000), Lifetime::Remove);
-        assert_eq!(Expiry::AfterMs(1500).lifetime(300_000), Lifetime::Keep(Some(1500)));
+        assert_eq!(
+            Expiry::AfterMs(1500).lifetime(300_000),
+            Lifetime::Keep(Some(1500))
+        );
         // A default TTL of 0 means "do not cache", as Django's TIMEOUT=0.
         assert_eq!(Expiry::Default.lifetime(0), Lifetime::Remove);
     }

@@ -38,15 +38,30 @@ pub trait Host {
     /// `batch.get-many`
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// `batch.set-many`
-    fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError>;
+    fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError>;
     /// `batch.delete-many`
     fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError>;
     /// `batch.get-indirect`
-    fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<Indirect, StoreError>;
+    fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<Indirect, StoreError>;
     /// `atomics.increment`
     fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
     /// `atomics.set-if-absent`
-    fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError>;
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError>;
     /// `atomics.swap-if`
     fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError>;
     /// `atomics.delete-if`

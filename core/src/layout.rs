@@ -79,7 +79,12 @@ impl UserKeys {
 
     /// The full key of an entry under `version`.
     pub fn entry_key(&self, version: u64, kind: Kind, key: &str) -> String {
-        format!("{}{}{}", self.entry_prefix, version, Self::entry_suffix(kind, key))
+        format!(
+            "{}{}{}",
+            self.entry_prefix,
+            version,
+            Self::entry_suffix(kind, key)
+        )
     }
 }
 
@@ -115,7 +120,11 @@ impl Layout {
     }
 
     fn tagged(&self, encoded: &str) -> String {
-        if self.hash_tags { format!("{{{encoded}}}") } else { encoded.to_owned() }
+        if self.hash_tags {
+            format!("{{{encoded}}}")
+        } else {
+            encoded.to_owned()
+        }
     }
 
     /// The keys of `user`'s namespace.
@@ -146,16 +155,28 @@ impl Layout {
     pub fn parse_entry_key(&self, s: &str) -> Option<EntryKey> {
         let rest = s.strip_prefix(self.root.as_str())?.strip_prefix(':')?;
         let (id, rest) = rest.split_once(':')?;
-        let id = if self.hash_tags { id.strip_prefix('{')?.strip_suffix('}')? } else { id };
+        let id = if self.hash_tags {
+            id.strip_prefix('{')?.strip_suffix('}')?
+        } else {
+            id
+        };
         let user = decode_name(id)?;
         let rest = rest.strip_prefix('v')?;
         let (version, rest) = rest.split_once(':')?;
-        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || (version.len() > 1 && version.starts_with('0')) {
+        if version.is_empty()
+            || !version.bytes().all(|b| b.is_ascii_digit())
+            || (version.len() > 1 && version.starts_with('0'))
+        {
             return None;
         }
         let version = version.parse().ok()?;
         let (kind, key) = rest.split_once(':')?;
-        Some(EntryKey { user, version, kind: Kind::parse(kind)?, key: key.to_owned() })
+        Some(EntryKey {
+            user,
+            version,
+            kind: Kind::parse(kind)?,
+            key: key.to_owned(),
+        })
     }
 }
 
@@ -226,12 +247,24 @@ mod tests {
     #[test]
     fn reference_layout() {
         let l = layout();
-        assert_eq!(l.global_key("invoice_seq:2026"), "revisbali:1:invoice_seq:2026");
+        assert_eq!(
+            l.global_key("invoice_seq:2026"),
+            "revisbali:1:invoice_seq:2026"
+        );
         let u = l.user("42");
         assert_eq!(u.version_key, "cache_user_version:42");
-        assert_eq!(u.entry_key(3, Kind::Data, "profile"), "cache:42:v3:data:profile");
-        assert_eq!(u.entry_key(3, Kind::Cacheops, "ab12"), "cache:42:v3:cacheops:ab12");
-        assert_eq!(l.table_version_key("invoices"), "cache_table_version:invoices");
+        assert_eq!(
+            u.entry_key(3, Kind::Data, "profile"),
+            "cache:42:v3:data:profile"
+        );
+        assert_eq!(
+            u.entry_key(3, Kind::Cacheops, "ab12"),
+            "cache:42:v3:cacheops:ab12"
+        );
+        assert_eq!(
+            l.table_version_key("invoices"),
+            "cache_table_version:invoices"
+        );
         assert_eq!(l.floor_key(), "cache_namespace_floor");
     }
 
@@ -246,7 +279,10 @@ mod tests {
 
     #[test]
     fn cluster_hash_tags_keep_a_user_in_one_slot() {
-        let l = Layout::new(&Settings { cluster_hash_tags: true, ..Settings::default() });
+        let l = Layout::new(&Settings {
+            cluster_hash_tags: true,
+            ..Settings::default()
+        });
         let u = l.user("42");
         assert_eq!(u.version_key, "cache_user_version:{42}");
         assert_eq!(u.entry_key(7, Kind::Data, "k"), "cache:{42}:v7:data:k");
@@ -257,12 +293,25 @@ mod tests {
     #[test]
     fn parse_rejects_what_encode_never_writes() {
         let l = layout();
-        for s in ["cache:42:v:data:k", "cache:42:v01:data:k", "cache:4%3a:v1:data:k", "cache:4%41:v1:data:k", "cache:42:v1:other:k", "x:42:v1:data:k", "cache:4 2:v1:data:k"] {
+        for s in [
+            "cache:42:v:data:k",
+            "cache:42:v01:data:k",
+            "cache:4%3a:v1:data:k",
+            "cache:4%41:v1:data:k",
+            "cache:42:v1:other:k",
+            "x:42:v1:data:k",
+            "cache:4 2:v1:data:k",
+        ] {
             assert_eq!(l.parse_entry_key(s), None, "{s}");
         }
         assert_eq!(
             l.parse_entry_key("cache:42:v1:data:a:b:c").unwrap(),
-            EntryKey { user: "42".into(), version: 1, kind: Kind::Data, key: "a:b:c".into() }
+            EntryKey {
+                user: "42".into(),
+                version: 1,
+                kind: Kind::Data,
+                key: "a:b:c".into()
+            }
         );
     }
 }

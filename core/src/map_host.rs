@@ -70,7 +70,9 @@ impl MapHost {
 
     fn purge(&self) {
         let now = self.now_ms.get();
-        self.entries.borrow_mut().retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+        self.entries
+            .borrow_mut()
+            .retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
     }
 
     fn enter(&self) -> Result<(), StoreError> {
@@ -88,7 +90,9 @@ impl MapHost {
 
     fn write(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) {
         let expires = ttl_ms.map(|ms| self.now_ms.get() + ms);
-        self.entries.borrow_mut().insert(key.to_owned(), (value.to_vec(), expires));
+        self.entries
+            .borrow_mut()
+            .insert(key.to_owned(), (value.to_vec(), expires));
     }
 }
 
@@ -146,7 +150,11 @@ impl Host for MapHost {
         Ok(keys.iter().map(|k| self.read(k)).collect())
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+    fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
         self.enter()?;
         for (k, v) in entries {
             self.write(k, v, ttl_ms);
@@ -158,33 +166,59 @@ impl Host for MapHost {
         self.enter()?;
         let mut entries = self.entries.borrow_mut();
         let unique: HashSet<&String> = keys.iter().collect();
-        Ok(unique.into_iter().filter(|k| entries.remove(*k).is_some()).count() as u32)
+        Ok(unique
+            .into_iter()
+            .filter(|k| entries.remove(*k).is_some())
+            .count() as u32)
     }
 
-    fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<Indirect, StoreError> {
+    fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<Indirect, StoreError> {
         self.enter()?;
         let ptr = self.read(pointer);
         let values = match &ptr {
             Some(p) => {
                 let p = String::from_utf8_lossy(p);
-                suffixes.iter().map(|s| self.read(&format!("{prefix}{p}{s}"))).collect()
+                suffixes
+                    .iter()
+                    .map(|s| self.read(&format!("{prefix}{p}{s}")))
+                    .collect()
             }
             None => vec![None; suffixes.len()],
         };
-        Ok(Indirect { pointer: ptr, values, also: also.iter().map(|k| self.read(k)).collect() })
+        Ok(Indirect {
+            pointer: ptr,
+            values,
+            also: also.iter().map(|k| self.read(k)).collect(),
+        })
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
         self.enter()?;
         let mut entries = self.entries.borrow_mut();
-        let Some((value, _)) = entries.get_mut(key) else { return Ok(None) };
-        let n: i64 = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).ok_or(StoreError::NotAnInteger)?;
+        let Some((value, _)) = entries.get_mut(key) else {
+            return Ok(None);
+        };
+        let n: i64 = std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(StoreError::NotAnInteger)?;
         let n = n.checked_add(delta).ok_or(StoreError::NotAnInteger)?;
         *value = n.to_string().into_bytes();
         Ok(Some(n))
     }
 
-    fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
         self.enter()?;
         if self.entries.borrow().contains_key(key) {
             return Ok(false);

@@ -28,7 +28,10 @@ pub struct QueryToken {
 
 impl QueryToken {
     fn bypass() -> QueryToken {
-        QueryToken { namespace_version: 0, table_versions: Vec::new() }
+        QueryToken {
+            namespace_version: 0,
+            table_versions: Vec::new(),
+        }
     }
 }
 
@@ -77,7 +80,10 @@ pub fn query_key(query: &str, params: &[u8]) -> String {
     hasher.update(normalise_query(query).as_bytes());
     hasher.update([0u8]);
     hasher.update(params);
-    hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hasher.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn encode(table_versions: &[u64], value: &[u8]) -> Vec<u8> {
@@ -107,7 +113,10 @@ fn decode(entry: &[u8]) -> Option<(Vec<u64>, &[u8])> {
 impl Cache {
     fn check_tables(&self, tables: &[&str]) -> Result<Vec<String>, Error> {
         if tables.len() > MAX_TABLES {
-            return Err(Error::InvalidArgument(format!("a query may read at most {MAX_TABLES} tables, not {}", tables.len())));
+            return Err(Error::InvalidArgument(format!(
+                "a query may read at most {MAX_TABLES} tables, not {}",
+                tables.len()
+            )));
         }
         tables
             .iter()
@@ -120,26 +129,63 @@ impl Cache {
 
     /// Look up a cached query result for `user` (one round trip when the
     /// namespace and the tables exist).
-    pub fn query_lookup<H: Host>(&self, host: &H, user: &str, query: &str, params: &[u8], tables: &[&str]) -> Result<QueryLookup, Error> {
+    pub fn query_lookup<H: Host>(
+        &self,
+        host: &H,
+        user: &str,
+        query: &str,
+        params: &[u8],
+        tables: &[&str],
+    ) -> Result<QueryLookup, Error> {
         let table_keys = self.check_tables(tables)?;
         let keys = match self.target(host, &Scope::User(user.to_owned()))? {
             Target::User(keys) => keys,
-            _ => return Ok(QueryLookup { value: None, token: QueryToken::bypass() }),
+            _ => {
+                return Ok(QueryLookup {
+                    value: None,
+                    token: QueryToken::bypass(),
+                });
+            }
         };
         let hash = query_key(query, params);
         let mut also = vec![self.layout().floor_key()];
         also.extend(table_keys.iter().cloned());
-        let Ok(found) = host.get_indirect(&keys.version_key, &keys.entry_prefix, &[UserKeys::entry_suffix(Kind::Cacheops, &hash)], &also) else {
-            return Ok(QueryLookup { value: None, token: QueryToken::bypass() });
+        let Ok(found) = host.get_indirect(
+            &keys.version_key,
+            &keys.entry_prefix,
+            &[UserKeys::entry_suffix(Kind::Cacheops, &hash)],
+            &also,
+        ) else {
+            return Ok(QueryLookup {
+                value: None,
+                token: QueryToken::bypass(),
+            });
         };
         if found.also.len() != also.len() || found.values.len() != 1 {
-            return Ok(QueryLookup { value: None, token: QueryToken::bypass() });
+            return Ok(QueryLookup {
+                value: None,
+                token: QueryToken::bypass(),
+            });
         }
         let live = versions::live(found.pointer.as_deref(), found.also[0].as_deref());
-        let current: Vec<Option<u64>> = found.also[1..].iter().map(|v| versions::parse(v.as_deref())).collect();
-        if let (Some(ns), Some(tvs)) = (live, current.iter().copied().collect::<Option<Vec<u64>>>()) {
-            let value = found.values[0].as_deref().and_then(decode).filter(|(stored, _)| *stored == tvs).map(|(_, v)| v.to_vec());
-            return Ok(QueryLookup { value, token: QueryToken { namespace_version: ns, table_versions: tvs } });
+        let current: Vec<Option<u64>> = found.also[1..]
+            .iter()
+            .map(|v| versions::parse(v.as_deref()))
+            .collect();
+        if let (Some(ns), Some(tvs)) = (live, current.iter().copied().collect::<Option<Vec<u64>>>())
+        {
+            let value = found.values[0]
+                .as_deref()
+                .and_then(decode)
+                .filter(|(stored, _)| *stored == tvs)
+                .map(|(_, v)| v.to_vec());
+            return Ok(QueryLookup {
+                value,
+                token: QueryToken {
+                    namespace_version: ns,
+                    table_versions: tvs,
+                },
+            });
         }
         // Something is missing: create it, so that the token names real versions.
         let versions = self.versions(host);
@@ -147,43 +193,87 @@ impl Cache {
             Some(v) => Ok(v),
             None => versions.ensure_live(&keys),
         }) else {
-            return Ok(QueryLookup { value: None, token: QueryToken::bypass() });
+            return Ok(QueryLookup {
+                value: None,
+                token: QueryToken::bypass(),
+            });
         };
         let mut tvs = Vec::with_capacity(tables.len());
         for (key, v) in table_keys.iter().zip(current) {
             match v.map_or_else(|| versions.ensure_table(key), Ok) {
                 Ok(v) => tvs.push(v),
-                Err(_) => return Ok(QueryLookup { value: None, token: QueryToken::bypass() }),
+                Err(_) => {
+                    return Ok(QueryLookup {
+                        value: None,
+                        token: QueryToken::bypass(),
+                    });
+                }
             }
         }
-        Ok(QueryLookup { value: None, token: QueryToken { namespace_version: ns, table_versions: tvs } })
+        Ok(QueryLookup {
+            value: None,
+            token: QueryToken {
+                namespace_version: ns,
+                table_versions: tvs,
+            },
+        })
     }
 
     /// Store a result loaded after [`Cache::query_lookup`] returned `token`.
     /// Skipped (without error) when the namespace moved on or the store fails.
     #[allow(clippy::too_many_arguments)]
-    pub fn query_store<H: Host>(&self, host: &H, user: &str, query: &str, params: &[u8], tables: &[&str], token: &QueryToken, value: &[u8], ttl: Expiry) -> Result<(), Error> {
+    pub fn query_store<H: Host>(
+        &self,
+        host: &H,
+        user: &str,
+        query: &str,
+        params: &[u8],
+        tables: &[&str],
+        token: &QueryToken,
+        value: &[u8],
+        ttl: Expiry,
+    ) -> Result<(), Error> {
         self.check_tables(tables)?;
         self.settings().check_value(value)?;
         if token.namespace_version == 0 {
             return Ok(());
         }
         if token.table_versions.len() != tables.len() {
-            return Err(Error::InvalidArgument(format!("the token has {} table versions for {} tables", token.table_versions.len(), tables.len())));
+            return Err(Error::InvalidArgument(format!(
+                "the token has {} table versions for {} tables",
+                token.table_versions.len(),
+                tables.len()
+            )));
         }
         let keys = match self.target(host, &Scope::User(user.to_owned()))? {
             Target::User(keys) => keys,
             _ => return Ok(()),
         };
-        let Ok(state) = host.get_many(&[keys.version_key.clone(), self.layout().floor_key()]) else { return Ok(()) };
-        let [raw_version, raw_floor] = state.as_slice() else { return Ok(()) };
-        if versions::parse(raw_version.as_deref()).is_some_and(|current| token.namespace_version > current) {
-            return Err(Error::InvalidArgument(format!("namespace version {} is newer than the namespace's", token.namespace_version)));
+        let Ok(state) = host.get_many(&[keys.version_key.clone(), self.layout().floor_key()])
+        else {
+            return Ok(());
+        };
+        let [raw_version, raw_floor] = state.as_slice() else {
+            return Ok(());
+        };
+        if versions::parse(raw_version.as_deref())
+            .is_some_and(|current| token.namespace_version > current)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "namespace version {} is newer than the namespace's",
+                token.namespace_version
+            )));
         }
-        if versions::live(raw_version.as_deref(), raw_floor.as_deref()) != Some(token.namespace_version) {
+        if versions::live(raw_version.as_deref(), raw_floor.as_deref())
+            != Some(token.namespace_version)
+        {
             return Ok(()); // invalidated since the lookup: the result is dead
         }
-        let key = keys.entry_key(token.namespace_version, Kind::Cacheops, &query_key(query, params));
+        let key = keys.entry_key(
+            token.namespace_version,
+            Kind::Cacheops,
+            &query_key(query, params),
+        );
         let _ = match ttl.lifetime(self.settings().default_ttl_ms) {
             Lifetime::Remove => host.delete(&key).map(drop),
             Lifetime::Keep(ttl_ms) => host.set(&key, &encode(&token.table_versions, value), ttl_ms),
@@ -199,9 +289,18 @@ mod tests {
 
     #[test]
     fn normalisation_ignores_layout_but_not_literals() {
-        assert_eq!(normalise_query("  SELECT *\n\tFROM  invoices  WHERE a = 'x  y'  "), "SELECT * FROM invoices WHERE a = 'x  y'");
-        assert_eq!(query_key("SELECT 1", b"[]"), query_key("SELECT\n  1 ", b"[]"));
-        assert_ne!(query_key("SELECT 'a b'", b""), query_key("SELECT 'a  b'", b""));
+        assert_eq!(
+            normalise_query("  SELECT *\n\tFROM  invoices  WHERE a = 'x  y'  "),
+            "SELECT * FROM invoices WHERE a = 'x  y'"
+        );
+        assert_eq!(
+            query_key("SELECT 1", b"[]"),
+            query_key("SELECT\n  1 ", b"[]")
+        );
+        assert_ne!(
+            query_key("SELECT 'a b'", b""),
+            query_key("SELECT 'a  b'", b"")
+        );
         assert_ne!(query_key("SELECT 1", b"[1]"), query_key("SELECT 1", b"[2]"));
         assert_eq!(query_key("q", b"").len(), 32);
     }
@@ -217,24 +316,59 @@ mod tests {
     #[test]
     fn a_table_bump_misses_every_query_over_it_and_only_those() {
         let (host, cache) = (MapHost::new(), Cache::default());
-        let lookup = |user: &str, q: &str, tables: &[&str]| cache.query_lookup(&host, user, q, b"", tables).unwrap();
-        for (q, tables) in [("inv", &["invoices"][..]), ("cal", &["calendar"][..]), ("both", &["invoices", "calendar"][..])] {
+        let lookup = |user: &str, q: &str, tables: &[&str]| {
+            cache.query_lookup(&host, user, q, b"", tables).unwrap()
+        };
+        for (q, tables) in [
+            ("inv", &["invoices"][..]),
+            ("cal", &["calendar"][..]),
+            ("both", &["invoices", "calendar"][..]),
+        ] {
             let l = lookup("1", q, tables);
             assert_eq!(l.value, None);
-            cache.query_store(&host, "1", q, b"", tables, &l.token, q.as_bytes(), Expiry::Never).unwrap();
+            cache
+                .query_store(
+                    &host,
+                    "1",
+                    q,
+                    b"",
+                    tables,
+                    &l.token,
+                    q.as_bytes(),
+                    Expiry::Never,
+                )
+                .unwrap();
             assert_eq!(lookup("1", q, tables).value.as_deref(), Some(q.as_bytes()));
         }
-        assert_eq!(lookup("2", "inv", &["invoices"]).value, None, "users never share results");
+        assert_eq!(
+            lookup("2", "inv", &["invoices"]).value,
+            None,
+            "users never share results"
+        );
         let before = host.calls();
         cache.invalidate_table(&host, "invoices").unwrap();
         let cost = host.calls() - before;
         assert_eq!(lookup("1", "inv", &["invoices"]).value, None);
         assert_eq!(lookup("1", "both", &["invoices", "calendar"]).value, None);
-        assert_eq!(lookup("1", "cal", &["calendar"]).value.as_deref(), Some(&b"cal"[..]));
+        assert_eq!(
+            lookup("1", "cal", &["calendar"]).value.as_deref(),
+            Some(&b"cal"[..])
+        );
         // The cost of a table bump does not depend on how many results read it.
         for i in 0..200 {
             let l = lookup("1", &format!("q{i}"), &["calendar"]);
-            cache.query_store(&host, "1", &format!("q{i}"), b"", &["calendar"], &l.token, b"x", Expiry::Never).unwrap();
+            cache
+                .query_store(
+                    &host,
+                    "1",
+                    &format!("q{i}"),
+                    b"",
+                    &["calendar"],
+                    &l.token,
+                    b"x",
+                    Expiry::Never,
+                )
+                .unwrap();
         }
         let before = host.calls();
         cache.invalidate_table(&host, "calendar").unwrap();
@@ -244,14 +378,52 @@ mod tests {
     #[test]
     fn a_result_loaded_across_an_invalidation_is_never_served() {
         let (host, cache) = (MapHost::new(), Cache::default());
-        let l = cache.query_lookup(&host, "1", "q", b"", &["invoices"]).unwrap();
+        let l = cache
+            .query_lookup(&host, "1", "q", b"", &["invoices"])
+            .unwrap();
         cache.invalidate_table(&host, "invoices").unwrap();
-        cache.query_store(&host, "1", "q", b"", &["invoices"], &l.token, b"stale", Expiry::Never).unwrap();
-        assert_eq!(cache.query_lookup(&host, "1", "q", b"", &["invoices"]).unwrap().value, None);
-        let l = cache.query_lookup(&host, "1", "q", b"", &["invoices"]).unwrap();
+        cache
+            .query_store(
+                &host,
+                "1",
+                "q",
+                b"",
+                &["invoices"],
+                &l.token,
+                b"stale",
+                Expiry::Never,
+            )
+            .unwrap();
+        assert_eq!(
+            cache
+                .query_lookup(&host, "1", "q", b"", &["invoices"])
+                .unwrap()
+                .value,
+            None
+        );
+        let l = cache
+            .query_lookup(&host, "1", "q", b"", &["invoices"])
+            .unwrap();
         cache.invalidate_user(&host, "1").unwrap();
-        cache.query_store(&host, "1", "q", b"", &["invoices"], &l.token, b"stale", Expiry::Never).unwrap();
-        assert_eq!(cache.query_lookup(&host, "1", "q", b"", &["invoices"]).unwrap().value, None);
+        cache
+            .query_store(
+                &host,
+                "1",
+                "q",
+                b"",
+                &["invoices"],
+                &l.token,
+                b"stale",
+                Expiry::Never,
+            )
+            .unwrap();
+        assert_eq!(
+            cache
+                .query_lookup(&host, "1", "q", b"", &["invoices"])
+                .unwrap()
+                .value,
+            None
+        );
     }
 
     #[test]
@@ -260,13 +432,36 @@ mod tests {
         host.set_cache_enabled("9", false);
         let l = cache.query_lookup(&host, "9", "q", b"", &["t"]).unwrap();
         assert_eq!(l.token.namespace_version, 0);
-        cache.query_store(&host, "9", "q", b"", &["t"], &l.token, b"x", Expiry::Never).unwrap();
-        assert!(host.keys().iter().all(|k| !k.contains("cacheops")), "nothing stored for a disabled user");
+        cache
+            .query_store(&host, "9", "q", b"", &["t"], &l.token, b"x", Expiry::Never)
+            .unwrap();
+        assert!(
+            host.keys().iter().all(|k| !k.contains("cacheops")),
+            "nothing stored for a disabled user"
+        );
         let many: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert!(matches!(cache.query_lookup(&host, "1", "q", b"", &many), Err(Error::InvalidArgument(_))));
-        assert!(matches!(cache.query_lookup(&host, "1", "q", b"", &[""]), Err(Error::InvalidName(_))));
+        assert!(matches!(
+            cache.query_lookup(&host, "1", "q", b"", &many),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            cache.query_lookup(&host, "1", "q", b"", &[""]),
+            Err(Error::InvalidName(_))
+        ));
         let l = cache.query_lookup(&host, "1", "q", b"", &["t"]).unwrap();
-        assert!(matches!(cache.query_store(&host, "1", "q", b"", &["t", "u"], &l.token, b"x", Expiry::Never), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            cache.query_store(
+                &host,
+                "1",
+                "q",
+                b"",
+                &["t", "u"],
+                &l.token,
+                b"x",
+                Expiry::Never
+            ),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }

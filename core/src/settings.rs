@@ -50,7 +50,11 @@ impl Settings {
         if self.key_prefix.is_empty() || self.key_prefix.len() > 64 {
             return bad("key-prefix must be 1 to 64 bytes".into());
         }
-        if self.key_prefix.chars().any(|c| c == ':' || c.is_control() || c.is_whitespace()) {
+        if self
+            .key_prefix
+            .chars()
+            .any(|c| c == ':' || c.is_control() || c.is_whitespace())
+        {
             return bad(format!(
                 "key-prefix {:?} may not contain ':', spaces or control characters",
                 self.key_prefix
@@ -58,7 +62,10 @@ impl Settings {
         }
         if self.namespace_root.is_empty()
             || self.namespace_root.len() > 64
-            || !self.namespace_root.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || !self
+                .namespace_root
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
             return bad(format!(
                 "namespace-root {:?} must be 1 to 64 letters, digits, '_' or '-'",
@@ -139,21 +146,45 @@ mod tests {
 
     #[test]
     fn ambiguous_layouts_are_rejected() {
-        for (prefix, root) in [("a:b", "cache"), ("", "cache"), ("cache", "cache"), ("p", "ca:che"), ("p", ""), ("p q", "cache")] {
-            let s = Settings { key_prefix: prefix.into(), namespace_root: root.into(), ..Settings::default() };
-            assert!(matches!(s.validate(), Err(Error::InvalidArgument(_))), "{prefix:?} {root:?}");
+        for (prefix, root) in [
+            ("a:b", "cache"),
+            ("", "cache"),
+            ("cache", "cache"),
+            ("p", "ca:che"),
+            ("p", ""),
+            ("p q", "cache"),
+        ] {
+            let s = Settings {
+                key_prefix: prefix.into(),
+                namespace_root: root.into(),
+                ..Settings::default()
+            };
+            assert!(
+                matches!(s.validate(), Err(Error::InvalidArgument(_))),
+                "{prefix:?} {root:?}"
+            );
         }
-        let s = Settings { key_version: 0, ..Settings::default() };
+        let s = Settings {
+            key_version: 0,
+            ..Settings::default()
+        };
         assert!(s.validate().is_err());
     }
 
     #[test]
     fn limits() {
-        let s = Settings { max_key_bytes: 4, max_value_bytes: 2, ..Settings::default() };
+        let s = Settings {
+            max_key_bytes: 4,
+            max_value_bytes: 2,
+            ..Settings::default()
+        };
         assert!(s.check_key("abcd").is_ok());
         assert!(matches!(s.check_key("abcde"), Err(Error::KeyTooLong(_))));
         assert!(s.check_value(b"ab").is_ok());
-        assert!(matches!(s.check_value(b"abc"), Err(Error::ValueTooLarge(_))));
+        assert!(matches!(
+            s.check_value(b"abc"),
+            Err(Error::ValueTooLarge(_))
+        ));
         assert!(check_name("user id", "").is_err());
         assert!(check_name("user id", &"x".repeat(257)).is_err());
         assert!(check_name("user id", "é 42:x").is_ok());

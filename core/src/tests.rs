@@ -15,20 +15,35 @@ fn setup() -> (MapHost, Cache) {
 #[test]
 fn namespaced_entries_use_the_reference_layout() {
     let (host, cache) = setup();
-    cache.set(&host, &user("42"), "profile", b"v", Expiry::Default).unwrap();
+    cache
+        .set(&host, &user("42"), "profile", b"v", Expiry::Default)
+        .unwrap();
     let v = cache.version_of(&host, "42").unwrap().unwrap();
     let keys = host.keys();
-    assert!(keys.contains(&format!("cache:42:v{v}:data:profile")), "{keys:?}");
+    assert!(
+        keys.contains(&format!("cache:42:v{v}:data:profile")),
+        "{keys:?}"
+    );
     assert!(keys.contains(&"cache_user_version:42".to_owned()));
 }
 
 #[test]
 fn users_are_isolated() {
     let (host, cache) = setup();
-    cache.set(&host, &user("1"), "k", b"one", Expiry::Default).unwrap();
-    cache.set(&host, &user("2"), "k", b"two", Expiry::Default).unwrap();
-    assert_eq!(cache.get(&host, &user("1"), "k").unwrap().as_deref(), Some(&b"one"[..]));
-    assert_eq!(cache.get(&host, &user("2"), "k").unwrap().as_deref(), Some(&b"two"[..]));
+    cache
+        .set(&host, &user("1"), "k", b"one", Expiry::Default)
+        .unwrap();
+    cache
+        .set(&host, &user("2"), "k", b"two", Expiry::Default)
+        .unwrap();
+    assert_eq!(
+        cache.get(&host, &user("1"), "k").unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(
+        cache.get(&host, &user("2"), "k").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
     assert_eq!(cache.get(&host, &Scope::Global, "k").unwrap(), None);
 }
 
@@ -36,22 +51,36 @@ fn users_are_isolated() {
 fn invalidating_a_user_hides_only_their_entries() {
     let (host, cache) = setup();
     for i in 0..10 {
-        cache.set(&host, &user("1"), &format!("k{i}"), b"x", Expiry::Never).unwrap();
+        cache
+            .set(&host, &user("1"), &format!("k{i}"), b"x", Expiry::Never)
+            .unwrap();
     }
-    cache.set(&host, &user("2"), "k0", b"y", Expiry::Never).unwrap();
-    cache.set(&host, &Scope::Global, "g", b"z", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("2"), "k0", b"y", Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &Scope::Global, "g", b"z", Expiry::Never)
+        .unwrap();
     let before = cache.version_of(&host, "1").unwrap().unwrap();
     let after = cache.invalidate_user(&host, "1").unwrap();
     assert!(after > before);
     assert_eq!(cache.version_of(&host, "1").unwrap(), Some(after));
     for i in 0..10 {
-        assert_eq!(cache.get(&host, &user("1"), &format!("k{i}")).unwrap(), None);
+        assert_eq!(
+            cache.get(&host, &user("1"), &format!("k{i}")).unwrap(),
+            None
+        );
     }
     assert!(cache.get(&host, &user("2"), "k0").unwrap().is_some());
     assert!(cache.get(&host, &Scope::Global, "g").unwrap().is_some());
     // The namespace works again at once.
-    cache.set(&host, &user("1"), "k0", b"new", Expiry::Never).unwrap();
-    assert_eq!(cache.get(&host, &user("1"), "k0").unwrap().as_deref(), Some(&b"new"[..]));
+    cache
+        .set(&host, &user("1"), "k0", b"new", Expiry::Never)
+        .unwrap();
+    assert_eq!(
+        cache.get(&host, &user("1"), "k0").unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
 }
 
 #[test]
@@ -59,7 +88,9 @@ fn invalidation_cost_does_not_depend_on_the_number_of_entries() {
     let cost = |n: usize| {
         let (host, cache) = setup();
         for i in 0..n {
-            cache.set(&host, &user("u"), &format!("k{i}"), b"x", Expiry::Never).unwrap();
+            cache
+                .set(&host, &user("u"), &format!("k{i}"), b"x", Expiry::Never)
+                .unwrap();
         }
         let before = host.calls();
         cache.invalidate_user(&host, "u").unwrap();
@@ -71,13 +102,19 @@ fn invalidation_cost_does_not_depend_on_the_number_of_entries() {
 #[test]
 fn a_lost_version_key_never_resurrects_old_entries() {
     let (host, cache) = setup();
-    cache.set(&host, &user("7"), "k", b"old", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("7"), "k", b"old", Expiry::Never)
+        .unwrap();
     let v1 = cache.version_of(&host, "7").unwrap().unwrap();
     cache.invalidate_user(&host, "7").unwrap();
-    cache.set(&host, &user("7"), "k", b"mid", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("7"), "k", b"mid", Expiry::Never)
+        .unwrap();
     assert!(host.evict("cache_user_version:7"));
     assert_eq!(cache.get(&host, &user("7"), "k").unwrap(), None);
-    cache.set(&host, &user("7"), "other", b"x", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("7"), "other", b"x", Expiry::Never)
+        .unwrap();
     let v3 = cache.version_of(&host, "7").unwrap().unwrap();
     assert!(v3 > v1 + 1, "re-created version {v3} must be new");
     assert_eq!(cache.get(&host, &user("7"), "k").unwrap(), None);
@@ -86,22 +123,30 @@ fn a_lost_version_key_never_resurrects_old_entries() {
 #[test]
 fn a_lost_clock_is_reseeded_above_every_version() {
     let (host, cache) = setup();
-    cache.set(&host, &user("7"), "k", b"old", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("7"), "k", b"old", Expiry::Never)
+        .unwrap();
     let v1 = cache.invalidate_user(&host, "7").unwrap();
     host.evict("cache_version_clock");
     host.evict("cache_user_version:7");
     host.advance_ms(1);
-    cache.set(&host, &user("7"), "k2", b"x", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("7"), "k2", b"x", Expiry::Never)
+        .unwrap();
     assert!(cache.version_of(&host, "7").unwrap().unwrap() > v1);
 }
 
 #[test]
 fn a_lost_floor_kills_every_namespace() {
     let (host, cache) = setup();
-    cache.set(&host, &user("a"), "k", b"1", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("a"), "k", b"1", Expiry::Never)
+        .unwrap();
     assert!(host.evict("cache_namespace_floor"));
     assert_eq!(cache.get(&host, &user("a"), "k").unwrap(), None);
-    cache.set(&host, &user("a"), "k2", b"2", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("a"), "k2", b"2", Expiry::Never)
+        .unwrap();
     assert_eq!(cache.get(&host, &user("a"), "k").unwrap(), None);
     assert!(cache.get(&host, &user("a"), "k2").unwrap().is_some());
 }
@@ -110,20 +155,40 @@ fn a_lost_floor_kills_every_namespace() {
 fn invalidate_all_hides_every_namespace_but_keeps_global_keys() {
     let (host, cache) = setup();
     for u in ["1", "2", "3"] {
-        cache.set(&host, &user(u), "k", b"x", Expiry::Never).unwrap();
+        cache
+            .set(&host, &user(u), "k", b"x", Expiry::Never)
+            .unwrap();
     }
-    cache.set(&host, &Scope::Global, "invoice_seq:2026", b"9", Expiry::Never).unwrap();
+    cache
+        .set(
+            &host,
+            &Scope::Global,
+            "invoice_seq:2026",
+            b"9",
+            Expiry::Never,
+        )
+        .unwrap();
     cache.invalidate_all(&host).unwrap();
     for u in ["1", "2", "3"] {
         assert_eq!(cache.get(&host, &user(u), "k").unwrap(), None);
         assert_eq!(cache.version_of(&host, u).unwrap(), None);
     }
-    assert_eq!(cache.get(&host, &Scope::Global, "invoice_seq:2026").unwrap().as_deref(), Some(&b"9"[..]));
-    cache.set(&host, &user("1"), "k", b"again", Expiry::Never).unwrap();
+    assert_eq!(
+        cache
+            .get(&host, &Scope::Global, "invoice_seq:2026")
+            .unwrap()
+            .as_deref(),
+        Some(&b"9"[..])
+    );
+    cache
+        .set(&host, &user("1"), "k", b"again", Expiry::Never)
+        .unwrap();
     assert!(cache.get(&host, &user("1"), "k").unwrap().is_some());
     // A user bumped right after the floor is live; a later invalidate-all still kills it.
     cache.invalidate_user(&host, "1").unwrap();
-    cache.set(&host, &user("1"), "k", b"again", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("1"), "k", b"again", Expiry::Never)
+        .unwrap();
     cache.invalidate_all(&host).unwrap();
     assert_eq!(cache.get(&host, &user("1"), "k").unwrap(), None);
 }
@@ -131,12 +196,23 @@ fn invalidate_all_hides_every_namespace_but_keeps_global_keys() {
 #[test]
 fn versions_of_many_users_in_one_round_trip() {
     let (host, cache) = setup();
-    cache.set(&host, &user("a"), "k", b"x", Expiry::Never).unwrap();
-    cache.set(&host, &user("c"), "k", b"x", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("a"), "k", b"x", Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &user("c"), "k", b"x", Expiry::Never)
+        .unwrap();
     let before = host.calls();
     let versions = cache.versions_of(&host, &["a", "b", "c"]).unwrap();
     assert_eq!(host.calls() - before, 1);
-    assert_eq!(versions, vec![cache.version_of(&host, "a").unwrap(), None, cache.version_of(&host, "c").unwrap()]);
+    assert_eq!(
+        versions,
+        vec![
+            cache.version_of(&host, "a").unwrap(),
+            None,
+            cache.version_of(&host, "c").unwrap()
+        ]
+    );
     assert!(versions[0].is_some() && versions[2].is_some());
     assert!(cache.versions_of(&host, &[]).unwrap().is_empty());
 }
@@ -145,40 +221,84 @@ fn versions_of_many_users_in_one_round_trip() {
 fn ttl_rules() {
     let (host, cache) = setup();
     let g = Scope::Global;
-    cache.set(&host, &g, "default", b"x", Expiry::Default).unwrap();
+    cache
+        .set(&host, &g, "default", b"x", Expiry::Default)
+        .unwrap();
     cache.set(&host, &g, "never", b"x", Expiry::Never).unwrap();
-    cache.set(&host, &g, "short", b"x", Expiry::AfterMs(1000)).unwrap();
-    cache.set(&host, &g, "never", b"y", Expiry::AfterMs(0)).unwrap();
-    assert_eq!(cache.ttl(&host, &g, "default").unwrap(), TimeToLive::RemainingMs(300_000));
-    assert_eq!(cache.ttl(&host, &g, "never").unwrap(), TimeToLive::Missing, "timeout 0 removes");
-    assert_eq!(cache.ttl(&host, &g, "short").unwrap(), TimeToLive::RemainingMs(1000));
+    cache
+        .set(&host, &g, "short", b"x", Expiry::AfterMs(1000))
+        .unwrap();
+    cache
+        .set(&host, &g, "never", b"y", Expiry::AfterMs(0))
+        .unwrap();
+    assert_eq!(
+        cache.ttl(&host, &g, "default").unwrap(),
+        TimeToLive::RemainingMs(300_000)
+    );
+    assert_eq!(
+        cache.ttl(&host, &g, "never").unwrap(),
+        TimeToLive::Missing,
+        "timeout 0 removes"
+    );
+    assert_eq!(
+        cache.ttl(&host, &g, "short").unwrap(),
+        TimeToLive::RemainingMs(1000)
+    );
     host.advance_ms(1001);
     assert_eq!(cache.get(&host, &g, "short").unwrap(), None);
-    assert!(cache.touch(&host, &g, "default", Expiry::AfterMs(50)).unwrap());
-    assert_eq!(cache.ttl(&host, &g, "default").unwrap(), TimeToLive::RemainingMs(50));
+    assert!(
+        cache
+            .touch(&host, &g, "default", Expiry::AfterMs(50))
+            .unwrap()
+    );
+    assert_eq!(
+        cache.ttl(&host, &g, "default").unwrap(),
+        TimeToLive::RemainingMs(50)
+    );
     assert!(cache.persist(&host, &g, "default").unwrap());
-    assert_eq!(cache.ttl(&host, &g, "default").unwrap(), TimeToLive::Forever);
+    assert_eq!(
+        cache.ttl(&host, &g, "default").unwrap(),
+        TimeToLive::Forever
+    );
     assert!(!cache.touch(&host, &g, "missing", Expiry::Default).unwrap());
     // add with timeout 0 adds nothing that stays.
-    assert!(cache.add(&host, &g, "zero", b"x", Expiry::AfterMs(0)).unwrap());
+    assert!(
+        cache
+            .add(&host, &g, "zero", b"x", Expiry::AfterMs(0))
+            .unwrap()
+    );
     assert!(!cache.has_key(&host, &g, "zero").unwrap());
 }
 
 #[test]
 fn disabled_user_behaves_like_the_dummy_cache() {
     let (host, cache) = setup();
-    cache.set(&host, &user("9"), "k", b"cached", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("9"), "k", b"cached", Expiry::Never)
+        .unwrap();
     host.set_cache_enabled("9", false);
     assert_eq!(cache.get(&host, &user("9"), "k").unwrap(), None);
     assert!(!cache.has_key(&host, &user("9"), "k").unwrap());
-    cache.set(&host, &user("9"), "k2", b"x", Expiry::Never).unwrap();
-    assert!(cache.add(&host, &user("9"), "k3", b"x", Expiry::Never).unwrap());
+    cache
+        .set(&host, &user("9"), "k2", b"x", Expiry::Never)
+        .unwrap();
+    assert!(
+        cache
+            .add(&host, &user("9"), "k3", b"x", Expiry::Never)
+            .unwrap()
+    );
     assert_eq!(cache.incr(&host, &user("9"), "k", 1), Err(Error::NotFound));
-    cache.set(&host, &Scope::Global, "g", b"1", Expiry::Never).unwrap();
+    cache
+        .set(&host, &Scope::Global, "g", b"1", Expiry::Never)
+        .unwrap();
     assert_eq!(cache.incr(&host, &Scope::Global, "g", 1).unwrap(), 2);
     host.set_cache_enabled("9", true);
     assert!(cache.get(&host, &user("9"), "k").unwrap().is_some());
-    assert_eq!(cache.get(&host, &user("9"), "k2").unwrap(), None, "write while disabled was skipped");
+    assert_eq!(
+        cache.get(&host, &user("9"), "k2").unwrap(),
+        None,
+        "write while disabled was skipped"
+    );
     assert_eq!(cache.get(&host, &user("9"), "k3").unwrap(), None);
 }
 
@@ -187,17 +307,26 @@ fn failure_policy() {
     let (host, cache) = setup();
     let g = Scope::Global;
     cache.set(&host, &g, "n", b"1", Expiry::Never).unwrap();
-    cache.set(&host, &user("1"), "k", b"x", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("1"), "k", b"x", Expiry::Never)
+        .unwrap();
     host.set_down(true);
     assert_eq!(cache.get(&host, &g, "n").unwrap(), None);
     assert_eq!(cache.get(&host, &user("1"), "k").unwrap(), None);
-    assert_eq!(cache.get_many(&host, &g, &["n", "m"]).unwrap(), vec![None, None]);
+    assert_eq!(
+        cache.get_many(&host, &g, &["n", "m"]).unwrap(),
+        vec![None, None]
+    );
     assert!(!cache.has_key(&host, &g, "n").unwrap());
     assert_eq!(cache.ttl(&host, &g, "n").unwrap(), TimeToLive::Missing);
     cache.set(&host, &g, "n", b"2", Expiry::Never).unwrap();
-    cache.set(&host, &user("1"), "k", b"y", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("1"), "k", b"y", Expiry::Never)
+        .unwrap();
     let unavailable = |r: Result<_, Error>| matches!(r, Err(Error::Unavailable(_)));
-    assert!(unavailable(cache.add(&host, &g, "a", b"x", Expiry::Never).map(drop)));
+    assert!(unavailable(
+        cache.add(&host, &g, "a", b"x", Expiry::Never).map(drop)
+    ));
     assert!(unavailable(cache.incr(&host, &g, "n", 1).map(drop)));
     assert!(unavailable(cache.delete(&host, &g, "n").map(drop)));
     assert!(unavailable(cache.lock(&host, "l", "me", 1000).map(drop)));
@@ -205,10 +334,23 @@ fn failure_policy() {
     assert!(unavailable(cache.invalidate_user(&host, "1").map(drop)));
     assert!(unavailable(cache.invalidate_table(&host, "t").map(drop)));
     assert!(unavailable(cache.invalidate_all(&host).map(drop)));
-    assert_eq!(cache.read_for_update(&host, &user("1"), "k").unwrap(), VersionedRead { value: None, version: 0 });
+    assert_eq!(
+        cache.read_for_update(&host, &user("1"), "k").unwrap(),
+        VersionedRead {
+            value: None,
+            version: 0
+        }
+    );
     host.set_down(false);
-    assert_eq!(cache.get(&host, &g, "n").unwrap().as_deref(), Some(&b"1"[..]), "skipped write left the old value");
-    assert_eq!(cache.get(&host, &user("1"), "k").unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(
+        cache.get(&host, &g, "n").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "skipped write left the old value"
+    );
+    assert_eq!(
+        cache.get(&host, &user("1"), "k").unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
 }
 
 #[test]
@@ -219,12 +361,19 @@ fn a_value_computed_across_an_invalidation_stays_dead() {
     assert_eq!(read.value, None);
     assert!(read.version > 0);
     cache.invalidate_user(&host, "5").unwrap();
-    cache.set_at(&host, &u, "report", read.version, b"stale", Expiry::Never).unwrap();
+    cache
+        .set_at(&host, &u, "report", read.version, b"stale", Expiry::Never)
+        .unwrap();
     assert_eq!(cache.get(&host, &u, "report").unwrap(), None);
     // Without an invalidation the value lands.
     let read = cache.read_for_update(&host, &u, "report").unwrap();
-    cache.set_at(&host, &u, "report", read.version, b"fresh", Expiry::Never).unwrap();
-    assert_eq!(cache.get(&host, &u, "report").unwrap().as_deref(), Some(&b"fresh"[..]));
+    cache
+        .set_at(&host, &u, "report", read.version, b"fresh", Expiry::Never)
+        .unwrap();
+    assert_eq!(
+        cache.get(&host, &u, "report").unwrap().as_deref(),
+        Some(&b"fresh"[..])
+    );
     // A version from the future is refused.
     assert!(matches!(
         cache.set_at(&host, &u, "report", read.version + 1, b"x", Expiry::Never),
@@ -237,45 +386,121 @@ fn counters_follow_django() {
     let (host, cache) = setup();
     let g = Scope::Global;
     assert_eq!(cache.incr(&host, &g, "missing", 1), Err(Error::NotFound));
-    assert!(!cache.has_key(&host, &g, "missing").unwrap(), "incr must not create the key");
-    cache.set(&host, &g, "n", b"10", Expiry::AfterMs(5000)).unwrap();
+    assert!(
+        !cache.has_key(&host, &g, "missing").unwrap(),
+        "incr must not create the key"
+    );
+    cache
+        .set(&host, &g, "n", b"10", Expiry::AfterMs(5000))
+        .unwrap();
     assert_eq!(cache.incr(&host, &g, "n", 5).unwrap(), 15);
     assert_eq!(cache.decr(&host, &g, "n", 20).unwrap(), -5);
-    assert_eq!(cache.ttl(&host, &g, "n").unwrap(), TimeToLive::RemainingMs(5000), "incr keeps the expiry");
+    assert_eq!(
+        cache.ttl(&host, &g, "n").unwrap(),
+        TimeToLive::RemainingMs(5000),
+        "incr keeps the expiry"
+    );
     cache.set(&host, &g, "s", b"abc", Expiry::Never).unwrap();
     assert_eq!(cache.incr(&host, &g, "s", 1), Err(Error::NotAnInteger));
-    cache.set(&host, &g, "max", i64::MAX.to_string().as_bytes(), Expiry::Never).unwrap();
+    cache
+        .set(
+            &host,
+            &g,
+            "max",
+            i64::MAX.to_string().as_bytes(),
+            Expiry::Never,
+        )
+        .unwrap();
     assert_eq!(cache.incr(&host, &g, "max", 1), Err(Error::NotAnInteger));
-    assert!(matches!(cache.decr(&host, &g, "n", i64::MIN), Err(Error::InvalidArgument(_))));
-    cache.set(&host, &user("3"), "c", b"1", Expiry::Never).unwrap();
+    assert!(matches!(
+        cache.decr(&host, &g, "n", i64::MIN),
+        Err(Error::InvalidArgument(_))
+    ));
+    cache
+        .set(&host, &user("3"), "c", b"1", Expiry::Never)
+        .unwrap();
     assert_eq!(cache.incr(&host, &user("3"), "c", 1).unwrap(), 2);
 }
 
 #[test]
 fn locks_have_owners() {
     let (host, cache) = setup();
-    assert!(cache.lock(&host, "cron:full_backup:run_lock", "a", 1000).unwrap());
-    assert!(!cache.lock(&host, "cron:full_backup:run_lock", "b", 1000).unwrap());
-    assert!(!cache.unlock(&host, "cron:full_backup:run_lock", "b").unwrap());
-    assert_eq!(cache.get(&host, &Scope::Global, "cron:full_backup:run_lock").unwrap().as_deref(), Some(&b"a"[..]));
-    assert!(cache.unlock(&host, "cron:full_backup:run_lock", "a").unwrap());
-    assert!(cache.lock(&host, "cron:full_backup:run_lock", "b", 1000).unwrap());
+    assert!(
+        cache
+            .lock(&host, "cron:full_backup:run_lock", "a", 1000)
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .lock(&host, "cron:full_backup:run_lock", "b", 1000)
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .unlock(&host, "cron:full_backup:run_lock", "b")
+            .unwrap()
+    );
+    assert_eq!(
+        cache
+            .get(&host, &Scope::Global, "cron:full_backup:run_lock")
+            .unwrap()
+            .as_deref(),
+        Some(&b"a"[..])
+    );
+    assert!(
+        cache
+            .unlock(&host, "cron:full_backup:run_lock", "a")
+            .unwrap()
+    );
+    assert!(
+        cache
+            .lock(&host, "cron:full_backup:run_lock", "b", 1000)
+            .unwrap()
+    );
     host.advance_ms(1001);
-    assert!(cache.lock(&host, "cron:full_backup:run_lock", "c", 1000).unwrap(), "timeout frees the lock");
-    assert!(matches!(cache.lock(&host, "l", "", 1000), Err(Error::InvalidArgument(_))));
-    assert!(matches!(cache.lock(&host, "l", "a", 0), Err(Error::InvalidArgument(_))));
+    assert!(
+        cache
+            .lock(&host, "cron:full_backup:run_lock", "c", 1000)
+            .unwrap(),
+        "timeout frees the lock"
+    );
+    assert!(matches!(
+        cache.lock(&host, "l", "", 1000),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        cache.lock(&host, "l", "a", 0),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
 fn limits_are_enforced_and_nothing_is_stored() {
     let host = MapHost::new();
-    let cache = Cache::new(Settings { max_key_bytes: 8, max_value_bytes: 4, ..Settings::default() }).unwrap();
+    let cache = Cache::new(Settings {
+        max_key_bytes: 8,
+        max_value_bytes: 4,
+        ..Settings::default()
+    })
+    .unwrap();
     let g = Scope::Global;
-    assert!(matches!(cache.set(&host, &g, "123456789", b"x", Expiry::Never), Err(Error::KeyTooLong(_))));
-    assert!(matches!(cache.set(&host, &g, "k", b"12345", Expiry::Never), Err(Error::ValueTooLarge(_))));
-    assert!(matches!(cache.set_many(&host, &g, &[("a", b"1"), ("b", b"12345")], Expiry::Never), Err(Error::ValueTooLarge(_))));
+    assert!(matches!(
+        cache.set(&host, &g, "123456789", b"x", Expiry::Never),
+        Err(Error::KeyTooLong(_))
+    ));
+    assert!(matches!(
+        cache.set(&host, &g, "k", b"12345", Expiry::Never),
+        Err(Error::ValueTooLarge(_))
+    ));
+    assert!(matches!(
+        cache.set_many(&host, &g, &[("a", b"1"), ("b", b"12345")], Expiry::Never),
+        Err(Error::ValueTooLarge(_))
+    ));
     assert!(host.keys().is_empty());
-    assert!(matches!(cache.get(&host, &user(""), "k"), Err(Error::InvalidName(_))));
+    assert!(matches!(
+        cache.get(&host, &user(""), "k"),
+        Err(Error::InvalidName(_))
+    ));
     // Spaces, Unicode and colons are fine.
     cache.set(&host, &g, "a b:é", b"1", Expiry::Never).unwrap();
     assert!(cache.get(&host, &g, "a b:é").unwrap().is_some());
@@ -296,20 +521,37 @@ fn table_versions_only_move_forward() {
 fn many_ops_and_delete_many() {
     let (host, cache) = setup();
     let u = user("8");
-    cache.set_many(&host, &u, &[("a", b"1"), ("b", b"2"), ("c", b"3")], Expiry::Never).unwrap();
+    cache
+        .set_many(
+            &host,
+            &u,
+            &[("a", b"1"), ("b", b"2"), ("c", b"3")],
+            Expiry::Never,
+        )
+        .unwrap();
     assert_eq!(
         cache.get_many(&host, &u, &["a", "x", "c"]).unwrap(),
         vec![Some(b"1".to_vec()), None, Some(b"3".to_vec())]
     );
     assert_eq!(cache.delete_many(&host, &u, &["a", "b", "x"]).unwrap(), 2);
-    assert_eq!(cache.get_many(&host, &u, &["a", "b", "c"]).unwrap(), vec![None, None, Some(b"3".to_vec())]);
-    assert_eq!(cache.delete_many(&host, &user("never-written"), &["a"]).unwrap(), 0);
+    assert_eq!(
+        cache.get_many(&host, &u, &["a", "b", "c"]).unwrap(),
+        vec![None, None, Some(b"3".to_vec())]
+    );
+    assert_eq!(
+        cache
+            .delete_many(&host, &user("never-written"), &["a"])
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
 fn a_namespaced_get_is_one_round_trip() {
     let (host, cache) = setup();
-    cache.set(&host, &user("1"), "k", b"x", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("1"), "k", b"x", Expiry::Never)
+        .unwrap();
     let before = host.calls();
     cache.get(&host, &user("1"), "k").unwrap();
     cache.get_many(&host, &user("1"), &["k", "l", "m"]).unwrap();
@@ -321,7 +563,8 @@ fn any_string() -> impl Strategy<Value = String> {
         any::<String>(),
         "[0-9]{1,6}",
         "[a-z:%{}._ -]{0,12}",
-        proptest::collection::vec(any::<u8>(), 0..16).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        proptest::collection::vec(any::<u8>(), 0..16)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
     ]
 }
 

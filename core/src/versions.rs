@@ -31,10 +31,18 @@ const MAX_ATTEMPTS: usize = 64;
 /// replaced by a fresh version rather than trusted.
 pub(crate) fn parse(raw: Option<&[u8]>) -> Option<u64> {
     let raw = raw?;
-    if raw.is_empty() || raw.len() > 20 || !raw.iter().all(u8::is_ascii_digit) || (raw.len() > 1 && raw[0] == b'0') {
+    if raw.is_empty()
+        || raw.len() > 20
+        || !raw.iter().all(u8::is_ascii_digit)
+        || (raw.len() > 1 && raw[0] == b'0')
+    {
         return None;
     }
-    std::str::from_utf8(raw).ok()?.parse().ok().filter(|&v| v > 0)
+    std::str::from_utf8(raw)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&v| v > 0)
 }
 
 /// The live version given the raw version and floor values, if any.
@@ -44,7 +52,9 @@ pub(crate) fn live(version: Option<&[u8]>, floor: Option<&[u8]>) -> Option<u64> 
 }
 
 fn contention(what: &str) -> StoreError {
-    StoreError::Other(format!("{what}: gave up after {MAX_ATTEMPTS} contended attempts"))
+    StoreError::Other(format!(
+        "{what}: gave up after {MAX_ATTEMPTS} contended attempts"
+    ))
 }
 
 /// Version operations over a host and a layout.
@@ -68,7 +78,10 @@ impl<H: Host> Versions<'_, H> {
                 Err(e) => return Err(e),
             };
             let seed = self.host.now_micros()?.max(min).max(1);
-            if self.host.swap_if(&clock, current.as_deref(), seed.to_string().as_bytes())? {
+            if self
+                .host
+                .swap_if(&clock, current.as_deref(), seed.to_string().as_bytes())?
+            {
                 return Ok(seed);
             }
         }
@@ -81,7 +94,10 @@ impl<H: Host> Versions<'_, H> {
         let key = self.layout.floor_key();
         for _ in 0..MAX_ATTEMPTS {
             let floor = self.fresh(parse(seen.as_deref()).map_or(1, |f| f + 1))?;
-            if self.host.swap_if(&key, seen.as_deref(), floor.to_string().as_bytes())? {
+            if self
+                .host
+                .swap_if(&key, seen.as_deref(), floor.to_string().as_bytes())?
+            {
                 return Ok(floor);
             }
             let now = self.host.get(&key)?;
@@ -103,15 +119,27 @@ impl<H: Host> Versions<'_, H> {
     /// loss too, which is all that is needed.
     fn repair_floor(&self, seen: Option<Vec<u8>>) -> Result<(), StoreError> {
         let floor = self.fresh(1)?;
-        self.host.swap_if(&self.layout.floor_key(), seen.as_deref(), floor.to_string().as_bytes())?;
+        self.host.swap_if(
+            &self.layout.floor_key(),
+            seen.as_deref(),
+            floor.to_string().as_bytes(),
+        )?;
         Ok(())
     }
 
     /// The raw version and floor of a namespace, in one round trip.
-    fn read_state(&self, keys: &UserKeys) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
-        let mut vals = self.host.get_many(&[keys.version_key.clone(), self.layout.floor_key()])?;
+    fn read_state(
+        &self,
+        keys: &UserKeys,
+    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
+        let mut vals = self
+            .host
+            .get_many(&[keys.version_key.clone(), self.layout.floor_key()])?;
         if vals.len() != 2 {
-            return Err(StoreError::Other(format!("get-many returned {} values for 2 keys", vals.len())));
+            return Err(StoreError::Other(format!(
+                "get-many returned {} values for 2 keys",
+                vals.len()
+            )));
         }
         let floor = vals.pop().flatten();
         let version = vals.pop().flatten();
@@ -136,7 +164,11 @@ impl<H: Host> Versions<'_, H> {
                 return Ok(v);
             }
             let fresh = self.fresh(floor_n + 1)?;
-            if self.host.swap_if(&keys.version_key, version.as_deref(), fresh.to_string().as_bytes())? {
+            if self.host.swap_if(
+                &keys.version_key,
+                version.as_deref(),
+                fresh.to_string().as_bytes(),
+            )? {
                 return Ok(fresh);
             }
         }
@@ -165,7 +197,11 @@ impl<H: Host> Versions<'_, H> {
                 Some(_) => {}
             }
             let fresh = self.fresh(floor_n + 1)?;
-            if self.host.swap_if(&keys.version_key, version.as_deref(), fresh.to_string().as_bytes())? {
+            if self.host.swap_if(
+                &keys.version_key,
+                version.as_deref(),
+                fresh.to_string().as_bytes(),
+            )? {
                 return Ok(fresh);
             }
         }
@@ -178,7 +214,10 @@ impl<H: Host> Versions<'_, H> {
         let mut seen = first.clone();
         for _ in 0..MAX_ATTEMPTS {
             let fresh = self.fresh(parse(seen.as_deref()).map_or(1, |v| v + 1))?;
-            if self.host.swap_if(key, seen.as_deref(), fresh.to_string().as_bytes())? {
+            if self
+                .host
+                .swap_if(key, seen.as_deref(), fresh.to_string().as_bytes())?
+            {
                 return Ok(fresh);
             }
             seen = self.host.get(key)?;
@@ -199,7 +238,10 @@ impl<H: Host> Versions<'_, H> {
                 return Ok(v);
             }
             let fresh = self.fresh(1)?;
-            if self.host.swap_if(key, raw.as_deref(), fresh.to_string().as_bytes())? {
+            if self
+                .host
+                .swap_if(key, raw.as_deref(), fresh.to_string().as_bytes())?
+            {
                 return Ok(fresh);
             }
         }
@@ -214,7 +256,15 @@ mod tests {
     #[test]
     fn parse_is_strict() {
         assert_eq!(parse(Some(b"17")), Some(17));
-        for bad in [&b""[..], b"017", b"-1", b"0", b" 1", b"1.0", b"99999999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"017",
+            b"-1",
+            b"0",
+            b" 1",
+            b"1.0",
+            b"99999999999999999999999",
+        ] {
             assert_eq!(parse(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(parse(None), None);

@@ -26,7 +26,8 @@ pub struct Invoice {
     pub amount_cents: i32,
 }
 
-const LIST: &str = "SELECT id, user_id, amount_cents FROM demo_invoices WHERE user_id = $1 ORDER BY id";
+const LIST: &str =
+    "SELECT id, user_id, amount_cents FROM demo_invoices WHERE user_id = $1 ORDER BY id";
 
 /// The application: invoices read through the cache.
 pub struct Invoices {
@@ -48,7 +49,14 @@ impl Invoices {
         while !watcher.is_listening() && started.elapsed() < Duration::from_secs(10) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok((Invoices { pool, cache, loads: AtomicU64::new(0) }, watcher))
+        Ok((
+            Invoices {
+                pool,
+                cache,
+                loads: AtomicU64::new(0),
+            },
+            watcher,
+        ))
     }
 
     /// A user's invoices, from the cache when it can.
@@ -56,18 +64,39 @@ impl Invoices {
         Ok(self
             .cache
             .user(user)
-            .get_or_load_json(LIST, &[user], &["demo_invoices"], Expiry::secs(300), || async {
-                self.loads.fetch_add(1, Ordering::SeqCst);
-                let rows: Vec<(i32, String, i32)> = sqlx::query_as(LIST).bind(user).fetch_all(&self.pool).await?;
-                Ok::<_, sqlx::Error>(rows.into_iter().map(|(id, user_id, amount_cents)| Invoice { id, user_id, amount_cents }).collect::<Vec<_>>())
-            })
+            .get_or_load_json(
+                LIST,
+                &[user],
+                &["demo_invoices"],
+                Expiry::secs(300),
+                || async {
+                    self.loads.fetch_add(1, Ordering::SeqCst);
+                    let rows: Vec<(i32, String, i32)> = sqlx::query_as(LIST)
+                        .bind(user)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    Ok::<_, sqlx::Error>(
+                        rows.into_iter()
+                            .map(|(id, user_id, amount_cents)| Invoice {
+                                id,
+                                user_id,
+                                amount_cents,
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                },
+            )
             .await?)
     }
 
     /// Add an invoice in a transaction: the cache is invalidated on commit.
     pub async fn add(&self, user: &str, amount_cents: i32) -> anyhow::Result<()> {
         let mut tx = CachedTransaction::begin(&self.cache, &self.pool).await?;
-        sqlx::query("INSERT INTO demo_invoices (user_id, amount_cents) VALUES ($1, $2)").bind(user).bind(amount_cents).execute(tx.connection()).await?;
+        sqlx::query("INSERT INTO demo_invoices (user_id, amount_cents) VALUES ($1, $2)")
+            .bind(user)
+            .bind(amount_cents)
+            .execute(tx.connection())
+            .await?;
         tx.wrote("demo_invoices");
         tx.commit().await?;
         Ok(())
@@ -78,26 +107,40 @@ impl Invoices {
 pub async fn walkthrough(app: &Invoices, user: &str) -> anyhow::Result<u64> {
     let first = app.list(user).await?;
     let again = app.list(user).await?;
-    println!("{user}: {} invoices; read twice, loaded {} time(s)", again.len(), app.loads.load(Ordering::SeqCst));
+    println!(
+        "{user}: {} invoices; read twice, loaded {} time(s)",
+        again.len(),
+        app.loads.load(Ordering::SeqCst)
+    );
     assert_eq!(first, again);
     app.add(user, 4200).await?;
-    println!("{user}: added one in a transaction; now {} invoices", app.list(user).await?.len());
+    println!(
+        "{user}: added one in a transaction; now {} invoices",
+        app.list(user).await?.len()
+    );
     // Another client writes the table directly: its trigger invalidates.
-    sqlx::query("UPDATE demo_invoices SET amount_cents = amount_cents + 1 WHERE user_id = $1").bind(user).execute(&app.pool).await?;
+    sqlx::query("UPDATE demo_invoices SET amount_cents = amount_cents + 1 WHERE user_id = $1")
+        .bind(user)
+        .execute(&app.pool)
+        .await?;
     let before = app.loads.load(Ordering::SeqCst);
     let written = Instant::now();
     while app.loads.load(Ordering::SeqCst) == before && written.elapsed() < Duration::from_secs(5) {
         app.list(user).await?;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    println!("{user}: an UPDATE from another connection was seen after {:?}", written.elapsed());
+    println!(
+        "{user}: an UPDATE from another connection was seen after {:?}",
+        written.elapsed()
+    );
     Ok(app.loads.load(Ordering::SeqCst))
 }
 
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("set DATABASE_URL to a Postgres database"))?;
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| anyhow::anyhow!("set DATABASE_URL to a Postgres database"))?;
     let pool = PgPool::connect(&url).await?;
     let cache = Cache::builder().from_env()?.build().await?;
     let (app, _watcher) = Invoices::setup(pool, cache).await?;

@@ -24,7 +24,12 @@ use nscache::{Cache, Expiry};
 pub struct CurrentUser(pub String);
 
 async fn authenticate(mut request: Request, next: Next) -> Response {
-    match request.headers().get("x-user").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+    match request
+        .headers()
+        .get("x-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
         Some(user) => {
             let user = CurrentUser(user.to_owned());
             request.extensions_mut().insert(user);
@@ -50,28 +55,54 @@ struct AppState {
     invoices: Arc<Invoices>,
 }
 
-async fn list_invoices(State(app): State<AppState>, axum::Extension(user): axum::Extension<CurrentUser>, cache: UserCache) -> Result<String, StatusCode> {
+async fn list_invoices(
+    State(app): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+    cache: UserCache,
+) -> Result<String, StatusCode> {
     let page = cache
         .get_or_set("invoices:page", Expiry::secs(300), || async {
             app.invoices.renders.fetch_add(1, Ordering::SeqCst);
-            let n = app.invoices.counts.lock().unwrap_or_else(|p| p.into_inner()).get(&user.0).copied().unwrap_or(0);
-            Ok::<_, std::convert::Infallible>(format!("user {} has {n} invoices", user.0).into_bytes())
+            let n = app
+                .invoices
+                .counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&user.0)
+                .copied()
+                .unwrap_or(0);
+            Ok::<_, std::convert::Infallible>(
+                format!("user {} has {n} invoices", user.0).into_bytes(),
+            )
         })
         .await
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
     String::from_utf8(page).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-async fn add_invoice(State(app): State<AppState>, axum::Extension(user): axum::Extension<CurrentUser>) -> Result<StatusCode, StatusCode> {
-    *app.invoices.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(user.0.clone()).or_default() += 1;
+async fn add_invoice(
+    State(app): State<AppState>,
+    axum::Extension(user): axum::Extension<CurrentUser>,
+) -> Result<StatusCode, StatusCode> {
+    *app.invoices
+        .counts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(user.0.clone())
+        .or_default() += 1;
     // The user's data changed: one O(1) invalidation of their namespace.
-    app.cache.invalidate_user(&user.0).await.map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    app.cache
+        .invalidate_user(&user.0)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
     Ok(StatusCode::CREATED)
 }
 
 /// The application: authentication first, then the cache layer.
 pub fn app(cache: Cache, invoices: Arc<Invoices>) -> Router {
-    let layer = CacheLayer::new(cache.clone(), |req: &Request| req.extensions().get::<CurrentUser>().map(|u| u.0.clone()));
+    let layer = CacheLayer::new(cache.clone(), |req: &Request| {
+        req.extensions().get::<CurrentUser>().map(|u| u.0.clone())
+    });
     Router::new()
         .route("/invoices", get(list_invoices).post(add_invoice))
         // Layers added later run first: authentication (below) runs before the cache layer.
@@ -85,7 +116,10 @@ pub fn app(cache: Cache, invoices: Arc<Invoices>) -> Router {
 async fn main() -> anyhow::Result<()> {
     let cache = Cache::builder().from_env()?.build().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    println!("listening on http://127.0.0.1:3000 (cache store: {})", cache.store().kind());
+    println!(
+        "listening on http://127.0.0.1:3000 (cache store: {})",
+        cache.store().kind()
+    );
     axum::serve(listener, app(cache, Arc::default())).await?;
     Ok(())
 }

@@ -8,15 +8,17 @@ use std::time::Duration;
 use crate::bindings::exports::nscache::cache::config::Settings as ComponentSettings;
 use crate::bindings::nscache::cache::types::Scope;
 use crate::error::{CacheError, GetOrSetError};
+use crate::feed::ChangeFeed;
 use crate::imports::HostState;
 use crate::metrics::{Metrics, Op};
 use crate::profiles::{CachedProfiles, FlagStore, ProfileSource, StaticProfiles};
-use crate::settings::Settings;
 use crate::runtime::{InstancePool, default_settings};
+use crate::settings::Settings;
 use crate::single_flight::{Flights, Role, follow};
 use crate::stats::{StoreStats, StoreStatsSnapshot};
-use crate::feed::ChangeFeed;
-use crate::store::{AnswerName, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store, recording};
+use crate::store::{
+    AnswerName, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store, recording,
+};
 use crate::types::{Expiry, LockToken, Ttl};
 
 /// Run one export of the component on a leased instance, and count it.
@@ -219,25 +221,43 @@ impl CacheBuilder {
     /// Build the cache. Connects to nothing yet: a store that is down makes
     /// reads miss until it is back. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Cache, CacheError> {
-        let CacheBuilder { settings, store, profiles, flags } = self;
+        let CacheBuilder {
+            settings,
+            store,
+            profiles,
+            flags,
+        } = self;
         settings.validate()?;
         let component_settings = component_settings(&settings).await?;
         let redis = settings.redis_options();
         let feed = |channel: String| -> Result<Option<ChangeFeed>, CacheError> {
             match &redis {
-                Some(options) => ChangeFeed::new(&options.url, channel).map(Some).map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
+                Some(options) => ChangeFeed::new(&options.url, channel)
+                    .map(Some)
+                    .map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
                 None => Ok(None),
             }
         };
         let store: Arc<dyn Store> = match (store, &redis) {
             (Some(store), _) => store,
-            (None, Some(options)) => Arc::new(RedisStore::new(options).map_err(|e| CacheError::Config(e.to_string()))?),
+            (None, Some(options)) => {
+                Arc::new(RedisStore::new(options).map_err(|e| CacheError::Config(e.to_string()))?)
+            }
             (None, None) => Arc::new(MemoryStore::new(settings.memory_capacity)),
         };
         let l1 = match settings.l1_options() {
             Some(options) => {
-                let channel = redis.as_ref().map(|o| format!("nscache:l1:db{}", crate::store::redis_database_number(&o.url)));
-                let l1 = Arc::new(L1Store::new(store.clone(), options, channel.map(feed).transpose()?.flatten()));
+                let channel = redis.as_ref().map(|o| {
+                    format!(
+                        "nscache:l1:db{}",
+                        crate::store::redis_database_number(&o.url)
+                    )
+                });
+                let l1 = Arc::new(L1Store::new(
+                    store.clone(),
+                    options,
+                    channel.map(feed).transpose()?.flatten(),
+                ));
                 l1.start();
                 Some(l1)
             }
@@ -255,7 +275,10 @@ impl CacheBuilder {
         let cached_profiles = match (profiles.is_none(), flags) {
             (true, Some(flags)) => {
                 let channel = format!("{}:profile-changes", component_settings.namespace_root);
-                let cached = Arc::new(CachedProfiles::new(flags, feed(channel)?).with_max_age(settings.profile_max_age));
+                let cached = Arc::new(
+                    CachedProfiles::new(flags, feed(channel)?)
+                        .with_max_age(settings.profile_max_age),
+                );
                 cached.start_feed();
                 Some(cached)
             }
@@ -267,8 +290,18 @@ impl CacheBuilder {
             (None, None) => Arc::new(StaticProfiles::new()),
         };
         let stats = Arc::new(StoreStats::default());
-        let state = HostState { store: store.clone(), profiles: profiles.clone(), stats: stats.clone() };
-        let pool = InstancePool::new(state, component_settings.clone(), settings.max_idle_instances).await.map_err(|e| match e {
+        let state = HostState {
+            store: store.clone(),
+            profiles: profiles.clone(),
+            stats: stats.clone(),
+        };
+        let pool = InstancePool::new(
+            state,
+            component_settings.clone(),
+            settings.max_idle_instances,
+        )
+        .await
+        .map_err(|e| match e {
             CacheError::InvalidArgument(m) => CacheError::Config(m),
             other => other,
         })?;
@@ -284,7 +317,9 @@ impl CacheBuilder {
             component_settings,
             metrics: Metrics::default(),
         };
-        Ok(Cache { inner: Arc::new(inner) })
+        Ok(Cache {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -318,8 +353,11 @@ async fn component_settings(settings: &Settings) -> Result<ComponentSettings, Ca
 /// The flags the settings point at: a Postgres table (feature `postgres`).
 #[cfg(feature = "postgres")]
 fn default_flag_store(settings: &Settings) -> Result<Option<Arc<dyn FlagStore>>, CacheError> {
-    let Some(url) = &settings.database_url else { return Ok(None) };
-    let flags = crate::profiles::PostgresFlags::connect(url, settings.profile_table()?).map_err(|e| CacheError::Config(e.to_string()))?;
+    let Some(url) = &settings.database_url else {
+        return Ok(None);
+    };
+    let flags = crate::profiles::PostgresFlags::connect(url, settings.profile_table()?)
+        .map_err(|e| CacheError::Config(e.to_string()))?;
     Ok(Some(Arc::new(flags)))
 }
 
@@ -327,7 +365,10 @@ fn default_flag_store(settings: &Settings) -> Result<Option<Arc<dyn FlagStore>>,
 #[cfg(not(feature = "postgres"))]
 fn default_flag_store(settings: &Settings) -> Result<Option<Arc<dyn FlagStore>>, CacheError> {
     match &settings.database_url {
-        Some(_) => Err(CacheError::Config("database-url: reading flags from Postgres needs the `postgres` feature of nscache".into())),
+        Some(_) => Err(CacheError::Config(
+            "database-url: reading flags from Postgres needs the `postgres` feature of nscache"
+                .into(),
+        )),
         None => Ok(None),
     }
 }
@@ -346,12 +387,18 @@ impl Cache {
     /// The global keyspace (`{prefix}:{version}:{key}`): locks, sequences,
     /// tokens, cursors. Never affected by `cache_enabled` or invalidation.
     pub fn global(&self) -> Keyspace {
-        Keyspace { cache: self.clone(), scope: Scope::Global }
+        Keyspace {
+            cache: self.clone(),
+            scope: Scope::Global,
+        }
     }
 
     /// The namespace of `user` (an opaque id: any non-empty string).
     pub fn user(&self, user: impl Into<String>) -> Keyspace {
-        Keyspace { cache: self.clone(), scope: Scope::User(user.into()) }
+        Keyspace {
+            cache: self.clone(),
+            scope: Scope::User(user.into()),
+        }
     }
 
     /// The store in use.
@@ -403,53 +450,97 @@ impl Cache {
 
     /// Check the store answers; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
-        self.inner.store.ping().await.map_err(|e| CacheError::Unavailable(e.to_string()))
+        self.inner
+            .store
+            .ping()
+            .await
+            .map_err(|e| CacheError::Unavailable(e.to_string()))
     }
 
     /// Take the global lock `key` with a fresh random token for at most
     /// `timeout`. `None` if someone else holds it.
-    pub async fn lock(&self, key: &str, timeout: Duration) -> Result<Option<LockToken>, CacheError> {
+    pub async fn lock(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Option<LockToken>, CacheError> {
         let token = LockToken::random();
         Ok(self.lock_as(key, &token, timeout).await?.then_some(token))
     }
 
     /// Take the global lock `key` for `owner` for at most `timeout`. True if taken.
-    pub async fn lock_as(&self, key: &str, owner: &LockToken, timeout: Duration) -> Result<bool, CacheError> {
+    pub async fn lock_as(
+        &self,
+        key: &str,
+        owner: &LockToken,
+        timeout: Duration,
+    ) -> Result<bool, CacheError> {
         // Round up, so that only a zero timeout is refused (by the component).
         let ms = u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-        call!(self, Op::Lock, nscache_cache_locks.call_lock(&key.to_owned(), owner.as_str(), ms))
+        call!(
+            self,
+            Op::Lock,
+            nscache_cache_locks.call_lock(&key.to_owned(), owner.as_str(), ms)
+        )
     }
 
     /// Release the global lock `key` if `owner` holds it. True if released.
     pub async fn unlock(&self, key: &str, owner: &LockToken) -> Result<bool, CacheError> {
-        call!(self, Op::Unlock, nscache_cache_locks.call_unlock(&key.to_owned(), owner.as_str()))
+        call!(
+            self,
+            Op::Unlock,
+            nscache_cache_locks.call_unlock(&key.to_owned(), owner.as_str())
+        )
     }
 
     /// Invalidate every entry of `user`'s namespace, in O(1). Returns the new version.
     pub async fn invalidate_user(&self, user: &str) -> Result<u64, CacheError> {
-        call!(self, Op::InvalidateUser, nscache_cache_invalidation.call_invalidate_user(user))
+        call!(
+            self,
+            Op::InvalidateUser,
+            nscache_cache_invalidation.call_invalidate_user(user)
+        )
     }
 
     /// Invalidate every cached query over `table`, for all users, in O(1).
     /// Returns the table's new version.
     pub async fn invalidate_table(&self, table: &str) -> Result<u64, CacheError> {
-        call!(self, Op::InvalidateTable, nscache_cache_invalidation.call_invalidate_table(table))
+        call!(
+            self,
+            Op::InvalidateTable,
+            nscache_cache_invalidation.call_invalidate_table(table)
+        )
     }
 
     /// Invalidate every user namespace at once (global keys are kept).
     /// Returns the new namespace floor.
     pub async fn invalidate_all(&self) -> Result<u64, CacheError> {
-        call!(self, Op::InvalidateAll, nscache_cache_invalidation.call_invalidate_all())
+        call!(
+            self,
+            Op::InvalidateAll,
+            nscache_cache_invalidation.call_invalidate_all()
+        )
     }
 
     /// The current version of `user`'s namespace; `None` if it holds nothing.
     pub async fn version_of(&self, user: &str) -> Result<Option<u64>, CacheError> {
-        call!(self, Op::VersionOf, nscache_cache_invalidation.call_version_of(user))
+        call!(
+            self,
+            Op::VersionOf,
+            nscache_cache_invalidation.call_version_of(user)
+        )
     }
 
     /// [`Cache::version_of`] for many users, in order, in one round trip.
-    pub async fn versions_of<S: AsRef<str>>(&self, users: &[S]) -> Result<Vec<Option<u64>>, CacheError> {
-        call!(self, Op::VersionsOf, nscache_cache_invalidation.call_versions_of(&owned_keys(users)))
+    pub async fn versions_of<S: AsRef<str>>(
+        &self,
+        users: &[S],
+    ) -> Result<Vec<Option<u64>>, CacheError> {
+        call!(
+            self,
+            Op::VersionsOf,
+            nscache_cache_invalidation.call_versions_of(&owned_keys(users))
+        )
     }
 }
 
@@ -484,9 +575,15 @@ impl Keyspace {
         let inner = &self.cache.inner;
         let value = match &inner.l1 {
             Some(l1) => self.get_through_l1(l1, key).await?,
-            None => call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned()))?,
+            None => call!(
+                self.cache,
+                Op::Get,
+                nscache_cache_cache.call_get(&self.scope, &key.to_owned())
+            )?,
         };
-        inner.metrics.record_reads(u64::from(value.is_some()), u64::from(value.is_none()));
+        inner
+            .metrics
+            .record_reads(u64::from(value.is_some()), u64::from(value.is_none()));
         Ok(value)
     }
 
@@ -501,7 +598,11 @@ impl Keyspace {
                 // a while reads again when that is over, and a flag that moved
                 // moves the generation, so no answer outlives its flag.
                 if inner.profiles.cache_enabled(user).await.is_err() {
-                    return call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned()));
+                    return call!(
+                        self.cache,
+                        Op::Get,
+                        nscache_cache_cache.call_get(&self.scope, &key.to_owned())
+                    );
                 }
                 AnswerName::user(user, key)
             }
@@ -514,7 +615,14 @@ impl Keyspace {
                 return Ok(value);
             }
         }
-        let (value, reads) = recording(async { call!(self.cache, Op::Get, nscache_cache_cache.call_get(&self.scope, &key.to_owned())) }).await;
+        let (value, reads) = recording(async {
+            call!(
+                self.cache,
+                Op::Get,
+                nscache_cache_cache.call_get(&self.scope, &key.to_owned())
+            )
+        })
+        .await;
         let value = value?;
         if let Some(flags) = flags
             && self.flag_generation() == Some(flags)
@@ -534,67 +642,149 @@ impl Keyspace {
     }
 
     /// The values of `keys`, in order. One store round trip.
-    pub async fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
-        let values = call!(self.cache, Op::GetMany, nscache_cache_cache.call_get_many(&self.scope, &owned_keys(keys)))?;
+    pub async fn get_many<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        let values = call!(
+            self.cache,
+            Op::GetMany,
+            nscache_cache_cache.call_get_many(&self.scope, &owned_keys(keys))
+        )?;
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
-        self.cache.inner.metrics.record_reads(hits, values.len() as u64 - hits);
+        self.cache
+            .inner
+            .metrics
+            .record_reads(hits, values.len() as u64 - hits);
         Ok(values)
     }
 
     /// Store `value` at `key`.
-    pub async fn set(&self, key: &str, value: impl AsRef<[u8]>, ttl: Expiry) -> Result<(), CacheError> {
-        call!(self.cache, Op::Set, nscache_cache_cache.call_set(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
+    pub async fn set(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: Expiry,
+    ) -> Result<(), CacheError> {
+        call!(
+            self.cache,
+            Op::Set,
+            nscache_cache_cache.call_set(
+                &self.scope,
+                &key.to_owned(),
+                &value.as_ref().to_vec(),
+                ttl.to_wit()
+            )
+        )
     }
 
     /// Store every entry, atomically, with the same expiry.
-    pub async fn set_many<K: AsRef<str>, V: AsRef<[u8]>>(&self, entries: &[(K, V)], ttl: Expiry) -> Result<(), CacheError> {
-        let entries: Vec<(String, Vec<u8>)> = entries.iter().map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_vec())).collect();
-        call!(self.cache, Op::SetMany, nscache_cache_cache.call_set_many(&self.scope, &entries, ttl.to_wit()))
+    pub async fn set_many<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        entries: &[(K, V)],
+        ttl: Expiry,
+    ) -> Result<(), CacheError> {
+        let entries: Vec<(String, Vec<u8>)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_vec()))
+            .collect();
+        call!(
+            self.cache,
+            Op::SetMany,
+            nscache_cache_cache.call_set_many(&self.scope, &entries, ttl.to_wit())
+        )
     }
 
     /// Store `value` only if `key` does not exist. True if stored.
-    pub async fn add(&self, key: &str, value: impl AsRef<[u8]>, ttl: Expiry) -> Result<bool, CacheError> {
-        call!(self.cache, Op::Add, nscache_cache_cache.call_add(&self.scope, &key.to_owned(), &value.as_ref().to_vec(), ttl.to_wit()))
+    pub async fn add(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: Expiry,
+    ) -> Result<bool, CacheError> {
+        call!(
+            self.cache,
+            Op::Add,
+            nscache_cache_cache.call_add(
+                &self.scope,
+                &key.to_owned(),
+                &value.as_ref().to_vec(),
+                ttl.to_wit()
+            )
+        )
     }
 
     /// Remove `key`. True if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        call!(self.cache, Op::Delete, nscache_cache_cache.call_delete(&self.scope, &key.to_owned()))
+        call!(
+            self.cache,
+            Op::Delete,
+            nscache_cache_cache.call_delete(&self.scope, &key.to_owned())
+        )
     }
 
     /// Remove every key in `keys`; returns how many existed.
     pub async fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u32, CacheError> {
-        call!(self.cache, Op::DeleteMany, nscache_cache_cache.call_delete_many(&self.scope, &owned_keys(keys)))
+        call!(
+            self.cache,
+            Op::DeleteMany,
+            nscache_cache_cache.call_delete_many(&self.scope, &owned_keys(keys))
+        )
     }
 
     /// True if `key` exists.
     pub async fn has_key(&self, key: &str) -> Result<bool, CacheError> {
-        call!(self.cache, Op::HasKey, nscache_cache_cache.call_has_key(&self.scope, &key.to_owned()))
+        call!(
+            self.cache,
+            Op::HasKey,
+            nscache_cache_cache.call_has_key(&self.scope, &key.to_owned())
+        )
     }
 
     /// Add `delta` to the integer at `key`; [`CacheError::NotFound`] if missing.
     pub async fn incr(&self, key: &str, delta: i64) -> Result<i64, CacheError> {
-        call!(self.cache, Op::Incr, nscache_cache_cache.call_incr(&self.scope, &key.to_owned(), delta))
+        call!(
+            self.cache,
+            Op::Incr,
+            nscache_cache_cache.call_incr(&self.scope, &key.to_owned(), delta)
+        )
     }
 
     /// Subtract `delta` from the integer at `key`.
     pub async fn decr(&self, key: &str, delta: i64) -> Result<i64, CacheError> {
-        call!(self.cache, Op::Decr, nscache_cache_cache.call_decr(&self.scope, &key.to_owned(), delta))
+        call!(
+            self.cache,
+            Op::Decr,
+            nscache_cache_cache.call_decr(&self.scope, &key.to_owned(), delta)
+        )
     }
 
     /// Give an existing key a new expiry. True if the key exists.
     pub async fn touch(&self, key: &str, ttl: Expiry) -> Result<bool, CacheError> {
-        call!(self.cache, Op::Touch, nscache_cache_cache.call_touch(&self.scope, &key.to_owned(), ttl.to_wit()))
+        call!(
+            self.cache,
+            Op::Touch,
+            nscache_cache_cache.call_touch(&self.scope, &key.to_owned(), ttl.to_wit())
+        )
     }
 
     /// How long `key` has left.
     pub async fn ttl(&self, key: &str) -> Result<Ttl, CacheError> {
-        call!(self.cache, Op::Ttl, nscache_cache_cache.call_ttl(&self.scope, &key.to_owned())).map(Ttl::from)
+        call!(
+            self.cache,
+            Op::Ttl,
+            nscache_cache_cache.call_ttl(&self.scope, &key.to_owned())
+        )
+        .map(Ttl::from)
     }
 
     /// Remove the expiry of an existing key. True if the key exists.
     pub async fn persist(&self, key: &str) -> Result<bool, CacheError> {
-        call!(self.cache, Op::Persist, nscache_cache_cache.call_persist(&self.scope, &key.to_owned()))
+        call!(
+            self.cache,
+            Op::Persist,
+            nscache_cache_cache.call_persist(&self.scope, &key.to_owned())
+        )
     }
 
     /// The value at `key`; on a miss, run `load` and store its result.
@@ -605,15 +795,27 @@ impl Keyspace {
     /// on one key run `load` once and share its value. Across processes each
     /// process may load once; all store the same key and the last write wins.
     /// A failing loader stores nothing and its followers load again.
-    pub async fn get_or_set<F, Fut, E>(&self, key: &str, ttl: Expiry, load: F) -> Result<Vec<u8>, GetOrSetError<E>>
+    pub async fn get_or_set<F, Fut, E>(
+        &self,
+        key: &str,
+        ttl: Expiry,
+        load: F,
+    ) -> Result<Vec<u8>, GetOrSetError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, E>>,
     {
         let mut load = Some(load);
         loop {
-            let read = call!(self.cache, Op::ReadForUpdate, nscache_cache_cache.call_read_for_update(&self.scope, &key.to_owned()))?;
-            self.cache.inner.metrics.record_reads(u64::from(read.value.is_some()), u64::from(read.value.is_none()));
+            let read = call!(
+                self.cache,
+                Op::ReadForUpdate,
+                nscache_cache_cache.call_read_for_update(&self.scope, &key.to_owned())
+            )?;
+            self.cache.inner.metrics.record_reads(
+                u64::from(read.value.is_some()),
+                u64::from(read.value.is_none()),
+            );
             if let Some(value) = read.value {
                 return Ok(value);
             }
@@ -624,7 +826,12 @@ impl Keyspace {
             let role = if read.version == 0 {
                 None // bypassed: nothing will be stored, nothing to share
             } else {
-                match self.cache.inner.flights.join((scope, key.to_owned(), read.version)) {
+                match self
+                    .cache
+                    .inner
+                    .flights
+                    .join((scope, key.to_owned(), read.version))
+                {
                     Role::Follower(rx) => match follow(rx).await {
                         Some(value) => return Ok(value),
                         None => continue, // the leader failed: try again
@@ -632,9 +839,21 @@ impl Keyspace {
                     Role::Leader(leader) => Some(leader),
                 }
             };
-            let load = load.take().expect("the loader runs at most once: followers never reach here twice after leading");
+            let load = load.take().expect(
+                "the loader runs at most once: followers never reach here twice after leading",
+            );
             let value = load().await.map_err(GetOrSetError::Load)?;
-            call!(self.cache, Op::SetAt, nscache_cache_cache.call_set_at(&self.scope, &key.to_owned(), read.version, &value, ttl.to_wit()))?;
+            call!(
+                self.cache,
+                Op::SetAt,
+                nscache_cache_cache.call_set_at(
+                    &self.scope,
+                    &key.to_owned(),
+                    read.version,
+                    &value,
+                    ttl.to_wit()
+                )
+            )?;
             if let Some(leader) = role {
                 leader.publish(&value);
             }

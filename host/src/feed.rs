@@ -20,7 +20,10 @@ pub struct ChangeFeed {
 
 impl std::fmt::Debug for ChangeFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChangeFeed").field("channel", &self.channel).field("live", &self.is_live()).finish()
+        f.debug_struct("ChangeFeed")
+            .field("channel", &self.channel)
+            .field("live", &self.is_live())
+            .finish()
     }
 }
 
@@ -29,9 +32,17 @@ impl ChangeFeed {
     /// [`ChangeFeed::run`] and the first publish.
     pub fn new(url: &str, channel: impl Into<String>) -> Result<ChangeFeed, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0).set_connection_timeout(Some(Duration::from_secs(5))).set_response_timeout(Some(Duration::from_secs(5)));
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
         let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-        Ok(ChangeFeed { client, publisher, channel: channel.into(), live: Arc::new(AtomicBool::new(false)) })
+        Ok(ChangeFeed {
+            client,
+            publisher,
+            channel: channel.into(),
+            live: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// True while subscribed: messages are being received.
@@ -41,7 +52,11 @@ impl ChangeFeed {
 
     /// Announce a change (a user id, or keys: the subscriber decides).
     pub async fn publish(&self, message: &str) -> Result<(), redis::RedisError> {
-        let _: i64 = redis::cmd("PUBLISH").arg(&self.channel).arg(message).query_async(&mut self.publisher.clone()).await?;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(message)
+            .query_async(&mut self.publisher.clone())
+            .await?;
         Ok(())
     }
 

@@ -21,7 +21,11 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    fn track<T>(&self, op: &'static str, result: Result<T, StoreError>) -> Result<T, WitStoreError> {
+    fn track<T>(
+        &self,
+        op: &'static str,
+        result: Result<T, StoreError>,
+    ) -> Result<T, WitStoreError> {
         self.stats.record_call();
         result.map_err(|e| {
             let unavailable = matches!(e, StoreError::Unavailable(_));
@@ -44,7 +48,12 @@ impl store::Host for HostState {
         self.track("get", self.store.get(&key).await)
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), WitStoreError> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), WitStoreError> {
         self.track("set", self.store.set(&key, &value, ttl_ms).await)
     }
 
@@ -79,7 +88,11 @@ impl batch::Host for HostState {
         self.track("get-many", self.store.get_many(&keys).await)
     }
 
-    async fn set_many(&mut self, entries: Vec<(String, Vec<u8>)>, ttl_ms: Option<u64>) -> Result<(), WitStoreError> {
+    async fn set_many(
+        &mut self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), WitStoreError> {
         self.track("set-many", self.store.set_many(&entries, ttl_ms).await)
     }
 
@@ -87,9 +100,24 @@ impl batch::Host for HostState {
         self.track("delete-many", self.store.delete_many(&keys).await)
     }
 
-    async fn get_indirect(&mut self, pointer: String, prefix: String, suffixes: Vec<String>, also: Vec<String>) -> Result<Indirect, WitStoreError> {
-        let found = self.track("get-indirect", self.store.get_indirect(&pointer, &prefix, &suffixes, &also).await)?;
-        Ok(Indirect { pointer: found.pointer, values: found.values, also: found.also })
+    async fn get_indirect(
+        &mut self,
+        pointer: String,
+        prefix: String,
+        suffixes: Vec<String>,
+        also: Vec<String>,
+    ) -> Result<Indirect, WitStoreError> {
+        let found = self.track(
+            "get-indirect",
+            self.store
+                .get_indirect(&pointer, &prefix, &suffixes, &also)
+                .await,
+        )?;
+        Ok(Indirect {
+            pointer: found.pointer,
+            values: found.values,
+            also: found.also,
+        })
     }
 }
 
@@ -98,12 +126,28 @@ impl atomics::Host for HostState {
         self.track("increment", self.store.increment(&key, delta).await)
     }
 
-    async fn set_if_absent(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<bool, WitStoreError> {
-        self.track("set-if-absent", self.store.set_if_absent(&key, &value, ttl_ms).await)
+    async fn set_if_absent(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, WitStoreError> {
+        self.track(
+            "set-if-absent",
+            self.store.set_if_absent(&key, &value, ttl_ms).await,
+        )
     }
 
-    async fn swap_if(&mut self, key: String, expected: Option<Vec<u8>>, new: Vec<u8>) -> Result<bool, WitStoreError> {
-        self.track("swap-if", self.store.swap_if(&key, expected.as_deref(), &new).await)
+    async fn swap_if(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> Result<bool, WitStoreError> {
+        self.track(
+            "swap-if",
+            self.store.swap_if(&key, expected.as_deref(), &new).await,
+        )
     }
 
     async fn delete_if(&mut self, key: String, expected: Vec<u8>) -> Result<bool, WitStoreError> {
@@ -113,6 +157,9 @@ impl atomics::Host for HostState {
 
 impl profiles::Host for HostState {
     async fn cache_enabled(&mut self, user: String) -> Result<bool, String> {
-        self.profiles.cache_enabled(&user).await.map_err(|e| e.to_string())
+        self.profiles
+            .cache_enabled(&user)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -62,7 +62,11 @@ impl<S: Send + Sync> FromRequestParts<S> for UserCache {
     type Rejection = MissingUserCache;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<UserCache>().cloned().ok_or(MissingUserCache)
+        parts
+            .extensions
+            .get::<UserCache>()
+            .cloned()
+            .ok_or(MissingUserCache)
     }
 }
 
@@ -76,15 +80,24 @@ pub struct CacheLayer<B> {
 
 impl<B> Clone for CacheLayer<B> {
     fn clone(&self) -> Self {
-        CacheLayer { cache: self.cache.clone(), identify: self.identify.clone() }
+        CacheLayer {
+            cache: self.cache.clone(),
+            identify: self.identify.clone(),
+        }
     }
 }
 
 impl<B> CacheLayer<B> {
     /// A layer over `cache`; `identify` returns the authenticated user's id
     /// (typically from an extension the authentication layer inserted).
-    pub fn new(cache: Cache, identify: impl Fn(&Request<B>) -> Option<String> + Send + Sync + 'static) -> CacheLayer<B> {
-        CacheLayer { cache, identify: Arc::new(identify) }
+    pub fn new(
+        cache: Cache,
+        identify: impl Fn(&Request<B>) -> Option<String> + Send + Sync + 'static,
+    ) -> CacheLayer<B> {
+        CacheLayer {
+            cache,
+            identify: Arc::new(identify),
+        }
     }
 }
 
@@ -92,7 +105,10 @@ impl<S, B> Layer<S> for CacheLayer<B> {
     type Service = CacheService<S, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CacheService { inner, layer: self.clone() }
+        CacheService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -104,7 +120,10 @@ pub struct CacheService<S, B> {
 
 impl<S: Clone, B> Clone for CacheService<S, B> {
     fn clone(&self) -> Self {
-        CacheService { inner: self.inner.clone(), layer: self.layer.clone() }
+        CacheService {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
     }
 }
 
@@ -122,7 +141,9 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         if let Some(user) = (self.layer.identify)(&request) {
-            request.extensions_mut().insert(UserCache(self.layer.cache.user(user)));
+            request
+                .extensions_mut()
+                .insert(UserCache(self.layer.cache.user(user)));
         }
         self.inner.call(request)
     }

@@ -66,7 +66,7 @@ pub struct ReadmeDoctests;
 
 pub use cache::{Cache, CacheBuilder, Keyspace};
 pub use error::{CacheError, GetOrSetError};
-pub use settings::Settings;
 pub use runtime::COMPONENT_WASM;
+pub use settings::Settings;
 pub use stats::StoreStatsSnapshot;
 pub use types::{Expiry, InvalidExpiry, LockToken, Ttl};

@@ -97,7 +97,9 @@ impl Op {
 }
 
 /// Upper bounds of the latency buckets, in microseconds.
-const BUCKETS_US: [u64; 13] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+const BUCKETS_US: [u64; 13] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
 
 #[derive(Debug, Default)]
 struct OpStats {
@@ -117,7 +119,11 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { ops: Default::default(), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Metrics {
+            ops: Default::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 }
 
@@ -157,7 +163,9 @@ impl Metrics {
 
     /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let sum = |f: fn(&OpStats) -> &AtomicU64| self.ops.iter().map(|s| f(s).load(Ordering::Relaxed)).sum();
+        let sum = |f: fn(&OpStats) -> &AtomicU64| {
+            self.ops.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
+        };
         MetricsSnapshot {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -170,10 +178,26 @@ impl Metrics {
     pub fn render(&self, store: StoreStatsSnapshot) -> String {
         let mut out = String::with_capacity(8192);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP nscache_cache_hits_total Reads that found a value.\n# TYPE nscache_cache_hits_total counter\nnscache_cache_hits_total {}", load(&self.hits));
-        let _ = writeln!(out, "# HELP nscache_cache_misses_total Reads that found nothing (bypassed and degraded reads included).\n# TYPE nscache_cache_misses_total counter\nnscache_cache_misses_total {}", load(&self.misses));
-        let _ = writeln!(out, "# HELP nscache_store_calls_total Storage primitives called (store round trips).\n# TYPE nscache_store_calls_total counter\nnscache_store_calls_total {}", store.calls);
-        let _ = writeln!(out, "# HELP nscache_store_errors_total Storage primitives that failed.\n# TYPE nscache_store_errors_total counter\nnscache_store_errors_total {}", store.errors);
+        let _ = writeln!(
+            out,
+            "# HELP nscache_cache_hits_total Reads that found a value.\n# TYPE nscache_cache_hits_total counter\nnscache_cache_hits_total {}",
+            load(&self.hits)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nscache_cache_misses_total Reads that found nothing (bypassed and degraded reads included).\n# TYPE nscache_cache_misses_total counter\nnscache_cache_misses_total {}",
+            load(&self.misses)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nscache_store_calls_total Storage primitives called (store round trips).\n# TYPE nscache_store_calls_total counter\nnscache_store_calls_total {}",
+            store.calls
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nscache_store_errors_total Storage primitives that failed.\n# TYPE nscache_store_errors_total counter\nnscache_store_errors_total {}",
+            store.errors
+        );
         let _ = writeln!(
             out,
             "# HELP nscache_degraded_operations_total Storage primitives that failed because the store was unreachable (reads served as misses, writes skipped or refused).\n# TYPE nscache_degraded_operations_total counter\nnscache_degraded_operations_total {}",
@@ -181,16 +205,34 @@ impl Metrics {
         );
         out.push_str("# HELP nscache_operations_total Cache operations run.\n# TYPE nscache_operations_total counter\n");
         for op in Op::ALL {
-            let _ = writeln!(out, "nscache_operations_total{{op=\"{}\"}} {}", op.name(), load(&self.ops[op as usize].calls));
+            let _ = writeln!(
+                out,
+                "nscache_operations_total{{op=\"{}\"}} {}",
+                op.name(),
+                load(&self.ops[op as usize].calls)
+            );
         }
         out.push_str("# HELP nscache_operation_errors_total Cache operations that returned an error, by operation.\n# TYPE nscache_operation_errors_total counter\n");
         for op in Op::ALL {
-            let _ = writeln!(out, "nscache_operation_errors_total{{op=\"{}\"}} {}", op.name(), load(&self.ops[op as usize].errors));
+            let _ = writeln!(
+                out,
+                "nscache_operation_errors_total{{op=\"{}\"}} {}",
+                op.name(),
+                load(&self.ops[op as usize].errors)
+            );
         }
         out.push_str("# HELP nscache_invalidations_total Invalidations, by kind.\n# TYPE nscache_invalidations_total counter\n");
-        for (kind, op) in [("user", Op::InvalidateUser), ("table", Op::InvalidateTable), ("all", Op::InvalidateAll)] {
+        for (kind, op) in [
+            ("user", Op::InvalidateUser),
+            ("table", Op::InvalidateTable),
+            ("all", Op::InvalidateAll),
+        ] {
             let s = &self.ops[op as usize];
-            let _ = writeln!(out, "nscache_invalidations_total{{kind=\"{kind}\"}} {}", load(&s.calls) - load(&s.errors));
+            let _ = writeln!(
+                out,
+                "nscache_invalidations_total{{kind=\"{kind}\"}} {}",
+                load(&s.calls) - load(&s.errors)
+            );
         }
         out.push_str("# HELP nscache_operation_duration_seconds Latency of cache operations.\n# TYPE nscache_operation_duration_seconds histogram\n");
         for op in Op::ALL {
@@ -202,11 +244,29 @@ impl Metrics {
             let mut cumulative = 0;
             for (i, bound) in BUCKETS_US.iter().enumerate() {
                 cumulative += load(&s.buckets[i]);
-                let _ = writeln!(out, "nscache_operation_duration_seconds_bucket{{op=\"{}\",le=\"{}\"}} {cumulative}", op.name(), *bound as f64 / 1e6);
+                let _ = writeln!(
+                    out,
+                    "nscache_operation_duration_seconds_bucket{{op=\"{}\",le=\"{}\"}} {cumulative}",
+                    op.name(),
+                    *bound as f64 / 1e6
+                );
             }
-            let _ = writeln!(out, "nscache_operation_duration_seconds_bucket{{op=\"{}\",le=\"+Inf\"}} {calls}", op.name());
-            let _ = writeln!(out, "nscache_operation_duration_seconds_sum{{op=\"{}\"}} {}", op.name(), load(&s.sum_us) as f64 / 1e6);
-            let _ = writeln!(out, "nscache_operation_duration_seconds_count{{op=\"{}\"}} {calls}", op.name());
+            let _ = writeln!(
+                out,
+                "nscache_operation_duration_seconds_bucket{{op=\"{}\",le=\"+Inf\"}} {calls}",
+                op.name()
+            );
+            let _ = writeln!(
+                out,
+                "nscache_operation_duration_seconds_sum{{op=\"{}\"}} {}",
+                op.name(),
+                load(&s.sum_us) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "nscache_operation_duration_seconds_count{{op=\"{}\"}} {calls}",
+                op.name()
+            );
         }
         out
     }
@@ -222,13 +282,32 @@ mod tests {
         m.record(Op::Get, Duration::from_micros(80), true);
         m.record(Op::Get, Duration::from_micros(3000), false);
         m.record_reads(1, 1);
-        let text = m.render(StoreStatsSnapshot { calls: 5, errors: 1, unavailable: 1 });
+        let text = m.render(StoreStatsSnapshot {
+            calls: 5,
+            errors: 1,
+            unavailable: 1,
+        });
         assert!(text.contains("nscache_operations_total{op=\"get\"} 2"));
         assert!(text.contains("nscache_operation_errors_total{op=\"get\"} 1"));
-        assert!(text.contains("nscache_operation_duration_seconds_bucket{op=\"get\",le=\"0.0001\"} 1"));
-        assert!(text.contains("nscache_operation_duration_seconds_bucket{op=\"get\",le=\"0.005\"} 2"));
+        assert!(
+            text.contains("nscache_operation_duration_seconds_bucket{op=\"get\",le=\"0.0001\"} 1")
+        );
+        assert!(
+            text.contains("nscache_operation_duration_seconds_bucket{op=\"get\",le=\"0.005\"} 2")
+        );
         assert!(text.contains("nscache_degraded_operations_total 1"));
-        assert!(!text.contains("op=\"set\",le"), "no histogram for unused operations");
-        assert_eq!(m.snapshot(), MetricsSnapshot { hits: 1, misses: 1, operations: 2, errors: 1 });
+        assert!(
+            !text.contains("op=\"set\",le"),
+            "no histogram for unused operations"
+        );
+        assert_eq!(
+            m.snapshot(),
+            MetricsSnapshot {
+                hits: 1,
+                misses: 1,
+                operations: 2,
+                errors: 1
+            }
+        );
     }
 }

@@ -30,20 +30,29 @@ fn compile() -> Result<Compiled, String> {
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
     let engine = Engine::new(&config).map_err(|e| format!("wasmtime engine: {e:#}"))?;
-    let component = Component::new(&engine, COMPONENT_WASM).map_err(|e| format!("compiling the cache component: {e:#}"))?;
+    let component = Component::new(&engine, COMPONENT_WASM)
+        .map_err(|e| format!("compiling the cache component: {e:#}"))?;
     let mut linker = Linker::<HostState>::new(&engine);
-    CacheComponent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(|e| format!("linking the imports: {e:#}"))?;
+    CacheComponent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+        .map_err(|e| format!("linking the imports: {e:#}"))?;
     // The wasip2 standard library imports WASI interfaces (stdio, clocks,
     // environment) that the cache never calls: any call would trap.
-    linker.define_unknown_imports_as_traps(&component).map_err(|e| format!("stubbing WASI imports: {e:#}"))?;
-    let pre = linker.instantiate_pre(&component).map_err(|e| format!("pre-instantiating: {e:#}"))?;
+    linker
+        .define_unknown_imports_as_traps(&component)
+        .map_err(|e| format!("stubbing WASI imports: {e:#}"))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| format!("pre-instantiating: {e:#}"))?;
     let pre = CacheComponentPre::new(pre).map_err(|e| format!("component exports: {e:#}"))?;
     Ok(Compiled { engine, pre })
 }
 
 fn compiled() -> Result<&'static Compiled, CacheError> {
     static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
-    COMPILED.get_or_init(compile).as_ref().map_err(|e| CacheError::Component(e.clone()))
+    COMPILED
+        .get_or_init(compile)
+        .as_ref()
+        .map_err(|e| CacheError::Component(e.clone()))
 }
 
 /// One instance of the component with its store.
@@ -63,7 +72,10 @@ pub(crate) struct InstancePool {
 
 impl std::fmt::Debug for InstancePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstancePool").field("idle", &self.idle_count()).field("max_idle", &self.max_idle).finish()
+        f.debug_struct("InstancePool")
+            .field("idle", &self.idle_count())
+            .field("max_idle", &self.max_idle)
+            .finish()
     }
 }
 
@@ -76,15 +88,32 @@ pub(crate) async fn default_settings() -> Result<Settings, CacheError> {
         stats: Default::default(),
     };
     let mut store = Store::new(&compiled.engine, state);
-    let api = compiled.pre.instantiate_async(&mut store).await.map_err(|e| CacheError::Component(format!("{e:#}")))?;
-    api.nscache_cache_config().call_defaults(&mut store).await.map_err(|e| CacheError::Component(format!("{e:#}")))
+    let api = compiled
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| CacheError::Component(format!("{e:#}")))?;
+    api.nscache_cache_config()
+        .call_defaults(&mut store)
+        .await
+        .map_err(|e| CacheError::Component(format!("{e:#}")))
 }
 
 impl InstancePool {
     /// A pool whose instances use `state` and `settings`. Instantiates one
     /// instance at once, so that bad settings are reported here.
-    pub async fn new(state: HostState, settings: Settings, max_idle: usize) -> Result<InstancePool, CacheError> {
-        let pool = InstancePool { compiled: compiled()?, state, settings, idle: Mutex::new(Vec::new()), max_idle };
+    pub async fn new(
+        state: HostState,
+        settings: Settings,
+        max_idle: usize,
+    ) -> Result<InstancePool, CacheError> {
+        let pool = InstancePool {
+            compiled: compiled()?,
+            state,
+            settings,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        };
         let first = pool.instantiate().await?;
         pool.give_back(first);
         Ok(pool)
@@ -92,7 +121,12 @@ impl InstancePool {
 
     async fn instantiate(&self) -> Result<Instance, CacheError> {
         let mut store = Store::new(&self.compiled.engine, self.state.clone());
-        let api = self.compiled.pre.instantiate_async(&mut store).await.map_err(|e| CacheError::Component(format!("instantiating: {e:#}")))?;
+        let api = self
+            .compiled
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CacheError::Component(format!("instantiating: {e:#}")))?;
         api.nscache_cache_config()
             .call_configure(&mut store, &self.settings)
             .await

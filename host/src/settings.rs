@@ -162,55 +162,181 @@ pub struct SettingInfo {
 
 macro_rules! setting {
     ($name:literal, $env:literal, $value:literal, $help:literal) => {
-        SettingInfo { name: $name, env: $env, help: $help, value_name: $value, secret: false }
+        SettingInfo {
+            name: $name,
+            env: $env,
+            help: $help,
+            value_name: $value,
+            secret: false,
+        }
     };
     ($name:literal, $env:literal, $value:literal, $help:literal, secret) => {
-        SettingInfo { name: $name, env: $env, help: $help, value_name: $value, secret: true }
+        SettingInfo {
+            name: $name,
+            env: $env,
+            help: $help,
+            value_name: $value,
+            secret: true,
+        }
     };
 }
 
 /// Every setting [`Settings::set`] takes, with its environment variable.
 pub const OPTIONS: &[SettingInfo] = &[
-    setting!("redis-url", "REDIS_URL", "URL", "Redis URL, e.g. redis://127.0.0.1:6379/1 (database 1 when none is given); unset: the embedded memory store", secret),
-    setting!("pool-size", "NSCACHE_POOL_SIZE", "N", "Redis connections per process [default: 50]"),
-    setting!("connect-timeout", "NSCACHE_CONNECT_TIMEOUT", "SECONDS", "Longest wait to connect to Redis [default: 5]"),
-    setting!("socket-timeout", "NSCACHE_SOCKET_TIMEOUT", "SECONDS", "Longest wait for one Redis reply [default: 5]"),
-    setting!("memory-capacity", "NSCACHE_MEMORY_CAPACITY", "BYTES", "Bytes the embedded memory store holds [default: 268435456]"),
-    setting!("prefix", "CACHE_KEY_PREFIX", "PREFIX", "Global key prefix, Django's KEY_PREFIX [default: the component's]"),
-    setting!("key-version", "CACHE_KEY_VERSION", "N", "Global key version, Django's VERSION [default: the component's]"),
-    setting!("namespace-root", "NSCACHE_NAMESPACE_ROOT", "ROOT", "First segment of namespace keys [default: the component's]"),
-    setting!("default-ttl", "NSCACHE_DEFAULT_TTL", "SECONDS", "TTL of writes without one; 0: do not cache [default: the component's]"),
-    setting!("max-key-bytes", "NSCACHE_MAX_KEY_BYTES", "BYTES", "Longest accepted key [default: the component's]"),
-    setting!("max-value-bytes", "NSCACHE_MAX_VALUE_BYTES", "BYTES", "Largest accepted value [default: the component's]"),
-    setting!("cluster-hash-tags", "NSCACHE_CLUSTER_HASH_TAGS", "BOOL", "Wrap user ids in Redis Cluster hash tags [default: the component's]"),
-    setting!("l1", "NSCACHE_L1", "BOOL", "An in-process L1 in front of Redis [default: false]"),
-    setting!("l1-capacity", "NSCACHE_L1_CAPACITY", "BYTES", "Bytes the L1 holds [default: 67108864]"),
-    setting!("l1-max-age", "NSCACHE_L1_MAX_AGE", "SECONDS", "Longest an L1 entry is served without hearing of a change [default: 1]"),
-    setting!("max-idle-instances", "NSCACHE_MAX_IDLE_INSTANCES", "N", "Idle component instances kept for reuse [default: 256]"),
-    setting!("database-url", "DATABASE_URL", "URL", "Postgres URL for users' cache flags (and the server's accounts)", secret),
-    setting!("profile-table", "NSCACHE_PROFILE_TABLE", "TABLE", "An existing application table holding the users' cache flags (e.g. core_userprofile)"),
-    setting!("profile-user-column", "NSCACHE_PROFILE_USER_COLUMN", "COLUMN", "The user id column of the profile table [default: user_id]"),
-    setting!("profile-flag-column", "NSCACHE_PROFILE_FLAG_COLUMN", "COLUMN", "The flag column of the profile table [default: cache_enabled]"),
-    setting!("profile-max-age", "NSCACHE_PROFILE_MAX_AGE", "SECONDS", "How long a flag read from the database is trusted [default: 30]"),
+    setting!(
+        "redis-url",
+        "REDIS_URL",
+        "URL",
+        "Redis URL, e.g. redis://127.0.0.1:6379/1 (database 1 when none is given); unset: the embedded memory store",
+        secret
+    ),
+    setting!(
+        "pool-size",
+        "NSCACHE_POOL_SIZE",
+        "N",
+        "Redis connections per process [default: 50]"
+    ),
+    setting!(
+        "connect-timeout",
+        "NSCACHE_CONNECT_TIMEOUT",
+        "SECONDS",
+        "Longest wait to connect to Redis [default: 5]"
+    ),
+    setting!(
+        "socket-timeout",
+        "NSCACHE_SOCKET_TIMEOUT",
+        "SECONDS",
+        "Longest wait for one Redis reply [default: 5]"
+    ),
+    setting!(
+        "memory-capacity",
+        "NSCACHE_MEMORY_CAPACITY",
+        "BYTES",
+        "Bytes the embedded memory store holds [default: 268435456]"
+    ),
+    setting!(
+        "prefix",
+        "CACHE_KEY_PREFIX",
+        "PREFIX",
+        "Global key prefix, Django's KEY_PREFIX [default: the component's]"
+    ),
+    setting!(
+        "key-version",
+        "CACHE_KEY_VERSION",
+        "N",
+        "Global key version, Django's VERSION [default: the component's]"
+    ),
+    setting!(
+        "namespace-root",
+        "NSCACHE_NAMESPACE_ROOT",
+        "ROOT",
+        "First segment of namespace keys [default: the component's]"
+    ),
+    setting!(
+        "default-ttl",
+        "NSCACHE_DEFAULT_TTL",
+        "SECONDS",
+        "TTL of writes without one; 0: do not cache [default: the component's]"
+    ),
+    setting!(
+        "max-key-bytes",
+        "NSCACHE_MAX_KEY_BYTES",
+        "BYTES",
+        "Longest accepted key [default: the component's]"
+    ),
+    setting!(
+        "max-value-bytes",
+        "NSCACHE_MAX_VALUE_BYTES",
+        "BYTES",
+        "Largest accepted value [default: the component's]"
+    ),
+    setting!(
+        "cluster-hash-tags",
+        "NSCACHE_CLUSTER_HASH_TAGS",
+        "BOOL",
+        "Wrap user ids in Redis Cluster hash tags [default: the component's]"
+    ),
+    setting!(
+        "l1",
+        "NSCACHE_L1",
+        "BOOL",
+        "An in-process L1 in front of Redis [default: false]"
+    ),
+    setting!(
+        "l1-capacity",
+        "NSCACHE_L1_CAPACITY",
+        "BYTES",
+        "Bytes the L1 holds [default: 67108864]"
+    ),
+    setting!(
+        "l1-max-age",
+        "NSCACHE_L1_MAX_AGE",
+        "SECONDS",
+        "Longest an L1 entry is served without hearing of a change [default: 1]"
+    ),
+    setting!(
+        "max-idle-instances",
+        "NSCACHE_MAX_IDLE_INSTANCES",
+        "N",
+        "Idle component instances kept for reuse [default: 256]"
+    ),
+    setting!(
+        "database-url",
+        "DATABASE_URL",
+        "URL",
+        "Postgres URL for users' cache flags (and the server's accounts)",
+        secret
+    ),
+    setting!(
+        "profile-table",
+        "NSCACHE_PROFILE_TABLE",
+        "TABLE",
+        "An existing application table holding the users' cache flags (e.g. core_userprofile)"
+    ),
+    setting!(
+        "profile-user-column",
+        "NSCACHE_PROFILE_USER_COLUMN",
+        "COLUMN",
+        "The user id column of the profile table [default: user_id]"
+    ),
+    setting!(
+        "profile-flag-column",
+        "NSCACHE_PROFILE_FLAG_COLUMN",
+        "COLUMN",
+        "The flag column of the profile table [default: cache_enabled]"
+    ),
+    setting!(
+        "profile-max-age",
+        "NSCACHE_PROFILE_MAX_AGE",
+        "SECONDS",
+        "How long a flag read from the database is trusted [default: 30]"
+    ),
 ];
 
 /// Parse a number of seconds: fractions allowed, at least zero, finite.
 pub fn parse_seconds(value: &str) -> Result<Duration, String> {
     match value.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && (0.0..1e12).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        Ok(secs) if secs.is_finite() && (0.0..1e12).contains(&secs) => {
+            Ok(Duration::from_secs_f64(secs))
+        }
         _ => Err(format!("{value:?} is not a number of seconds (>= 0)")),
     }
 }
 
 fn parse_number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value.trim().parse().map_err(|_| format!("{value:?} is not a whole number in range"))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a whole number in range"))
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("{value:?} is not a boolean (true/false, 1/0, yes/no, on/off)")),
+        _ => Err(format!(
+            "{value:?} is not a boolean (true/false, 1/0, yes/no, on/off)"
+        )),
     }
 }
 
@@ -272,29 +398,43 @@ impl Settings {
             }
             Ok(())
         };
-        set(self).and_then(|()| self.validate_field(name)).map_err(|m| CacheError::Config(format!("{name}: {m}")))
+        set(self)
+            .and_then(|()| self.validate_field(name))
+            .map_err(|m| CacheError::Config(format!("{name}: {m}")))
     }
 
     /// Check every setting the host owns; the component checks its own when
     /// the cache is built (prefix, root, limits).
     pub fn validate(&self) -> Result<(), CacheError> {
         for option in OPTIONS {
-            self.validate_field(option.name).map_err(|m| CacheError::Config(format!("{}: {m}", option.name)))?;
+            self.validate_field(option.name)
+                .map_err(|m| CacheError::Config(format!("{}: {m}", option.name)))?;
         }
         Ok(())
     }
 
     fn validate_field(&self, name: &str) -> Result<(), String> {
-        let positive = |d: Duration| if d.is_zero() { Err("must be more than zero".to_owned()) } else { Ok(()) };
+        let positive = |d: Duration| {
+            if d.is_zero() {
+                Err("must be more than zero".to_owned())
+            } else {
+                Ok(())
+            }
+        };
         match name {
-            "pool-size" if !(1..=10_000).contains(&self.pool_size) => Err("must be 1 to 10000".into()),
+            "pool-size" if !(1..=10_000).contains(&self.pool_size) => {
+                Err("must be 1 to 10000".into())
+            }
             "connect-timeout" => positive(self.connect_timeout),
             "socket-timeout" => positive(self.socket_timeout),
             "l1-max-age" => positive(self.l1_max_age),
             "memory-capacity" if self.memory_capacity == 0 => Err("must be at least 1 byte".into()),
             "l1-capacity" if self.l1_capacity == 0 => Err("must be at least 1 byte".into()),
             "profile-table" => match &self.profile_table {
-                Some(table) => self.profile_table().map(drop).map_err(|_| format!("{table:?} is not a plain SQL identifier")),
+                Some(table) => self
+                    .profile_table()
+                    .map(drop)
+                    .map_err(|_| format!("{table:?} is not a plain SQL identifier")),
                 None => Ok(()),
             },
             "profile-user-column" | "profile-flag-column" => {
@@ -319,13 +459,20 @@ impl Settings {
 
     /// The L1's options, when it is on.
     pub fn l1_options(&self) -> Option<L1Options> {
-        self.l1.then_some(L1Options { capacity_bytes: self.l1_capacity, max_age: self.l1_max_age })
+        self.l1.then_some(L1Options {
+            capacity_bytes: self.l1_capacity,
+            max_age: self.l1_max_age,
+        })
     }
 
     /// Where users' flags live in the database.
     pub fn profile_table(&self) -> Result<crate::sql::ProfileTable, CacheError> {
         let table = match &self.profile_table {
-            Some(table) => crate::sql::ProfileTable::existing(table, &self.profile_user_column, &self.profile_flag_column),
+            Some(table) => crate::sql::ProfileTable::existing(
+                table,
+                &self.profile_user_column,
+                &self.profile_flag_column,
+            ),
             None => {
                 let mut own = crate::sql::ProfileTable::default();
                 crate::sql::Identifier::parse(&self.profile_flag_column).map(|flag| {
@@ -390,21 +537,36 @@ mod tests {
                 "URL" => "redis://127.0.0.1/3",
                 _ => "abc",
             };
-            Settings::default().set(option.name, sample).unwrap_or_else(|e| panic!("{}: {e}", option.name));
+            Settings::default()
+                .set(option.name, sample)
+                .unwrap_or_else(|e| panic!("{}: {e}", option.name));
         }
         assert!(Settings::default().set("no-such-thing", "1").is_err());
     }
 
     #[test]
     fn zero_timeouts_and_pools_are_refused_everywhere() {
-        for (name, value) in [("pool-size", "0"), ("connect-timeout", "0"), ("socket-timeout", "0"), ("l1-max-age", "0"), ("socket-timeout", "-1"), ("pool-size", "x")] {
-            assert!(Settings::default().set(name, value).is_err(), "{name}={value}");
+        for (name, value) in [
+            ("pool-size", "0"),
+            ("connect-timeout", "0"),
+            ("socket-timeout", "0"),
+            ("l1-max-age", "0"),
+            ("socket-timeout", "-1"),
+            ("pool-size", "x"),
+        ] {
+            assert!(
+                Settings::default().set(name, value).is_err(),
+                "{name}={value}"
+            );
         }
         let env = |name: &str| (name == "NSCACHE_SOCKET_TIMEOUT").then(|| "0".to_owned());
         let err = Settings::default().apply_env(env).unwrap_err().to_string();
         assert!(err.contains("NSCACHE_SOCKET_TIMEOUT"), "{err}");
         let parsed: Result<Settings, _> = serde_json::from_str(r#"{"socket_timeout": 0}"#);
-        assert!(parsed.unwrap().validate().is_err(), "serde input is validated by validate()");
+        assert!(
+            parsed.unwrap().validate().is_err(),
+            "serde input is validated by validate()"
+        );
     }
 
     #[test]
@@ -428,6 +590,9 @@ mod tests {
         assert_eq!(from_env.redis_options().unwrap().pool_size, 3);
         assert!(from_env.l1_options().is_some());
         assert_eq!(from_env.database_url, None, "an empty variable is unset");
-        assert!(serde_json::from_str::<Settings>(r#"{"pool_sise": 3}"#).is_err(), "typos are refused");
+        assert!(
+            serde_json::from_str::<Settings>(r#"{"pool_sise": 3}"#).is_err(),
+            "typos are refused"
+        );
     }
 }

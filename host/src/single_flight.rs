@@ -34,7 +34,9 @@ pub(crate) struct Leader<'a> {
 }
 
 impl Flights {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FlightKey, watch::Receiver<Option<Vec<u8>>>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<FlightKey, watch::Receiver<Option<Vec<u8>>>>> {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -48,7 +50,11 @@ impl Flights {
         }
         let (tx, rx) = watch::channel(None);
         inflight.insert(key.clone(), rx);
-        Role::Leader(Leader { flights: self, key, tx })
+        Role::Leader(Leader {
+            flights: self,
+            key,
+            tx,
+        })
     }
 
     /// How many loads are in flight.
@@ -92,15 +98,23 @@ mod tests {
     async fn followers_get_the_leaders_value_and_a_failed_leader_releases_them() {
         let flights = Flights::default();
         let key: FlightKey = ("u:1".into(), "k".into(), 7);
-        let Role::Leader(leader) = flights.join(key.clone()) else { panic!("first caller leads") };
-        let Role::Follower(rx) = flights.join(key.clone()) else { panic!("second caller follows") };
+        let Role::Leader(leader) = flights.join(key.clone()) else {
+            panic!("first caller leads")
+        };
+        let Role::Follower(rx) = flights.join(key.clone()) else {
+            panic!("second caller follows")
+        };
         let waiter = tokio::spawn(follow(rx));
         leader.publish(b"v");
         assert_eq!(waiter.await.unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(flights.len(), 0);
 
-        let Role::Leader(leader) = flights.join(key.clone()) else { panic!("a new load leads") };
-        let Role::Follower(rx) = flights.join(key.clone()) else { panic!("follows") };
+        let Role::Leader(leader) = flights.join(key.clone()) else {
+            panic!("a new load leads")
+        };
+        let Role::Follower(rx) = flights.join(key.clone()) else {
+            panic!("follows")
+        };
         let waiter = tokio::spawn(follow(rx));
         drop(leader);
         assert_eq!(waiter.await.unwrap(), None);

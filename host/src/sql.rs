@@ -24,7 +24,9 @@ impl Identifier {
             && parts.iter().all(|p| {
                 !p.is_empty()
                     && p.len() <= 63
-                    && p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && p.bytes()
+                        .next()
+                        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
                     && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             });
         if !ok {
@@ -86,7 +88,11 @@ impl Default for ProfileTable {
 impl ProfileTable {
     /// An application's existing profile table, validated (nscache adds the
     /// flag column and its index, and only updates rows).
-    pub fn existing(table: &str, user_column: &str, flag_column: &str) -> Result<ProfileTable, InvalidIdentifier> {
+    pub fn existing(
+        table: &str,
+        user_column: &str,
+        flag_column: &str,
+    ) -> Result<ProfileTable, InvalidIdentifier> {
         Ok(ProfileTable {
             table: Identifier::parse(table)?,
             user_column: Identifier::parse(user_column)?,
@@ -97,13 +103,20 @@ impl ProfileTable {
 
     /// The name of the flag's index.
     pub fn index_name(&self) -> Identifier {
-        let name: String = format!("{}_{}_idx", self.table.name(), self.flag_column.name()).chars().take(63).collect();
+        let name: String = format!("{}_{}_idx", self.table.name(), self.flag_column.name())
+            .chars()
+            .take(63)
+            .collect();
         Identifier::parse(&name).expect("built from identifiers")
     }
 
     /// The migration's name, recorded once applied (one per profile table).
     pub fn migration_name(&self) -> String {
-        format!("0002_cache_enabled:{}.{}", self.table.name(), self.flag_column.name())
+        format!(
+            "0002_cache_enabled:{}.{}",
+            self.table.name(),
+            self.flag_column.name()
+        )
     }
 }
 
@@ -113,8 +126,16 @@ mod tests {
 
     #[test]
     fn identifiers_are_validated_and_quoted() {
-        assert_eq!(Identifier::parse("core_userprofile").unwrap().to_string(), "\"core_userprofile\"");
-        assert_eq!(Identifier::parse("app.core_userprofile").unwrap().to_string(), "\"app\".\"core_userprofile\"");
+        assert_eq!(
+            Identifier::parse("core_userprofile").unwrap().to_string(),
+            "\"core_userprofile\""
+        );
+        assert_eq!(
+            Identifier::parse("app.core_userprofile")
+                .unwrap()
+                .to_string(),
+            "\"app\".\"core_userprofile\""
+        );
         for bad in ["", "1abc", "a-b", "a;drop table x", "a.b.c", "\"x\"", "a b"] {
             assert!(Identifier::parse(bad).is_err(), "{bad}");
         }

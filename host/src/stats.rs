@@ -35,7 +35,9 @@ impl StoreStats {
         if unavailable {
             self.unavailable.fetch_add(1, Ordering::Relaxed);
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         self.last_logged_sec.swap(now, Ordering::Relaxed) != now
     }
 

@@ -45,7 +45,9 @@ impl Expiry {
     /// Expire after `secs` seconds (fractions allowed): the one TTL parser
     /// behind the CLI's `--ttl`, the HTTP API's `ttl` and the settings.
     pub fn from_secs_f64(secs: f64) -> Result<Expiry, InvalidExpiry> {
-        crate::settings::parse_seconds(&secs.to_string()).map(Expiry::After).map_err(|_| InvalidExpiry(secs.to_string()))
+        crate::settings::parse_seconds(&secs.to_string())
+            .map(Expiry::After)
+            .map_err(|_| InvalidExpiry(secs.to_string()))
     }
 }
 
@@ -57,7 +59,9 @@ impl std::str::FromStr for Expiry {
         match s.trim() {
             w if w.eq_ignore_ascii_case("none") => Ok(Expiry::Never),
             w if w.eq_ignore_ascii_case("default") => Ok(Expiry::Default),
-            secs => crate::settings::parse_seconds(secs).map(Expiry::After).map_err(|_| InvalidExpiry(s.to_owned())),
+            secs => crate::settings::parse_seconds(secs)
+                .map(Expiry::After)
+                .map_err(|_| InvalidExpiry(s.to_owned())),
         }
     }
 }
@@ -129,7 +133,9 @@ impl LockToken {
         // The OS random source only fails on a broken system; fall back to
         // the clock and address entropy rather than panic.
         if getrandom::fill(&mut bytes).is_err() {
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
             bytes = (nanos ^ (&bytes as *const _ as u128)).to_le_bytes();
         }
         LockToken(bytes.iter().map(|b| format!("{b:02x}")).collect())

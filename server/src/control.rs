@@ -212,7 +212,9 @@ pub struct Control {
 /// component's rules and are checked there.
 pub fn check_name(what: &str, name: &str) -> Result<(), ControlError> {
     if name.chars().any(char::is_control) {
-        return Err(ControlError::Invalid(format!("{what} contains control characters")));
+        return Err(ControlError::Invalid(format!(
+            "{what} contains control characters"
+        )));
     }
     Ok(())
 }
@@ -221,15 +223,32 @@ fn require(who: &Principal, roles: &[Role], what: &str) -> Result<(), ControlErr
     if roles.contains(&who.account.role) {
         Ok(())
     } else {
-        Err(ControlError::Forbidden(format!("{what} needs the {} role", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "))))
+        Err(ControlError::Forbidden(format!(
+            "{what} needs the {} role",
+            roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
     }
 }
 
 impl Control {
     /// Control over `cache`, whose profile source is `profiles` (flags kept
     /// in `directory`, where the accounts are).
-    pub fn new(cache: Cache, directory: Arc<dyn Directory>, profiles: Arc<CachedProfiles>) -> Control {
-        Control { cache, directory, profiles, limiter: LoginLimiter::default(), verified: Default::default() }
+    pub fn new(
+        cache: Cache,
+        directory: Arc<dyn Directory>,
+        profiles: Arc<CachedProfiles>,
+    ) -> Control {
+        Control {
+            cache,
+            directory,
+            profiles,
+            limiter: LoginLimiter::default(),
+            verified: Default::default(),
+        }
     }
 
     /// Replace the login limiter.
@@ -256,18 +275,44 @@ impl Control {
     // --- accounts -------------------------------------------------------
 
     /// Create an account. Users and admins need a password; services have none.
-    pub async fn create_account(&self, username: &str, role: Role, password: Option<&str>, user_id: Option<&str>) -> Result<Account, ControlError> {
+    pub async fn create_account(
+        &self,
+        username: &str,
+        role: Role,
+        password: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Account, ControlError> {
         let password_hash = match (role, password) {
             (Role::Service, None) => None,
-            (Role::Service, Some(_)) => return Err(ControlError::Invalid("service accounts use API tokens, not passwords".into())),
-            (_, None) => return Err(ControlError::Invalid("users and admins need a password".into())),
-            (_, Some(p)) if p.chars().count() < 8 => return Err(ControlError::Invalid("a password has at least 8 characters".into())),
+            (Role::Service, Some(_)) => {
+                return Err(ControlError::Invalid(
+                    "service accounts use API tokens, not passwords".into(),
+                ));
+            }
+            (_, None) => {
+                return Err(ControlError::Invalid(
+                    "users and admins need a password".into(),
+                ));
+            }
+            (_, Some(p)) if p.chars().count() < 8 => {
+                return Err(ControlError::Invalid(
+                    "a password has at least 8 characters".into(),
+                ));
+            }
             (_, Some(p)) => Some(auth::hash_password(p).map_err(ControlError::Invalid)?),
         };
         if let Some(u) = user_id {
             check_name("user id", u)?;
         }
-        Ok(self.directory().create_account(&NewAccount { username: username.to_owned(), role, user_id: user_id.map(str::to_owned), password_hash }).await?)
+        Ok(self
+            .directory()
+            .create_account(&NewAccount {
+                username: username.to_owned(),
+                role,
+                user_id: user_id.map(str::to_owned),
+                password_hash,
+            })
+            .await?)
     }
 
     /// If there is no admin, create `admin` with a random password and return it.
@@ -276,16 +321,32 @@ impl Control {
             return Ok(None);
         }
         let password = auth::random_secret(12);
-        let name = if self.directory().account_by_username("admin").await?.is_none() { "admin".to_owned() } else { format!("admin-{}", &auth::random_secret(3)) };
-        self.create_account(&name, Role::Admin, Some(&password), None).await?;
+        let name = if self
+            .directory()
+            .account_by_username("admin")
+            .await?
+            .is_none()
+        {
+            "admin".to_owned()
+        } else {
+            format!("admin-{}", &auth::random_secret(3))
+        };
+        self.create_account(&name, Role::Admin, Some(&password), None)
+            .await?;
         Ok(Some((name, password)))
     }
 
     /// Create an API token for `username`'s account; returns it (shown once).
     pub async fn create_token(&self, username: &str, name: &str) -> Result<String, ControlError> {
-        let account = self.directory().account_by_username(username).await?.ok_or_else(|| ControlError::NotFound(format!("account {username:?}")))?;
+        let account = self
+            .directory()
+            .account_by_username(username)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("account {username:?}")))?;
         let token = auth::new_api_token();
-        self.directory().create_token(account.id, name, &auth::secret_hash(&token)).await?;
+        self.directory()
+            .create_token(account.id, name, &auth::secret_hash(&token))
+            .await?;
         Ok(token)
     }
 
@@ -293,16 +354,23 @@ impl Control {
 
     /// Check a password; on success open a session. Returns the principal,
     /// the session token (for the cookie) and its lifetime.
-    pub async fn login(&self, username: &str, password: &str, address: IpAddr) -> Result<(Principal, String, Duration), ControlError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        address: IpAddr,
+    ) -> Result<(Principal, String, Duration), ControlError> {
         if let Some(wait) = self.limiter.check(username, address) {
             return Err(ControlError::RateLimited(wait));
         }
         let account = self.directory().account_by_username(username).await?;
         let hash = account.as_ref().and_then(|a| a.password_hash.clone());
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(hash.as_deref().unwrap_or(auth::dummy_hash()), &password))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || {
+            auth::verify_password(hash.as_deref().unwrap_or(auth::dummy_hash()), &password)
+        })
+        .await
+        .unwrap_or(false);
         let account = match account {
             Some(a) if ok && a.password_hash.is_some() => a,
             _ => {
@@ -314,14 +382,34 @@ impl Control {
         let token = auth::random_secret(32);
         let csrf_token = auth::random_secret(32);
         let token_hash = auth::secret_hash(&token);
-        self.directory().create_session(&token_hash, account.id, &csrf_token, unix_now() + SESSION_LIFETIME.as_secs() as i64).await?;
-        Ok((Principal { account, via: Via::Session { csrf_token, token_hash } }, token, SESSION_LIFETIME))
+        self.directory()
+            .create_session(
+                &token_hash,
+                account.id,
+                &csrf_token,
+                unix_now() + SESSION_LIFETIME.as_secs() as i64,
+            )
+            .await?;
+        Ok((
+            Principal {
+                account,
+                via: Via::Session {
+                    csrf_token,
+                    token_hash,
+                },
+            },
+            token,
+            SESSION_LIFETIME,
+        ))
     }
 
     /// End a session.
     pub async fn logout(&self, who: &Principal) -> Result<(), ControlError> {
         if let Via::Session { token_hash, .. } = &who.via {
-            self.verified.write().unwrap_or_else(|p| p.into_inner()).remove(token_hash);
+            self.verified
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(token_hash);
             self.directory().delete_session(token_hash).await?;
         }
         Ok(())
@@ -329,7 +417,11 @@ impl Control {
 
     /// Remember (or forget) what the database said about a credential; when
     /// it cannot be asked, answer from memory.
-    fn verified(&self, hash: &[u8], answer: Result<Option<(Principal, i64)>, DirectoryError>) -> Result<Option<Principal>, ControlError> {
+    fn verified(
+        &self,
+        hash: &[u8],
+        answer: Result<Option<(Principal, i64)>, DirectoryError>,
+    ) -> Result<Option<Principal>, ControlError> {
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
         match answer {
             Ok(Some((principal, expires_at))) => {
@@ -344,7 +436,9 @@ impl Control {
                 Ok(None)
             }
             Err(DirectoryError::Unavailable(e)) => match verified.get(hash) {
-                Some((principal, expires_at)) if *expires_at > unix_now() => Ok(Some(principal.clone())),
+                Some((principal, expires_at)) if *expires_at > unix_now() => {
+                    Ok(Some(principal.clone()))
+                }
                 _ => Err(ControlError::Directory(DirectoryError::Unavailable(e))),
             },
             Err(e) => Err(e.into()),
@@ -354,9 +448,24 @@ impl Control {
     /// The principal of a session token, if it is live.
     pub async fn session(&self, token: &str) -> Result<Option<Principal>, ControlError> {
         let token_hash = auth::secret_hash(token);
-        let answer = self.directory().session(&token_hash, unix_now()).await.map(|found| {
-            found.map(|s| (Principal { account: s.account, via: Via::Session { csrf_token: s.csrf_token, token_hash: token_hash.clone() } }, s.expires_at))
-        });
+        let answer = self
+            .directory()
+            .session(&token_hash, unix_now())
+            .await
+            .map(|found| {
+                found.map(|s| {
+                    (
+                        Principal {
+                            account: s.account,
+                            via: Via::Session {
+                                csrf_token: s.csrf_token,
+                                token_hash: token_hash.clone(),
+                            },
+                        },
+                        s.expires_at,
+                    )
+                })
+            });
         self.verified(&token_hash, answer)
     }
 
@@ -366,7 +475,17 @@ impl Control {
             return Ok(None);
         }
         let hash = auth::secret_hash(token);
-        let answer = self.directory().account_by_token(&hash).await.map(|found| found.map(|account| (Principal { account, via: Via::ApiToken }, i64::MAX)));
+        let answer = self.directory().account_by_token(&hash).await.map(|found| {
+            found.map(|account| {
+                (
+                    Principal {
+                        account,
+                        via: Via::ApiToken,
+                    },
+                    i64::MAX,
+                )
+            })
+        });
         self.verified(&hash, answer)
     }
 
@@ -377,12 +496,26 @@ impl Control {
         let user_id = &who.account.user_id;
         let cache_enabled = self.profiles.cache_enabled(user_id).await?;
         let namespace_version = self.cache.version_of(user_id).await.ok().flatten();
-        Ok(MeView { username: who.account.username.clone(), role: who.account.role.as_str(), user_id: user_id.clone(), cache_enabled, namespace_version })
+        Ok(MeView {
+            username: who.account.username.clone(),
+            role: who.account.role.as_str(),
+            user_id: user_id.clone(),
+            cache_enabled,
+            namespace_version,
+        })
     }
 
     /// Turn `who`'s own cache on or off.
-    pub async fn set_my_cache(&self, who: &Principal, enabled: bool) -> Result<MeView, ControlError> {
-        require(who, &[Role::User, Role::Admin], "changing your cache setting")?;
+    pub async fn set_my_cache(
+        &self,
+        who: &Principal,
+        enabled: bool,
+    ) -> Result<MeView, ControlError> {
+        require(
+            who,
+            &[Role::User, Role::Admin],
+            "changing your cache setting",
+        )?;
         self.toggle(&who.account.user_id, enabled).await?;
         self.me(who).await
     }
@@ -405,15 +538,28 @@ impl Control {
     // --- admins ----------------------------------------------------------
 
     /// Users matching `search` (prefix of id or name), a page at a time.
-    pub async fn list_users(&self, who: &Principal, search: &str, page: u64, per_page: u64) -> Result<UsersPage, ControlError> {
+    pub async fn list_users(
+        &self,
+        who: &Principal,
+        search: &str,
+        page: u64,
+        per_page: u64,
+    ) -> Result<UsersPage, ControlError> {
         require(who, &[Role::Admin], "listing users")?;
         if !(1..=200).contains(&per_page) || page == 0 || page > 1_000_000 {
-            return Err(ControlError::Invalid("page starts at 1 and per_page is 1 to 200".into()));
+            return Err(ControlError::Invalid(
+                "page starts at 1 and per_page is 1 to 200".into(),
+            ));
         }
         if search.len() > 256 || search.chars().any(char::is_control) {
-            return Err(ControlError::Invalid("search is at most 256 bytes, without control characters".into()));
+            return Err(ControlError::Invalid(
+                "search is at most 256 bytes, without control characters".into(),
+            ));
         }
-        let found = self.directory().list_users(search, (page - 1) * per_page, per_page).await?;
+        let found = self
+            .directory()
+            .list_users(search, (page - 1) * per_page, per_page)
+            .await?;
         let ids: Vec<&str> = found.users.iter().map(|u| u.user_id.as_str()).collect();
         let versions = self.cache.versions_of(&ids).await;
         let versions_available = versions.is_ok();
@@ -422,27 +568,56 @@ impl Control {
             .users
             .into_iter()
             .zip(versions)
-            .map(|(u, namespace_version)| UserView { user_id: u.user_id, username: u.username, role: u.role.map(Role::as_str), cache_enabled: u.cache_enabled, namespace_version })
+            .map(|(u, namespace_version)| UserView {
+                user_id: u.user_id,
+                username: u.username,
+                role: u.role.map(Role::as_str),
+                cache_enabled: u.cache_enabled,
+                namespace_version,
+            })
             .collect();
-        Ok(UsersPage { users, total: found.total, page, per_page, versions_available })
+        Ok(UsersPage {
+            users,
+            total: found.total,
+            page,
+            per_page,
+            versions_available,
+        })
     }
 
     /// Override a user's flag.
-    pub async fn set_user_cache(&self, who: &Principal, user_id: &str, enabled: bool) -> Result<(), ControlError> {
+    pub async fn set_user_cache(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<(), ControlError> {
         require(who, &[Role::Admin], "changing another user's cache setting")?;
         check_name("user id", user_id)?;
         self.toggle(user_id, enabled).await
     }
 
     /// Invalidate a user's namespace.
-    pub async fn invalidate_user(&self, who: &Principal, user_id: &str) -> Result<u64, ControlError> {
-        require(who, &[Role::Admin, Role::Service], "invalidating a user's cache")?;
+    pub async fn invalidate_user(
+        &self,
+        who: &Principal,
+        user_id: &str,
+    ) -> Result<u64, ControlError> {
+        require(
+            who,
+            &[Role::Admin, Role::Service],
+            "invalidating a user's cache",
+        )?;
         check_name("user id", user_id)?;
         Ok(self.cache.invalidate_user(user_id).await?)
     }
 
     /// Invalidate a table's cached queries.
-    pub async fn invalidate_table(&self, who: &Principal, table: &str) -> Result<u64, ControlError> {
+    pub async fn invalidate_table(
+        &self,
+        who: &Principal,
+        table: &str,
+    ) -> Result<u64, ControlError> {
         require(who, &[Role::Admin, Role::Service], "invalidating a table")?;
         check_name("table name", table)?;
         Ok(self.cache.invalidate_table(table).await?)
@@ -450,7 +625,11 @@ impl Control {
 
     /// Invalidate every namespace.
     pub async fn invalidate_all(&self, who: &Principal) -> Result<u64, ControlError> {
-        require(who, &[Role::Admin, Role::Service], "invalidating everything")?;
+        require(
+            who,
+            &[Role::Admin, Role::Service],
+            "invalidating everything",
+        )?;
         Ok(self.cache.invalidate_all().await?)
     }
 
@@ -474,8 +653,12 @@ impl Control {
             (Role::Service, Space::Global) => Ok(self.cache.global()),
             (Role::Service, Space::User(u)) => Ok(self.cache.user(u.clone())),
             (_, Space::User(u)) if *u == who.account.user_id => Ok(self.cache.user(u.clone())),
-            (_, Space::User(_)) => Err(ControlError::Forbidden("users reach only their own namespace".into())),
-            (_, Space::Global) => Err(ControlError::Forbidden("the global keyspace needs the service role".into())),
+            (_, Space::User(_)) => Err(ControlError::Forbidden(
+                "users reach only their own namespace".into(),
+            )),
+            (_, Space::Global) => Err(ControlError::Forbidden(
+                "the global keyspace needs the service role".into(),
+            )),
         }
     }
 
@@ -496,21 +679,53 @@ impl Control {
             latency_ms: ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
             error: ping.as_ref().err().map(ToString::to_string),
         };
-        let cache_memory = memory.ok().map(|m| StoreMemory { used_bytes: m.used_bytes, max_bytes: m.max_bytes, eviction_policy: m.eviction_policy, evicted_keys: m.evicted_keys, version: m.version });
+        let cache_memory = memory.ok().map(|m| StoreMemory {
+            used_bytes: m.used_bytes,
+            max_bytes: m.max_bytes,
+            eviction_policy: m.eviction_policy,
+            evicted_keys: m.evicted_keys,
+            version: m.version,
+        });
         let started = Instant::now();
         let db = tokio::time::timeout(Duration::from_secs(5), self.directory().ping()).await;
         let database = match db {
-            Ok(Ok(_)) => DependencyHealth { backend: self.directory().kind(), ok: true, latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0), error: None },
-            Ok(Err(e)) => DependencyHealth { backend: self.directory().kind(), ok: false, latency_ms: None, error: Some(e.to_string()) },
-            Err(_) => DependencyHealth { backend: self.directory().kind(), ok: false, latency_ms: None, error: Some("no answer within 5 s".into()) },
+            Ok(Ok(_)) => DependencyHealth {
+                backend: self.directory().kind(),
+                ok: true,
+                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                error: None,
+            },
+            Ok(Err(e)) => DependencyHealth {
+                backend: self.directory().kind(),
+                ok: false,
+                latency_ms: None,
+                error: Some(e.to_string()),
+            },
+            Err(_) => DependencyHealth {
+                backend: self.directory().kind(),
+                ok: false,
+                latency_ms: None,
+                error: Some("no answer within 5 s".into()),
+            },
         };
-        let component = !matches!(self.cache.version_of("health-check").await, Err(CacheError::Component(_)));
+        let component = !matches!(
+            self.cache.version_of("health-check").await,
+            Err(CacheError::Component(_))
+        );
         let mut failing = Vec::new();
         if !cache_store.ok {
-            failing.push(if cache_store.backend == "redis" { "redis" } else { "cache store" });
+            failing.push(if cache_store.backend == "redis" {
+                "redis"
+            } else {
+                "cache store"
+            });
         }
         if !database.ok {
-            failing.push(if database.backend == "postgres" { "postgres" } else { "database" });
+            failing.push(if database.backend == "postgres" {
+                "postgres"
+            } else {
+                "database"
+            });
         }
         if !component {
             failing.push("component");

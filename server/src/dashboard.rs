@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nscache::StoreStatsSnapshot;
 use crate::control::{Control, HealthReport};
+use nscache::StoreStatsSnapshot;
 use nscache::metrics::MetricsSnapshot;
 
 /// The counters at one instant.
@@ -48,7 +48,11 @@ impl Interval {
         Interval {
             end_unix_ms: b.at_unix_ms,
             hit_rate: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
-            ops_per_sec: if seconds > 0.0 { operations / seconds } else { 0.0 },
+            ops_per_sec: if seconds > 0.0 {
+                operations / seconds
+            } else {
+                0.0
+            },
             errors: b.metrics.errors.saturating_sub(a.metrics.errors),
             degraded: b.store.unavailable.saturating_sub(a.store.unavailable),
         }
@@ -78,7 +82,9 @@ pub struct DashboardSampler {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Shared {
@@ -88,7 +94,11 @@ impl Shared {
 
     async fn sample(&self) {
         let cache = self.control.cache();
-        let sample = Sample { at_unix_ms: now_ms(), metrics: cache.metrics().snapshot(), store: cache.store_stats() };
+        let sample = Sample {
+            at_unix_ms: now_ms(),
+            metrics: cache.metrics().snapshot(),
+            store: cache.store_stats(),
+        };
         {
             let mut series = self.series();
             if series.samples.len() == self.capacity {
@@ -104,14 +114,23 @@ impl Shared {
 impl DashboardSampler {
     /// A sampler that takes no samples by itself (tests call [`sample_now`](Self::sample_now)).
     pub fn manual(control: Arc<Control>, interval: Duration, capacity: usize) -> DashboardSampler {
-        let shared = Arc::new(Shared { control, interval, capacity: capacity.max(2), series: Mutex::new(Series { samples: VecDeque::new(), health: None }) });
+        let shared = Arc::new(Shared {
+            control,
+            interval,
+            capacity: capacity.max(2),
+            series: Mutex::new(Series {
+                samples: VecDeque::new(),
+                health: None,
+            }),
+        });
         DashboardSampler { shared, task: None }
     }
 
     /// Start sampling every `interval` (the first sample at once), keeping
     /// the last `capacity`. Needs a Tokio runtime.
     pub fn start(control: Arc<Control>, interval: Duration, capacity: usize) -> DashboardSampler {
-        let mut sampler = DashboardSampler::manual(control, interval.max(Duration::from_millis(100)), capacity);
+        let mut sampler =
+            DashboardSampler::manual(control, interval.max(Duration::from_millis(100)), capacity);
         let shared = sampler.shared.clone();
         sampler.task = Some(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(shared.interval);
@@ -142,7 +161,12 @@ impl DashboardSampler {
     /// What happened between consecutive samples, oldest first.
     pub fn intervals(&self) -> Vec<Interval> {
         let series = self.shared.series();
-        series.samples.iter().zip(series.samples.iter().skip(1)).map(|(a, b)| Interval::between(a, b)).collect()
+        series
+            .samples
+            .iter()
+            .zip(series.samples.iter().skip(1))
+            .map(|(a, b)| Interval::between(a, b))
+            .collect()
     }
 
     /// The last health check and when it was made (ms since the Unix epoch).
@@ -172,8 +196,28 @@ impl Drop for DashboardSampler {
 mod tests {
     use super::*;
 
-    fn sample(at: u64, hits: u64, misses: u64, operations: u64, errors: u64, unavailable: u64) -> Sample {
-        Sample { at_unix_ms: at, metrics: MetricsSnapshot { hits, misses, operations, errors }, store: StoreStatsSnapshot { calls: operations, errors, unavailable } }
+    fn sample(
+        at: u64,
+        hits: u64,
+        misses: u64,
+        operations: u64,
+        errors: u64,
+        unavailable: u64,
+    ) -> Sample {
+        Sample {
+            at_unix_ms: at,
+            metrics: MetricsSnapshot {
+                hits,
+                misses,
+                operations,
+                errors,
+            },
+            store: StoreStatsSnapshot {
+                calls: operations,
+                errors,
+                unavailable,
+            },
+        }
     }
 
     #[test]
@@ -196,29 +240,54 @@ mod tests {
         assert_eq!(i.ops_per_sec, 0.0);
         // a counter that went backwards (never expected) reads as 0, not a wrap-around
         let i = Interval::between(&sample(0, 9, 9, 9, 9, 9), &sample(1000, 1, 1, 1, 1, 1));
-        assert_eq!((i.hit_rate, i.ops_per_sec, i.errors, i.degraded), (None, 0.0, 0, 0));
+        assert_eq!(
+            (i.hit_rate, i.ops_per_sec, i.errors, i.degraded),
+            (None, 0.0, 0, 0)
+        );
     }
 
     #[tokio::test]
     async fn the_ring_keeps_the_newest_samples() {
         use crate::directory::Directory as _;
-        let path = std::env::temp_dir().join(format!("nscache-dashboard-{}.db", std::process::id()));
-        let directory = crate::directory::SqliteDirectory::open(&path, Default::default()).await.expect("sqlite");
+        let path =
+            std::env::temp_dir().join(format!("nscache-dashboard-{}.db", std::process::id()));
+        let directory = crate::directory::SqliteDirectory::open(&path, Default::default())
+            .await
+            .expect("sqlite");
         directory.migrate().await.expect("migrate");
         let directory: Arc<dyn crate::directory::Directory> = Arc::new(directory);
         let flags = Arc::new(crate::directory::DirectoryFlags(directory.clone()));
-        let cache = nscache::Cache::builder().flag_store(flags).build().await.expect("memory cache");
-        let profiles = cache.cached_profiles().cloned().expect("flags from the directory");
+        let cache = nscache::Cache::builder()
+            .flag_store(flags)
+            .build()
+            .await
+            .expect("memory cache");
+        let profiles = cache
+            .cached_profiles()
+            .cloned()
+            .expect("flags from the directory");
         let control = Arc::new(Control::new(cache.clone(), directory, profiles));
         let sampler = DashboardSampler::manual(control, Duration::from_secs(1), 3);
         for i in 0..5 {
-            cache.user("u").set("k", "v", nscache::Expiry::Default).await.expect("set");
-            let _ = cache.user("u").get(if i % 2 == 0 { "k" } else { "missing" }).await.expect("get");
+            cache
+                .user("u")
+                .set("k", "v", nscache::Expiry::Default)
+                .await
+                .expect("set");
+            let _ = cache
+                .user("u")
+                .get(if i % 2 == 0 { "k" } else { "missing" })
+                .await
+                .expect("get");
             sampler.sample_now().await;
         }
         let samples = sampler.samples();
         assert_eq!(samples.len(), 3);
-        assert!(samples.windows(2).all(|w| w[0].metrics.operations < w[1].metrics.operations));
+        assert!(
+            samples
+                .windows(2)
+                .all(|w| w[0].metrics.operations < w[1].metrics.operations)
+        );
         let intervals = sampler.intervals();
         assert_eq!(intervals.len(), 2);
         assert!(intervals.iter().all(|i| i.hit_rate.is_some()));

@@ -10,7 +10,9 @@ use crate::control::Control;
 use crate::dashboard::DashboardSampler;
 use nscache::{Cache, CacheError, Settings};
 
-use crate::directory::{Directory, DirectoryError, DirectoryFlags, Guarded, PostgresDirectory, SqliteDirectory};
+use crate::directory::{
+    Directory, DirectoryError, DirectoryFlags, Guarded, PostgresDirectory, SqliteDirectory,
+};
 use crate::http::{AppState, router};
 
 /// Everything `nscache serve` can be told: the library's [`Settings`] (store,
@@ -69,7 +71,11 @@ const DASHBOARD_SAMPLES: usize = 360;
 /// `$NSCACHE_DATA_DIR`, else `$XDG_DATA_HOME/nscache`, else `~/.local/share/nscache`,
 /// else `./nscache-data`.
 pub fn default_data_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("NSCACHE_DATA_DIR")
         .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("nscache")))
         .or_else(|| var("HOME").map(|h| h.join(".local/share/nscache")))
@@ -125,25 +131,56 @@ impl Server {
 
     /// Build on an already opened directory (wrapped in [`Guarded`], so that a
     /// database outage fails fast).
-    pub async fn with_directory(config: ServerConfig, directory: Arc<dyn Directory>) -> Result<Server, ServerError> {
+    pub async fn with_directory(
+        config: ServerConfig,
+        directory: Arc<dyn Directory>,
+    ) -> Result<Server, ServerError> {
         let directory: Arc<dyn Directory> = Arc::new(Guarded::new(directory));
-        let cache = Cache::builder().settings(config.cache.clone()).flag_store(Arc::new(DirectoryFlags(directory.clone()))).build().await?;
-        let profiles = cache.cached_profiles().cloned().ok_or_else(|| ServerError::Config("the cache did not take the directory's flags".into()))?;
+        let cache = Cache::builder()
+            .settings(config.cache.clone())
+            .flag_store(Arc::new(DirectoryFlags(directory.clone())))
+            .build()
+            .await?;
+        let profiles = cache.cached_profiles().cloned().ok_or_else(|| {
+            ServerError::Config("the cache did not take the directory's flags".into())
+        })?;
         let control = Arc::new(Control::new(cache, directory, profiles));
-        let state = AppState { control: control.clone(), secure_cookies: config.secure_cookies, trust_proxy: config.trust_proxy };
+        let state = AppState {
+            control: control.clone(),
+            secure_cookies: config.secure_cookies,
+            trust_proxy: config.trust_proxy,
+        };
         // Only the admin UI reads the samples: without it, take none.
         let dashboard = Arc::new(if cfg!(feature = "ui") {
-            DashboardSampler::start(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
+            DashboardSampler::start(
+                control.clone(),
+                config.dashboard_interval,
+                DASHBOARD_SAMPLES,
+            )
         } else {
-            DashboardSampler::manual(control.clone(), config.dashboard_interval, DASHBOARD_SAMPLES)
+            DashboardSampler::manual(
+                control.clone(),
+                config.dashboard_interval,
+                DASHBOARD_SAMPLES,
+            )
         });
-        Ok(Server { control, state, body_limit: config.body_limit, watcher: None, dashboard, ui_hydrate: config.ui_hydrate })
+        Ok(Server {
+            control,
+            state,
+            body_limit: config.body_limit,
+            watcher: None,
+            dashboard,
+            ui_hydrate: config.ui_hydrate,
+        })
     }
 
     /// Listen for changes to the watched tables of the database behind `pool`
     /// (see [`nscache::query::watch_table`]) for as long as the server lives.
     pub fn watch_tables(&mut self, pool: sqlx::PgPool) {
-        self.watcher = Some(nscache::query::TableWatcher::spawn(pool, self.control.cache().clone()));
+        self.watcher = Some(nscache::query::TableWatcher::spawn(
+            pool,
+            self.control.cache().clone(),
+        ));
     }
 
     /// The operations (for the UI, the CLI and tests).
@@ -161,8 +198,16 @@ impl Server {
         let api = router(self.state.clone(), self.body_limit);
         #[cfg(feature = "ui")]
         let api = {
-            let backend = Arc::new(crate::ui_backend::ControlBackend::new(self.state.clone(), self.dashboard.clone()));
-            api.merge(nscache_ui::server::router(backend, nscache_ui::server::UiSettings { hydrate: self.ui_hydrate }))
+            let backend = Arc::new(crate::ui_backend::ControlBackend::new(
+                self.state.clone(),
+                self.dashboard.clone(),
+            ));
+            api.merge(nscache_ui::server::router(
+                backend,
+                nscache_ui::server::UiSettings {
+                    hydrate: self.ui_hydrate,
+                },
+            ))
         };
         api
     }
@@ -173,22 +218,48 @@ impl Server {
         let store = cache.store();
         let directory = self.control.directory();
         vec![
-            format!("cache store: {}", match store.kind() {
-                "redis" => "redis".to_owned(),
-                other => format!("{other} (embedded; set REDIS_URL for Redis)"),
-            }),
-            format!("database:    {} at {}{}", directory.kind(), directory.location(), if directory.kind() == "sqlite" { " (embedded; set DATABASE_URL for Postgres)" } else { "" }),
-            format!("key prefix:  {}, namespace root: {}", cache.key_prefix(), cache.namespace_root()),
-            format!("table watcher: {}", if self.watcher.is_some() { "listening for changes to watched tables (nscache watch-table)" } else { "off (needs DATABASE_URL)" }),
+            format!(
+                "cache store: {}",
+                match store.kind() {
+                    "redis" => "redis".to_owned(),
+                    other => format!("{other} (embedded; set REDIS_URL for Redis)"),
+                }
+            ),
+            format!(
+                "database:    {} at {}{}",
+                directory.kind(),
+                directory.location(),
+                if directory.kind() == "sqlite" {
+                    " (embedded; set DATABASE_URL for Postgres)"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "key prefix:  {}, namespace root: {}",
+                cache.key_prefix(),
+                cache.namespace_root()
+            ),
+            format!(
+                "table watcher: {}",
+                if self.watcher.is_some() {
+                    "listening for changes to watched tables (nscache watch-table)"
+                } else {
+                    "off (needs DATABASE_URL)"
+                }
+            ),
         ]
     }
 
     /// Serve on `listener` until the process is stopped.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
     }
 }

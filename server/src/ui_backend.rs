@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use axum::http::request::Parts;
 use nscache_ui::backend::{SignedIn, UiBackend};
-use nscache_ui::model::{Dashboard, DependencyState, Me, MemoryState, Sample, Totals, UiError, UserRow, UsersPage, UsersQuery, Viewer};
+use nscache_ui::model::{
+    Dashboard, DependencyState, Me, MemoryState, Sample, Totals, UiError, UserRow, UsersPage,
+    UsersQuery, Viewer,
+};
 
 use crate::auth::constant_time_eq;
 use crate::control::{ControlError, DependencyHealth, MeView, Principal, Via};
@@ -35,14 +38,22 @@ impl ControlBackend {
     /// accepted here: the UI is for people.
     async fn principal(&self, request: &Parts) -> Result<Principal, UiError> {
         let token = cookie(request, SESSION_COOKIE).ok_or(UiError::Unauthenticated)?;
-        self.state.control.session(token).await.map_err(ui_error)?.ok_or(UiError::Unauthenticated)
+        self.state
+            .control
+            .session(token)
+            .await
+            .map_err(ui_error)?
+            .ok_or(UiError::Unauthenticated)
     }
 
     /// The principal, if the form carried its session's CSRF token.
     async fn checked(&self, request: &Parts, csrf_token: &str) -> Result<Principal, UiError> {
         let who = self.principal(request).await?;
         match &who.via {
-            Via::Session { csrf_token: expected, .. } if constant_time_eq(csrf_token.as_bytes(), expected.as_bytes()) => Ok(who),
+            Via::Session {
+                csrf_token: expected,
+                ..
+            } if constant_time_eq(csrf_token.as_bytes(), expected.as_bytes()) => Ok(who),
             _ => Err(UiError::Csrf),
         }
     }
@@ -81,28 +92,59 @@ fn viewer(who: &Principal) -> Viewer {
 }
 
 fn me(view: MeView) -> Me {
-    Me { username: view.username, user_id: view.user_id, role: view.role.to_owned(), cache_enabled: view.cache_enabled, namespace_version: view.namespace_version }
+    Me {
+        username: view.username,
+        user_id: view.user_id,
+        role: view.role.to_owned(),
+        cache_enabled: view.cache_enabled,
+        namespace_version: view.namespace_version,
+    }
 }
 
 fn dependency(d: &DependencyHealth) -> DependencyState {
-    DependencyState { backend: d.backend.to_owned(), ok: d.ok, latency_ms: d.latency_ms, error: d.error.clone() }
+    DependencyState {
+        backend: d.backend.to_owned(),
+        ok: d.ok,
+        latency_ms: d.latency_ms,
+        error: d.error.clone(),
+    }
 }
 
 #[async_trait::async_trait]
 impl UiBackend for ControlBackend {
-    async fn sign_in(&self, request: &Parts, username: &str, password: &str) -> Result<SignedIn, UiError> {
+    async fn sign_in(
+        &self,
+        request: &Parts,
+        username: &str,
+        password: &str,
+    ) -> Result<SignedIn, UiError> {
         let address = client_address(request, self.state.trust_proxy);
-        let (who, token, lifetime) = self.state.control.login(username, password, address).await.map_err(ui_error)?;
-        let set_cookie = session_cookie(&self.state, &token, lifetime.as_secs()).map_err(|e| UiError::Internal(e.message))?;
-        let set_cookie = set_cookie.to_str().map_err(|e| UiError::Internal(e.to_string()))?.to_owned();
-        Ok(SignedIn { viewer: viewer(&who), set_cookie })
+        let (who, token, lifetime) = self
+            .state
+            .control
+            .login(username, password, address)
+            .await
+            .map_err(ui_error)?;
+        let set_cookie = session_cookie(&self.state, &token, lifetime.as_secs())
+            .map_err(|e| UiError::Internal(e.message))?;
+        let set_cookie = set_cookie
+            .to_str()
+            .map_err(|e| UiError::Internal(e.to_string()))?
+            .to_owned();
+        Ok(SignedIn {
+            viewer: viewer(&who),
+            set_cookie,
+        })
     }
 
     async fn sign_out(&self, request: &Parts, csrf_token: &str) -> Result<String, UiError> {
         let who = self.checked(request, csrf_token).await?;
         self.state.control.logout(&who).await.map_err(ui_error)?;
         let clear = session_cookie(&self.state, "", 0).map_err(|e| UiError::Internal(e.message))?;
-        Ok(clear.to_str().map_err(|e| UiError::Internal(e.to_string()))?.to_owned())
+        Ok(clear
+            .to_str()
+            .map_err(|e| UiError::Internal(e.to_string()))?
+            .to_owned())
     }
 
     async fn viewer(&self, request: &Parts) -> Result<Viewer, UiError> {
@@ -114,24 +156,49 @@ impl UiBackend for ControlBackend {
         Ok(me(self.state.control.me(&who).await.map_err(ui_error)?))
     }
 
-    async fn set_my_cache(&self, request: &Parts, csrf_token: &str, enabled: bool) -> Result<Me, UiError> {
+    async fn set_my_cache(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        enabled: bool,
+    ) -> Result<Me, UiError> {
         let who = self.checked(request, csrf_token).await?;
-        Ok(me(self.state.control.set_my_cache(&who, enabled).await.map_err(ui_error)?))
+        Ok(me(self
+            .state
+            .control
+            .set_my_cache(&who, enabled)
+            .await
+            .map_err(ui_error)?))
     }
 
     async fn clear_my_cache(&self, request: &Parts, csrf_token: &str) -> Result<u64, UiError> {
         let who = self.checked(request, csrf_token).await?;
-        self.state.control.clear_my_cache(&who).await.map_err(ui_error)
+        self.state
+            .control
+            .clear_my_cache(&who)
+            .await
+            .map_err(ui_error)
     }
 
     async fn list_users(&self, request: &Parts, query: &UsersQuery) -> Result<UsersPage, UiError> {
         let who = self.principal(request).await?;
-        let page = self.state.control.list_users(&who, &query.search, query.page, query.per_page).await.map_err(ui_error)?;
+        let page = self
+            .state
+            .control
+            .list_users(&who, &query.search, query.page, query.per_page)
+            .await
+            .map_err(ui_error)?;
         Ok(UsersPage {
             users: page
                 .users
                 .into_iter()
-                .map(|u| UserRow { user_id: u.user_id, username: u.username, role: u.role.map(str::to_owned), cache_enabled: u.cache_enabled, namespace_version: u.namespace_version })
+                .map(|u| UserRow {
+                    user_id: u.user_id,
+                    username: u.username,
+                    role: u.role.map(str::to_owned),
+                    cache_enabled: u.cache_enabled,
+                    namespace_version: u.namespace_version,
+                })
                 .collect(),
             total: page.total,
             page: page.page,
@@ -140,24 +207,56 @@ impl UiBackend for ControlBackend {
         })
     }
 
-    async fn set_user_cache(&self, request: &Parts, csrf_token: &str, user_id: &str, enabled: bool) -> Result<(), UiError> {
+    async fn set_user_cache(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<(), UiError> {
         let who = self.checked(request, csrf_token).await?;
-        self.state.control.set_user_cache(&who, user_id, enabled).await.map_err(ui_error)
+        self.state
+            .control
+            .set_user_cache(&who, user_id, enabled)
+            .await
+            .map_err(ui_error)
     }
 
-    async fn invalidate_user(&self, request: &Parts, csrf_token: &str, user_id: &str) -> Result<u64, UiError> {
+    async fn invalidate_user(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        user_id: &str,
+    ) -> Result<u64, UiError> {
         let who = self.checked(request, csrf_token).await?;
-        self.state.control.invalidate_user(&who, user_id).await.map_err(ui_error)
+        self.state
+            .control
+            .invalidate_user(&who, user_id)
+            .await
+            .map_err(ui_error)
     }
 
-    async fn invalidate_table(&self, request: &Parts, csrf_token: &str, table: &str) -> Result<u64, UiError> {
+    async fn invalidate_table(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        table: &str,
+    ) -> Result<u64, UiError> {
         let who = self.checked(request, csrf_token).await?;
-        self.state.control.invalidate_table(&who, table).await.map_err(ui_error)
+        self.state
+            .control
+            .invalidate_table(&who, table)
+            .await
+            .map_err(ui_error)
     }
 
     async fn invalidate_all(&self, request: &Parts, csrf_token: &str) -> Result<u64, UiError> {
         let who = self.checked(request, csrf_token).await?;
-        self.state.control.invalidate_all(&who).await.map_err(ui_error)
+        self.state
+            .control
+            .invalidate_all(&who)
+            .await
+            .map_err(ui_error)
     }
 
     async fn dashboard(&self, request: &Parts) -> Result<Dashboard, UiError> {
@@ -171,12 +270,24 @@ impl UiBackend for ControlBackend {
             .dashboard
             .intervals()
             .into_iter()
-            .map(|i| Sample { at_unix_ms: i.end_unix_ms, hit_rate: i.hit_rate, ops_per_sec: i.ops_per_sec, errors: i.errors, degraded: i.degraded })
+            .map(|i| Sample {
+                at_unix_ms: i.end_unix_ms,
+                hit_rate: i.hit_rate,
+                ops_per_sec: i.ops_per_sec,
+                errors: i.errors,
+                degraded: i.degraded,
+            })
             .collect();
         Ok(Dashboard {
             samples,
             interval_secs: self.dashboard.interval().as_secs_f64(),
-            totals: Totals { hits: metrics.hits, misses: metrics.misses, operations: metrics.operations, errors: metrics.errors, degraded: store.unavailable },
+            totals: Totals {
+                hits: metrics.hits,
+                misses: metrics.misses,
+                operations: metrics.operations,
+                errors: metrics.errors,
+                degraded: store.unavailable,
+            },
             cache_store: dependency(&health.cache_store),
             database: dependency(&health.database),
             memory: health.cache_memory.as_ref().map(|m| MemoryState {
@@ -195,17 +306,36 @@ impl UiBackend for ControlBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nscache::CacheError;
     use crate::directory::DirectoryError;
+    use nscache::CacheError;
 
     #[test]
     fn refusals_keep_their_meaning_and_hide_internals() {
-        assert_eq!(ui_error(ControlError::Unauthenticated), UiError::Unauthenticated);
-        assert_eq!(ui_error(ControlError::Forbidden("admins only".into())), UiError::Forbidden("admins only".into()));
-        assert!(matches!(ui_error(ControlError::Invalid("bad".into())), UiError::Invalid(m) if m == "bad"));
-        assert!(matches!(ui_error(ControlError::RateLimited(std::time::Duration::from_secs(30))), UiError::RateLimited(_)));
-        assert!(matches!(ui_error(ControlError::Cache(CacheError::Unavailable("connection refused at 10.0.0.1".into()))), UiError::Unavailable(m) if !m.contains("10.0.0.1")));
-        assert!(matches!(ui_error(ControlError::Directory(DirectoryError::Unavailable("pg down".into()))), UiError::Unavailable(m) if !m.contains("pg down")));
-        assert!(matches!(ui_error(ControlError::Cache(CacheError::Component("trap at 0x1f".into()))), UiError::Internal(m) if !m.contains("0x1f")));
+        assert_eq!(
+            ui_error(ControlError::Unauthenticated),
+            UiError::Unauthenticated
+        );
+        assert_eq!(
+            ui_error(ControlError::Forbidden("admins only".into())),
+            UiError::Forbidden("admins only".into())
+        );
+        assert!(
+            matches!(ui_error(ControlError::Invalid("bad".into())), UiError::Invalid(m) if m == "bad")
+        );
+        assert!(matches!(
+            ui_error(ControlError::RateLimited(std::time::Duration::from_secs(
+                30
+            ))),
+            UiError::RateLimited(_)
+        ));
+        assert!(
+            matches!(ui_error(ControlError::Cache(CacheError::Unavailable("connection refused at 10.0.0.1".into()))), UiError::Unavailable(m) if !m.contains("10.0.0.1"))
+        );
+        assert!(
+            matches!(ui_error(ControlError::Directory(DirectoryError::Unavailable("pg down".into()))), UiError::Unavailable(m) if !m.contains("pg down"))
+        );
+        assert!(
+            matches!(ui_error(ControlError::Cache(CacheError::Component("trap at 0x1f".into()))), UiError::Internal(m) if !m.contains("0x1f"))
+        );
     }
 }

@@ -12,19 +12,50 @@ use serde_json::json;
 #[tokio::test]
 async fn the_embedded_default_serves_with_no_services() {
     let data = std::env::temp_dir().join(unique("data"));
-    let served = Served::start(&[("REDIS_URL", None), ("DATABASE_URL", None), ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap()))]);
+    let served = Served::start(&[
+        ("REDIS_URL", None),
+        ("DATABASE_URL", None),
+        ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap())),
+    ]);
     let banner = served.banner.join("\n");
-    assert!(banner.contains("cache store: memory"), "announces the memory store:\n{banner}");
-    assert!(banner.contains("database:    sqlite"), "announces SQLite:\n{banner}");
-    let password = banner.split("with password ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| panic!("prints how to sign in:\n{banner}"));
+    assert!(
+        banner.contains("cache store: memory"),
+        "announces the memory store:\n{banner}"
+    );
+    assert!(
+        banner.contains("database:    sqlite"),
+        "announces SQLite:\n{banner}"
+    );
+    let password = banner
+        .split("with password ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("prints how to sign in:\n{banner}"));
 
     let a = &served.address;
     let me = login(a, "admin", password).await;
     let h = session_headers(&me);
-    let off = http(a, "PUT", "/api/v1/me/cache", &h, Some(&json!({ "enabled": false }))).await;
-    assert_eq!((off.status, off.json["cache_enabled"].as_bool()), (200, Some(false)));
+    let off = http(
+        a,
+        "PUT",
+        "/api/v1/me/cache",
+        &h,
+        Some(&json!({ "enabled": false })),
+    )
+    .await;
+    assert_eq!(
+        (off.status, off.json["cache_enabled"].as_bool()),
+        (200, Some(false))
+    );
     let user_id = off.json["user_id"].as_str().unwrap().to_owned();
-    let inv = http(a, "POST", &format!("/api/v1/users/{user_id}/invalidate"), &h, None).await;
+    let inv = http(
+        a,
+        "POST",
+        &format!("/api/v1/users/{user_id}/invalidate"),
+        &h,
+        None,
+    )
+    .await;
     assert_eq!(inv.status, 200);
     assert!(inv.json["version"].as_u64().unwrap() > 0);
     let health = http(a, "GET", "/health", &[], None).await;
@@ -32,7 +63,11 @@ async fn the_embedded_default_serves_with_no_services() {
     assert_eq!(health.json["database"]["backend"], "sqlite");
     drop(served);
     // A restart keeps the accounts (the file persists) and creates no second admin.
-    let again = Served::start(&[("REDIS_URL", None), ("DATABASE_URL", None), ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap()))]);
+    let again = Served::start(&[
+        ("REDIS_URL", None),
+        ("DATABASE_URL", None),
+        ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap())),
+    ]);
     assert!(!again.banner.join("\n").contains("created the first admin"));
     login(&again.address, "admin", password).await;
     let _ = std::fs::remove_dir_all(&data);
@@ -41,15 +76,28 @@ async fn the_embedded_default_serves_with_no_services() {
 fn nscache(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nscache"));
-    cmd.args(args).envs(env.iter().copied()).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "nscache {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nscache {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -59,23 +107,52 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_toggle_on_one_process_takes_effect_on_the_other() {
-    let pg = std::env::var("NSCACHE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let redis = std::env::var("NSCACHE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
+    let pg = std::env::var("NSCACHE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let redis = std::env::var("NSCACHE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
     let schema = unique("s");
     let admin = sqlx::PgPool::connect(&pg).await.expect("Postgres");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let database_url = format!("{pg}?options[search_path]={schema}");
     let root = unique("ns");
     let prefix = unique("p");
-    let env = [("DATABASE_URL", database_url.as_str()), ("REDIS_URL", redis.as_str()), ("NSCACHE_NAMESPACE_ROOT", root.as_str()), ("CACHE_KEY_PREFIX", prefix.as_str())];
+    let env = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("NSCACHE_NAMESPACE_ROOT", root.as_str()),
+        ("CACHE_KEY_PREFIX", prefix.as_str()),
+    ];
 
     assert!(nscache(&env, &["migrate"], None).contains("applied"));
-    assert!(nscache(&env, &["migrate"], None).contains("already applied"), "idempotent");
-    nscache(&env, &["user", "add", "root", "--admin", "--password-stdin"], Some("admin password\n"));
-    let created = nscache(&env, &["user", "add", "alice", "--password-stdin"], Some("alice password\n"));
-    let alice = created.split("namespace id ").nth(1).unwrap().trim().trim_end_matches(')').to_owned();
+    assert!(
+        nscache(&env, &["migrate"], None).contains("already applied"),
+        "idempotent"
+    );
+    nscache(
+        &env,
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some("admin password\n"),
+    );
+    let created = nscache(
+        &env,
+        &["user", "add", "alice", "--password-stdin"],
+        Some("alice password\n"),
+    );
+    let alice = created
+        .split("namespace id ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(')')
+        .to_owned();
     nscache(&env, &["user", "add", "app", "--service"], None);
-    let token = nscache(&env, &["token", "create", "app"], None).trim().to_owned();
+    let token = nscache(&env, &["token", "create", "app"], None)
+        .trim()
+        .to_owned();
     assert!(token.starts_with("nsc_"));
 
     let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(*v))).collect();
@@ -87,26 +164,57 @@ async fn a_toggle_on_one_process_takes_effect_on_the_other() {
     let key = format!("/api/v1/cache/users/{alice}/keys/page");
 
     // Process B caches for alice once it knows her flag.
-    assert_eq!(http(&b.address, "PUT", &key, &service, Some(&json!({ "value": "x" }))).await.status, 200);
-    assert_eq!(http(&b.address, "GET", &key, &service, None).await.status, 200);
+    assert_eq!(
+        http(
+            &b.address,
+            "PUT",
+            &key,
+            &service,
+            Some(&json!({ "value": "x" }))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        http(&b.address, "GET", &key, &service, None).await.status,
+        200
+    );
 
     let mut delays = Vec::new();
     let mut first_request = 0;
     for round in 0..20 {
         let enabled = round % 2 == 1;
-        let r = http(&a.address, "PUT", "/api/v1/me/cache", &session_headers(&me), Some(&json!({ "enabled": enabled }))).await;
+        let r = http(
+            &a.address,
+            "PUT",
+            "/api/v1/me/cache",
+            &session_headers(&me),
+            Some(&json!({ "enabled": enabled })),
+        )
+        .await;
         assert_eq!(r.status, 200, "{:?}", r.json);
         let toggled = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
             // B's view of the flag: a write then a read hits only if B caches for alice.
-            http(&b.address, "PUT", &key, &service, Some(&json!({ "value": format!("r{round}") }))).await;
+            http(
+                &b.address,
+                "PUT",
+                &key,
+                &service,
+                Some(&json!({ "value": format!("r{round}") })),
+            )
+            .await;
             let hit = http(&b.address, "GET", &key, &service, None).await.status == 200;
             if hit == enabled {
                 break;
             }
-            assert!(toggled.elapsed() < Duration::from_secs(5), "process B never saw the toggle (round {round})");
+            assert!(
+                toggled.elapsed() < Duration::from_secs(5),
+                "process B never saw the toggle (round {round})"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         if attempts == 1 {
@@ -120,7 +228,13 @@ async fn a_toggle_on_one_process_takes_effect_on_the_other() {
         percentile(&delays, 0.5),
         percentile(&delays, 0.99)
     );
-    assert!(first_request >= 18, "the second process saw the change on its next request in only {first_request} of 20 rounds");
+    assert!(
+        first_request >= 18,
+        "the second process saw the change on its next request in only {first_request} of 20 rounds"
+    );
     drop((a, b));
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }

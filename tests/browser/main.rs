@@ -46,11 +46,20 @@ async fn check_mode(page: &Page) {
     match page.mode {
         Mode::Ssr => {
             assert_eq!(loaded, 0, "a server-rendered page loads no script");
-            assert_eq!(page.attr(".app", "data-hydrated").await.as_deref(), Some("false"));
+            assert_eq!(
+                page.attr(".app", "data-hydrated").await.as_deref(),
+                Some("false")
+            );
         }
         Mode::Hydrated => {
-            assert!(loaded.as_u64().is_some_and(|n| n > 0), "the page loads the bundle");
-            assert_eq!(page.attr(".app", "data-hydrated").await.as_deref(), Some("true"));
+            assert!(
+                loaded.as_u64().is_some_and(|n| n > 0),
+                "the page loads the bundle"
+            );
+            assert_eq!(
+                page.attr(".app", "data-hydrated").await.as_deref(),
+                Some("true")
+            );
         }
     }
 }
@@ -58,7 +67,10 @@ async fn check_mode(page: &Page) {
 /// After an action: in hydrated mode the page was not reloaded.
 async fn check_no_reload(page: &Page) {
     if page.mode == Mode::Hydrated {
-        assert!(page.still_marked().await, "the hydrated page sent the form with fetch, without a full reload");
+        assert!(
+            page.still_marked().await,
+            "the hydrated page sent the form with fetch, without a full reload"
+        );
     }
 }
 
@@ -75,43 +87,81 @@ async fn a_user_turns_their_cache_off_and_on(mode: Mode) {
         page.screenshots("login").await;
         page.sign_in("alice").await;
         check_mode(&page).await;
-        assert_eq!(page.attr("#cache-toggle", "aria-pressed").await.as_deref(), Some("true"));
+        assert_eq!(
+            page.attr("#cache-toggle", "aria-pressed").await.as_deref(),
+            Some("true")
+        );
         page.screenshots("my-settings").await;
 
         // Off: a value set afterwards through the API is not cached.
         page.mark().await;
         page.click("#cache-toggle").await;
-        page.wait_until("the toggle shows off", || async { page.attr("#cache-toggle", "aria-pressed").await.as_deref() == Some("false") }).await;
+        page.wait_until("the toggle shows off", || async {
+            page.attr("#cache-toggle", "aria-pressed").await.as_deref() == Some("false")
+        })
+        .await;
         check_no_reload(&page).await;
-        assert!(page.text(".state").await.contains("not cached"), "the state says what it means");
+        assert!(
+            page.text(".state").await.contains("not cached"),
+            "the state says what it means"
+        );
         app.api_set(&service, &alice, "report", "v1").await;
-        assert_eq!(app.api_get(&service, &alice, "report").await, None, "not cached while off");
+        assert_eq!(
+            app.api_get(&service, &alice, "report").await,
+            None,
+            "not cached while off"
+        );
         page.screenshots("my-settings-off").await;
 
         // On again: it is.
         page.click("#cache-toggle").await;
-        page.wait_until("the toggle shows on", || async { page.attr("#cache-toggle", "aria-pressed").await.as_deref() == Some("true") }).await;
-        app.api_set(&service, &alice, "report", "v2").await;
-        assert_eq!(app.api_get(&service, &alice, "report").await.as_deref(), Some("v2"), "cached again");
-
-        // "Clear my cache" moves to a new version and hides the value.
-        let before: u64 = page.attr("#my-version", "data-version").await.unwrap_or_default().parse().expect("a version once something was cached");
-        page.click("#clear-my-cache").await;
-        page.wait_until("the version moves", || async {
-            page.attr("#my-version", "data-version").await.and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > before)
+        page.wait_until("the toggle shows on", || async {
+            page.attr("#cache-toggle", "aria-pressed").await.as_deref() == Some("true")
         })
         .await;
-        assert_eq!(app.api_get(&service, &alice, "report").await, None, "cleared");
+        app.api_set(&service, &alice, "report", "v2").await;
+        assert_eq!(
+            app.api_get(&service, &alice, "report").await.as_deref(),
+            Some("v2"),
+            "cached again"
+        );
+
+        // "Clear my cache" moves to a new version and hides the value.
+        let before: u64 = page
+            .attr("#my-version", "data-version")
+            .await
+            .unwrap_or_default()
+            .parse()
+            .expect("a version once something was cached");
+        page.click("#clear-my-cache").await;
+        page.wait_until("the version moves", || async {
+            page.attr("#my-version", "data-version")
+                .await
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|v| v > before)
+        })
+        .await;
+        assert_eq!(
+            app.api_get(&service, &alice, "report").await,
+            None,
+            "cleared"
+        );
         check_no_reload(&page).await;
 
         // Signing out ends the session.
         page.click(".signout button").await;
-        page.wait_until("back on the login page", || async { page.path().await == "/login" }).await;
+        page.wait_until("back on the login page", || async {
+            page.path().await == "/login"
+        })
+        .await;
         page.goto("/me").await;
         assert_eq!(page.path().await, "/login", "the session is over");
     })
     .await;
-    std::sync::Arc::into_inner(api).expect("the test is over").stop().await;
+    std::sync::Arc::into_inner(api)
+        .expect("the test is over")
+        .stop()
+        .await;
 }
 
 async fn an_admin_invalidates_a_user_from_the_table(mode: Mode) {
@@ -123,7 +173,10 @@ async fn an_admin_invalidates_a_user_from_the_table(mode: Mode) {
     }
     let service = app.service().await;
     app.api_set(&service, &bob, "inbox", "3 unread").await;
-    assert_eq!(app.api_get(&service, &bob, "inbox").await.as_deref(), Some("3 unread"));
+    assert_eq!(
+        app.api_get(&service, &bob, "inbox").await.as_deref(),
+        Some("3 unread")
+    );
     let api = std::sync::Arc::new(app);
     let app2 = api.clone();
     let bob2 = bob.clone();
@@ -132,45 +185,110 @@ async fn an_admin_invalidates_a_user_from_the_table(mode: Mode) {
         page.sign_in("root").await;
         page.goto("/admin/users").await;
         check_mode(&page).await;
-        assert!(page.text("#users-summary").await.contains("of 33 users"), "{}", page.text("#users-summary").await);
+        assert!(
+            page.text("#users-summary").await.contains("of 33 users"),
+            "{}",
+            page.text("#users-summary").await
+        );
         page.screenshots("admin-users").await;
         // Pages: 25 a page, then the rest.
         page.click("a[rel='next']").await;
-        page.wait_until("page 2", || async { page.text(".page-of").await == "Page 2 of 2" }).await;
-        assert_eq!(page.run("return document.querySelectorAll('tr[data-user-id]').length;").await, 8);
+        page.wait_until("page 2", || async {
+            page.text(".page-of").await == "Page 2 of 2"
+        })
+        .await;
+        assert_eq!(
+            page.run("return document.querySelectorAll('tr[data-user-id]').length;")
+                .await,
+            8
+        );
 
         // Search, then invalidate bob's row.
         page.fill("#user-search", "bob").await;
         page.click("form.search button").await;
         let row = format!("tr[data-user-id='{bob}']");
-        page.wait_until("bob's row alone", || async { page.path().await.contains("q=bob") && page.run("return document.querySelectorAll('tr[data-user-id]').length;").await == 1 }).await;
+        page.wait_until("bob's row alone", || async {
+            page.path().await.contains("q=bob")
+                && page
+                    .run("return document.querySelectorAll('tr[data-user-id]').length;")
+                    .await
+                    == 1
+        })
+        .await;
         page.settle().await;
-        let version = |page: Page, row: String| async move { page.attr(&format!("{row} td.version"), "data-version").await.and_then(|v| v.parse::<u64>().ok()) };
-        let before = version(page.clone(), row.clone()).await.expect("bob has a version: he has a cached value");
+        let version = |page: Page, row: String| async move {
+            page.attr(&format!("{row} td.version"), "data-version")
+                .await
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let before = version(page.clone(), row.clone())
+            .await
+            .expect("bob has a version: he has a cached value");
         page.mark().await;
         page.click(&format!("{row} button.invalidate")).await;
-        page.wait_until("the version shown increases", || async { version(page.clone(), row.clone()).await.is_some_and(|v| v > before) }).await;
+        page.wait_until("the version shown increases", || async {
+            version(page.clone(), row.clone())
+                .await
+                .is_some_and(|v| v > before)
+        })
+        .await;
         check_no_reload(&page).await;
-        assert_eq!(app.api_get(&service, &bob, "inbox").await, None, "bob's value is a miss right after");
-        assert!(page.text("main").await.contains(&format!("Cache of {bob} invalidated")), "the admin is told");
+        assert_eq!(
+            app.api_get(&service, &bob, "inbox").await,
+            None,
+            "bob's value is a miss right after"
+        );
+        assert!(
+            page.text("main")
+                .await
+                .contains(&format!("Cache of {bob} invalidated")),
+            "the admin is told"
+        );
 
         // The admin's override of bob's flag.
         page.click(&format!("{row} button.toggle")).await;
-        page.wait_until("bob's flag shows off", || async { page.attr(&format!("{row} button.toggle"), "aria-pressed").await.as_deref() == Some("false") }).await;
+        page.wait_until("bob's flag shows off", || async {
+            page.attr(&format!("{row} button.toggle"), "aria-pressed")
+                .await
+                .as_deref()
+                == Some("false")
+        })
+        .await;
         app.api_set(&service, &bob, "inbox", "4 unread").await;
-        assert_eq!(app.api_get(&service, &bob, "inbox").await, None, "bob's cache is off");
+        assert_eq!(
+            app.api_get(&service, &bob, "inbox").await,
+            None,
+            "bob's cache is off"
+        );
         page.click(&format!("{row} button.toggle")).await;
-        page.wait_until("bob's flag shows on", || async { page.attr(&format!("{row} button.toggle"), "aria-pressed").await.as_deref() == Some("true") }).await;
+        page.wait_until("bob's flag shows on", || async {
+            page.attr(&format!("{row} button.toggle"), "aria-pressed")
+                .await
+                .as_deref()
+                == Some("true")
+        })
+        .await;
         app.api_set(&service, &bob, "inbox", "5 unread").await;
-        assert_eq!(app.api_get(&service, &bob, "inbox").await.as_deref(), Some("5 unread"));
+        assert_eq!(
+            app.api_get(&service, &bob, "inbox").await.as_deref(),
+            Some("5 unread")
+        );
 
         // A table's cached queries.
         page.fill("#table-name", "core_invoice").await;
         page.click("#table-name ~ button").await;
-        page.wait_until("the table is invalidated", || async { page.text("main").await.contains("Cached queries over table core_invoice invalidated") }).await;
+        page.wait_until("the table is invalidated", || async {
+            page.text("main")
+                .await
+                .contains("Cached queries over table core_invoice invalidated")
+        })
+        .await;
     })
     .await;
-    std::sync::Arc::into_inner(api).expect("the test is over").stop().await;
+    std::sync::Arc::into_inner(api)
+        .expect("the test is over")
+        .stop()
+        .await;
 }
 
 async fn admin_pages_refuse_others(mode: Mode) {
@@ -186,16 +304,34 @@ async fn admin_pages_refuse_others(mode: Mode) {
         page.fill("#username", "carol").await;
         page.fill("#password", "not her password").await;
         page.click("form.stack button[type='submit']").await;
-        page.wait_until("the error is shown", || async { page.has(".flash.error").await }).await;
-        assert!(page.text(".flash.error").await.contains("wrong user name or password"));
+        page.wait_until("the error is shown", || async {
+            page.has(".flash.error").await
+        })
+        .await;
+        assert!(
+            page.text(".flash.error")
+                .await
+                .contains("wrong user name or password")
+        );
         assert_eq!(page.path().await, "/login");
 
         page.sign_in("carol").await;
-        assert!(!page.has("a[href='/admin/users']").await, "no admin links for users");
-        for path in ["/admin", "/admin/users", "/admin/dashboard", "/admin/invalidate-all"] {
+        assert!(
+            !page.has("a[href='/admin/users']").await,
+            "no admin links for users"
+        );
+        for path in [
+            "/admin",
+            "/admin/users",
+            "/admin/dashboard",
+            "/admin/invalidate-all",
+        ] {
             page.goto(path).await;
             assert_eq!(page.text("h1").await, "403 — Forbidden", "{path}");
-            assert_eq!(page.client.title().await.expect("title"), "403 Forbidden · nscache");
+            assert_eq!(
+                page.client.title().await.expect("title"),
+                "403 Forbidden · nscache"
+            );
         }
         check_mode(&page).await;
         page.screenshots("forbidden").await;
@@ -227,8 +363,15 @@ async fn invalidating_everything_needs_confirmation(mode: Mode) {
 
         // Cancel changes nothing.
         page.click("#cancel-invalidate-all").await;
-        page.wait_until("back on the admin page", || async { page.path().await == "/admin" && page.has("#users-summary").await }).await;
-        assert_eq!(app.api_get(&service, &dave, "feed").await.as_deref(), Some("fresh"), "cancel changed nothing");
+        page.wait_until("back on the admin page", || async {
+            page.path().await == "/admin" && page.has("#users-summary").await
+        })
+        .await;
+        assert_eq!(
+            app.api_get(&service, &dave, "feed").await.as_deref(),
+            Some("fresh"),
+            "cancel changed nothing"
+        );
         assert_eq!(cache.version_of(&dave).await.expect("version"), before);
 
         // Confirming does it.
@@ -236,11 +379,23 @@ async fn invalidating_everything_needs_confirmation(mode: Mode) {
         page.wait_for("#confirm-invalidate-all").await;
         page.settle().await;
         page.click("#confirm-invalidate-all").await;
-        page.wait_until("everything is invalidated", || async { page.text("main").await.contains("Every namespace was invalidated") }).await;
-        assert_eq!(app.api_get(&service, &dave, "feed").await, None, "every namespace is a miss");
+        page.wait_until("everything is invalidated", || async {
+            page.text("main")
+                .await
+                .contains("Every namespace was invalidated")
+        })
+        .await;
+        assert_eq!(
+            app.api_get(&service, &dave, "feed").await,
+            None,
+            "every namespace is a miss"
+        );
     })
     .await;
-    std::sync::Arc::into_inner(api).expect("the test is over").stop().await;
+    std::sync::Arc::into_inner(api)
+        .expect("the test is over")
+        .stop()
+        .await;
 }
 
 async fn the_dashboard_draws_charts_and_refreshes(mode: Mode) {
@@ -252,12 +407,22 @@ async fn the_dashboard_draws_charts_and_refreshes(mode: Mode) {
     for round in 0..4 {
         app.api_set(&service, &erin, "k", "v").await;
         for i in 0..(5 + round * 3) {
-            let _ = app.api_get(&service, &erin, if i % 3 == 0 { "missing" } else { "k" }).await;
+            let _ = app
+                .api_get(&service, &erin, if i % 3 == 0 { "missing" } else { "k" })
+                .await;
         }
         app.t.server.dashboard().sample_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
-    let latest = app.t.server.dashboard().intervals().iter().rev().find_map(|i| i.hit_rate).expect("reads were sampled");
+    let latest = app
+        .t
+        .server
+        .dashboard()
+        .intervals()
+        .iter()
+        .rev()
+        .find_map(|i| i.hit_rate)
+        .expect("reads were sampled");
     let expected = format!("Hit rate: {:.0}% (latest)", latest * 100.0);
     with_browser(&app, move |page| async move {
         page.sign_in("root").await;
@@ -266,16 +431,38 @@ async fn the_dashboard_draws_charts_and_refreshes(mode: Mode) {
         for chart in ["#chart-hit-rate", "#chart-ops", "#chart-errors"] {
             page.wait_for(&format!("{chart} svg polyline")).await;
         }
-        assert_eq!(page.text("#chart-hit-rate .summary").await, expected, "the chart's summary reads the sampled hit rate");
-        assert_eq!(page.attr("[data-dependency='redis']", "data-ok").await.as_deref(), Some("true"), "Redis is healthy");
-        assert_eq!(page.attr("[data-dependency='postgres']", "data-ok").await.as_deref(), Some("true"), "Postgres is healthy");
-        assert!(!page.text("#eviction-policy").await.is_empty(), "the eviction policy is shown");
+        assert_eq!(
+            page.text("#chart-hit-rate .summary").await,
+            expected,
+            "the chart's summary reads the sampled hit rate"
+        );
+        assert_eq!(
+            page.attr("[data-dependency='redis']", "data-ok")
+                .await
+                .as_deref(),
+            Some("true"),
+            "Redis is healthy"
+        );
+        assert_eq!(
+            page.attr("[data-dependency='postgres']", "data-ok")
+                .await
+                .as_deref(),
+            Some("true"),
+            "Postgres is healthy"
+        );
+        assert!(
+            !page.text("#eviction-policy").await.is_empty(),
+            "the eviction policy is shown"
+        );
         page.screenshots("dashboard").await;
         if page.mode == Mode::Hydrated {
             // The sampler runs every second here; the page asks every 3 s.
             let first = page.attr("#dashboard-updated", "data-updated").await;
             page.mark().await;
-            page.wait_until("the dashboard refreshes itself", || async { page.attr("#dashboard-updated", "data-updated").await != first }).await;
+            page.wait_until("the dashboard refreshes itself", || async {
+                page.attr("#dashboard-updated", "data-updated").await != first
+            })
+            .await;
             check_no_reload(&page).await;
         }
     })

@@ -20,8 +20,15 @@ async fn concurrent_increments_give_exactly_one_to_n(b: Backend) {
     for t in tasks {
         assert!(seen.insert(t.await.unwrap()), "duplicate invoice number");
     }
-    assert_eq!(seen, (1..=1000).collect::<BTreeSet<i64>>(), "no duplicate and no gap");
-    assert_eq!(g.get("invoice_seq:2026").await.unwrap().as_deref(), Some(&b"1000"[..]));
+    assert_eq!(
+        seen,
+        (1..=1000).collect::<BTreeSet<i64>>(),
+        "no duplicate and no gap"
+    );
+    assert_eq!(
+        g.get("invoice_seq:2026").await.unwrap().as_deref(),
+        Some(&b"1000"[..])
+    );
 }
 
 async fn concurrent_lock_attempts_have_one_winner(b: Backend) {
@@ -31,7 +38,11 @@ async fn concurrent_lock_attempts_have_one_winner(b: Backend) {
             let cache = cache.clone();
             tokio::spawn(async move {
                 let me = LockToken::from_owner(format!("worker-{i}"));
-                cache.lock_as("cron:full_backup:run_lock", &me, Duration::from_secs(30)).await.unwrap().then_some(me)
+                cache
+                    .lock_as("cron:full_backup:run_lock", &me, Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .then_some(me)
             })
         })
         .collect();
@@ -40,12 +51,35 @@ async fn concurrent_lock_attempts_have_one_winner(b: Backend) {
         winners.extend(t.await.unwrap());
     }
     assert_eq!(winners.len(), 1, "exactly one winner");
-    let holder = cache.global().get("cron:full_backup:run_lock").await.unwrap();
+    let holder = cache
+        .global()
+        .get("cron:full_backup:run_lock")
+        .await
+        .unwrap();
     assert_eq!(holder.as_deref(), Some(winners[0].as_str().as_bytes()));
     // A wrong token does nothing; the right one releases.
-    assert!(!cache.unlock("cron:full_backup:run_lock", &LockToken::from_owner("worker-x")).await.unwrap());
-    assert!(cache.global().has_key("cron:full_backup:run_lock").await.unwrap());
-    assert!(cache.unlock("cron:full_backup:run_lock", &winners[0]).await.unwrap());
+    assert!(
+        !cache
+            .unlock(
+                "cron:full_backup:run_lock",
+                &LockToken::from_owner("worker-x")
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .global()
+            .has_key("cron:full_backup:run_lock")
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .unlock("cron:full_backup:run_lock", &winners[0])
+            .await
+            .unwrap()
+    );
 }
 
 async fn concurrent_adds_have_one_winner(b: Backend) {
@@ -96,7 +130,11 @@ async fn concurrent_invalidations_all_take_effect(b: Backend) {
         w.await.unwrap();
     }
     cache.invalidate_user("hot").await.unwrap();
-    assert_eq!(u.get("k").await.unwrap(), None, "nothing written before the last invalidation is visible");
+    assert_eq!(
+        u.get("k").await.unwrap(),
+        None,
+        "nothing written before the last invalidation is visible"
+    );
 }
 
 suite!(

@@ -19,8 +19,18 @@ fn options(url: &str, timeout: Duration) -> RedisOptions {
 }
 
 async fn cache_on(url: &str, timeout: Duration, l1: bool) -> Cache {
-    let builder = Cache::builder().redis(options(url, timeout)).key_prefix(unique("p")).namespace_root(unique("ns"));
-    let builder = if l1 { builder.l1(L1Options { max_age: Duration::from_secs(60), ..L1Options::default() }) } else { builder };
+    let builder = Cache::builder()
+        .redis(options(url, timeout))
+        .key_prefix(unique("p"))
+        .namespace_root(unique("ns"));
+    let builder = if l1 {
+        builder.l1(L1Options {
+            max_age: Duration::from_secs(60),
+            ..L1Options::default()
+        })
+    } else {
+        builder
+    };
     builder.build().await.unwrap()
 }
 
@@ -54,7 +64,13 @@ async fn redis_stopped_under_load_degrades_and_recovers() {
     let restarted: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
     let mut workers = Vec::new();
     for t in 0..16 {
-        let (cache, phase, tally, recovered_at, restarted) = (cache.clone(), phase.clone(), tally.clone(), recovered_at.clone(), restarted.clone());
+        let (cache, phase, tally, recovered_at, restarted) = (
+            cache.clone(),
+            phase.clone(),
+            tally.clone(),
+            recovered_at.clone(),
+            restarted.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let user = cache.user(format!("u{t}"));
             let (mut generation, mut dead) = (0u64, HashSet::new());
@@ -68,7 +84,9 @@ async fn redis_stopped_under_load_degrades_and_recovers() {
                 let loud = match i % 6 {
                     0 => {
                         generation += 1;
-                        user.set("k", format!("g{generation}"), Expiry::Never).await.map(drop)
+                        user.set("k", format!("g{generation}"), Expiry::Never)
+                            .await
+                            .map(drop)
                     }
                     1 => match user.get("k").await {
                         Ok(Some(v)) => {
@@ -92,14 +110,25 @@ async fn redis_stopped_under_load_degrades_and_recovers() {
                         }
                         r
                     }
-                    3 => cache.global().add(&format!("once:{t}:{i}"), "1", Expiry::secs(60)).await.map(drop),
+                    3 => cache
+                        .global()
+                        .add(&format!("once:{t}:{i}"), "1", Expiry::secs(60))
+                        .await
+                        .map(drop),
                     4 => match cache.global().incr(&format!("ctr:{t}"), 1).await {
-                        Err(CacheError::NotFound) => cache.global().add(&format!("ctr:{t}"), "0", Expiry::Never).await.map(drop),
+                        Err(CacheError::NotFound) => cache
+                            .global()
+                            .add(&format!("ctr:{t}"), "0", Expiry::Never)
+                            .await
+                            .map(drop),
                         other => other.map(drop),
                     },
                     _ => {
                         let me = LockToken::from_owner(format!("w{t}"));
-                        match cache.lock_as(&format!("lock:{t}"), &me, Duration::from_secs(5)).await {
+                        match cache
+                            .lock_as(&format!("lock:{t}"), &me, Duration::from_secs(5))
+                            .await
+                        {
                             Ok(true) => cache.unlock(&format!("lock:{t}"), &me).await.map(drop),
                             other => other.map(drop),
                         }
@@ -107,7 +136,11 @@ async fn redis_stopped_under_load_degrades_and_recovers() {
                 };
                 let loud_op = i % 6 != 0 && i % 6 != 1;
                 // Judge only operations that ran wholly inside one phase.
-                let now = if phase.load(Ordering::SeqCst) == now { now } else { CHANGING };
+                let now = if phase.load(Ordering::SeqCst) == now {
+                    now
+                } else {
+                    CHANGING
+                };
                 match loud {
                     Ok(()) => {
                         if now == DOWN && loud_op {
@@ -115,7 +148,11 @@ async fn redis_stopped_under_load_degrades_and_recovers() {
                         }
                         if now == BACK && !recovered && loud_op {
                             recovered = true;
-                            let since = restarted.lock().unwrap().expect("set before BACK").elapsed();
+                            let since = restarted
+                                .lock()
+                                .unwrap()
+                                .expect("set before BACK")
+                                .elapsed();
                             recovered_at.lock().unwrap().push(since);
                         }
                     }
@@ -155,13 +192,39 @@ async fn redis_stopped_under_load_degrades_and_recovers() {
         tally.ops.load(Ordering::Relaxed),
         tally.unavailable.load(Ordering::Relaxed)
     );
-    assert_eq!(tally.hit_while_down.load(Ordering::Relaxed), 0, "reads miss while Redis is down");
-    assert_eq!(tally.loud_ok_while_down.load(Ordering::Relaxed), 0, "nothing loud succeeds while Redis is down");
-    assert_eq!(tally.refused_while_up.load(Ordering::Relaxed), 0, "nothing is refused while Redis is up");
-    assert_eq!(tally.stale.load(Ordering::Relaxed), 0, "a value from before an invalidation was served after it");
-    assert!(tally.unavailable.load(Ordering::Relaxed) > 0, "the outage was seen");
-    assert_eq!(recovered.len(), 16, "every worker succeeded again after the restart");
-    assert!(slowest < Duration::from_secs(2), "operations succeed again within 2 s of Redis returning (slowest {slowest:?})");
+    assert_eq!(
+        tally.hit_while_down.load(Ordering::Relaxed),
+        0,
+        "reads miss while Redis is down"
+    );
+    assert_eq!(
+        tally.loud_ok_while_down.load(Ordering::Relaxed),
+        0,
+        "nothing loud succeeds while Redis is down"
+    );
+    assert_eq!(
+        tally.refused_while_up.load(Ordering::Relaxed),
+        0,
+        "nothing is refused while Redis is up"
+    );
+    assert_eq!(
+        tally.stale.load(Ordering::Relaxed),
+        0,
+        "a value from before an invalidation was served after it"
+    );
+    assert!(
+        tally.unavailable.load(Ordering::Relaxed) > 0,
+        "the outage was seen"
+    );
+    assert_eq!(
+        recovered.len(),
+        16,
+        "every worker succeeded again after the restart"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "operations succeed again within 2 s of Redis returning (slowest {slowest:?})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +237,10 @@ async fn redis_restarted_empty_reseeds_versions_and_serves_nothing_stale() {
         u.set("report", "before", Expiry::Never).await.unwrap();
         let v1 = cache.invalidate_user("7").await.unwrap();
         u.set("report", "current", Expiry::Never).await.unwrap();
-        assert_eq!(u.get("report").await.unwrap().as_deref(), Some(&b"current"[..]));
+        assert_eq!(
+            u.get("report").await.unwrap().as_deref(),
+            Some(&b"current"[..])
+        );
         server.restart(&[]);
         // Without an L1 the first read after the restart misses; an L1 drops
         // its content as soon as it notices its subscription is gone.
@@ -182,8 +248,13 @@ async fn redis_restarted_empty_reseeds_versions_and_serves_nothing_stale() {
         loop {
             match u.get("report").await.unwrap() {
                 None => break,
-                Some(_) if l1 && restarted.elapsed() < Duration::from_secs(2) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Some(v) => panic!("served {:?} after Redis restarted empty (l1: {l1})", String::from_utf8_lossy(&v)),
+                Some(_) if l1 && restarted.elapsed() < Duration::from_secs(2) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Some(v) => panic!(
+                    "served {:?} after Redis restarted empty (l1: {l1})",
+                    String::from_utf8_lossy(&v)
+                ),
             }
         }
         // The pool's connections died with the server: writes are skipped
@@ -192,12 +263,22 @@ async fn redis_restarted_empty_reseeds_versions_and_serves_nothing_stale() {
             u.set("report", "after", Expiry::Never).await.unwrap();
             match cache.version_of("7").await {
                 Ok(Some(v)) if u.get("report").await.unwrap().is_some() => break v,
-                Ok(_) | Err(CacheError::Unavailable(_)) if restarted.elapsed() < Duration::from_secs(2) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Ok(_) | Err(CacheError::Unavailable(_))
+                    if restarted.elapsed() < Duration::from_secs(2) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
                 other => panic!("no recovery 2 s after the restart: {other:?}"),
             }
         };
-        assert!(v2 > v1, "the re-created version {v2} was never used before (last one {v1})");
-        assert_eq!(u.get("report").await.unwrap().as_deref(), Some(&b"after"[..]));
+        assert!(
+            v2 > v1,
+            "the re-created version {v2} was never used before (last one {v1})"
+        );
+        assert_eq!(
+            u.get("report").await.unwrap().as_deref(),
+            Some(&b"after"[..])
+        );
         let again = cache.invalidate_user("7").await.unwrap();
         assert!(again > v2);
     }
@@ -213,7 +294,12 @@ async fn maxmemory_eviction_never_resurrects_a_dead_value() {
     let deadline = Instant::now() + Duration::from_secs(4);
     let mut workers = Vec::new();
     for t in 0..8 {
-        let (cache, stale, checked, reseeded) = (cache.clone(), stale.clone(), checked.clone(), reseeded.clone());
+        let (cache, stale, checked, reseeded) = (
+            cache.clone(),
+            stale.clone(),
+            checked.clone(),
+            reseeded.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let name = format!("u{t}");
             let user = cache.user(name.clone());
@@ -222,7 +308,9 @@ async fn maxmemory_eviction_never_resurrects_a_dead_value() {
             let mut generation = 0u64;
             while Instant::now() < deadline {
                 generation += 1;
-                let entries: Vec<(String, String)> = (0..20).map(|j| (format!("k{j}"), format!("{generation}:{padding}"))).collect();
+                let entries: Vec<(String, String)> = (0..20)
+                    .map(|j| (format!("k{j}"), format!("{generation}:{padding}")))
+                    .collect();
                 user.set_many(&entries, Expiry::Never).await.unwrap();
                 if let Some(v) = cache.version_of(&name).await.unwrap()
                     && last_version != 0
@@ -233,7 +321,12 @@ async fn maxmemory_eviction_never_resurrects_a_dead_value() {
                 let keys: Vec<String> = (0..20).map(|j| format!("k{j}")).collect();
                 // Everything read now is this generation (or evicted).
                 for v in user.get_many(&keys).await.unwrap().into_iter().flatten() {
-                    let g: u64 = String::from_utf8_lossy(&v).split(':').next().unwrap().parse().unwrap();
+                    let g: u64 = String::from_utf8_lossy(&v)
+                        .split(':')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                     checked.fetch_add(1, Ordering::Relaxed);
                     if g != generation {
                         stale.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +338,11 @@ async fn maxmemory_eviction_never_resurrects_a_dead_value() {
                     let _ = v;
                 }
                 // Pressure from elsewhere: global keys that push entries and versions out.
-                cache.global().set(&format!("filler:{t}:{generation}"), &padding, Expiry::Never).await.unwrap();
+                cache
+                    .global()
+                    .set(&format!("filler:{t}:{generation}"), &padding, Expiry::Never)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -253,8 +350,18 @@ async fn maxmemory_eviction_never_resurrects_a_dead_value() {
         w.await.expect("no worker panicked");
     }
     let mut raw = raw_connection(&server.url(1)).await;
-    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut raw).await.unwrap();
-    let evicted: u64 = info.lines().find_map(|l| l.strip_prefix("evicted_keys:")).unwrap().trim().parse().unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let evicted: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("evicted_keys:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     println!(
         "maxmemory 2mb allkeys-lru: {evicted} keys evicted, {} values checked, {} version re-creations seen, {} stale reads",
         checked.load(Ordering::Relaxed),
@@ -275,16 +382,31 @@ async fn a_frozen_redis_times_out_at_the_socket_timeout() {
     cache.global().set("g", "1", Expiry::Never).await.unwrap();
     server.pause();
     let t0 = Instant::now();
-    assert_eq!(cache.user("1").get("k").await.unwrap(), None, "a read degrades to a miss");
+    assert_eq!(
+        cache.user("1").get("k").await.unwrap(),
+        None,
+        "a read degrades to a miss"
+    );
     let read = t0.elapsed();
     let t1 = Instant::now();
-    assert!(matches!(cache.global().add("new", "1", Expiry::Never).await, Err(CacheError::Unavailable(_))));
+    assert!(matches!(
+        cache.global().add("new", "1", Expiry::Never).await,
+        Err(CacheError::Unavailable(_))
+    ));
     let loud = t1.elapsed();
     server.resume();
-    println!("frozen Redis, socket timeout {timeout:?}: read gave up after {read:?}, add after {loud:?}");
+    println!(
+        "frozen Redis, socket timeout {timeout:?}: read gave up after {read:?}, add after {loud:?}"
+    );
     for elapsed in [read, loud] {
-        assert!(elapsed >= timeout.mul_f64(0.9), "waited for the timeout ({elapsed:?})");
-        assert!(elapsed < timeout * 3, "gave up at the socket timeout, not later ({elapsed:?})");
+        assert!(
+            elapsed >= timeout.mul_f64(0.9),
+            "waited for the timeout ({elapsed:?})"
+        );
+        assert!(
+            elapsed < timeout * 3,
+            "gave up at the socket timeout, not later ({elapsed:?})"
+        );
     }
     // Thawed: service resumes.
     let back = Instant::now();

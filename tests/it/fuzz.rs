@@ -14,7 +14,8 @@ fn text() -> impl Strategy<Value = String> {
         any::<String>(),
         "[0-9]{1,4}",
         "[a-z:%{}._ \\-]{0,10}",
-        proptest::collection::vec(any::<u8>(), 0..24).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        proptest::collection::vec(any::<u8>(), 0..24)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
         "\\PC{0,300}",
     ]
 }
@@ -22,8 +23,18 @@ fn text() -> impl Strategy<Value = String> {
 async fn no_collisions(backend: Backend, cases: u32) {
     let cache = backend.cache().await;
     let handle = tokio::runtime::Handle::current();
-    let mut runner = TestRunner::new(Config { cases, ..Config::default() });
-    let strategy = proptest::collection::vec((text(), text(), proptest::collection::vec(any::<u8>(), 0..64)), 1..24);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let strategy = proptest::collection::vec(
+        (
+            text(),
+            text(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        ),
+        1..24,
+    );
     let result = runner.run(&strategy, |triples| {
         let cache = cache.clone();
         tokio::task::block_in_place(|| {
@@ -32,10 +43,20 @@ async fn no_collisions(backend: Backend, cases: u32) {
                 let mut expected: HashMap<(String, String), Vec<u8>> = HashMap::new();
                 for (user, key, value) in &triples {
                     if user.is_empty() {
-                        prop_assert!(matches!(cache.user(user.clone()).set(key, value, Expiry::Never).await, Err(CacheError::InvalidName(_))));
+                        prop_assert!(matches!(
+                            cache
+                                .user(user.clone())
+                                .set(key, value, Expiry::Never)
+                                .await,
+                            Err(CacheError::InvalidName(_))
+                        ));
                         continue;
                     }
-                    match cache.user(user.clone()).set(key, value, Expiry::Never).await {
+                    match cache
+                        .user(user.clone())
+                        .set(key, value, Expiry::Never)
+                        .await
+                    {
                         Ok(()) => {
                             expected.insert((user.clone(), key.clone()), value.clone());
                         }
@@ -44,11 +65,24 @@ async fn no_collisions(backend: Backend, cases: u32) {
                     }
                 }
                 for ((user, key), value) in &expected {
-                    let got = cache.user(user.clone()).get(key).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-                    prop_assert_eq!(got.as_ref(), Some(value), "user {:?} key {:?} read another entry", user, key);
+                    let got = cache
+                        .user(user.clone())
+                        .get(key)
+                        .await
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(
+                        got.as_ref(),
+                        Some(value),
+                        "user {:?} key {:?} read another entry",
+                        user,
+                        key
+                    );
                 }
                 for (user, _) in expected.keys() {
-                    cache.invalidate_user(user).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    cache
+                        .invalidate_user(user)
+                        .await
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
                 Ok(())
             })

@@ -15,7 +15,15 @@ async fn columns_and_indexes(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
     .iter()
     .map(|r| format!("{}.{} {} null={} default={}", r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3), r.get::<String, _>(4)))
     .collect();
-    out.extend(sqlx::query_scalar::<_, String>("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY 1").bind(schema).fetch_all(pool).await.unwrap());
+    out.extend(
+        sqlx::query_scalar::<_, String>(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY 1",
+        )
+        .bind(schema)
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    );
     out
 }
 
@@ -23,7 +31,8 @@ async fn columns_and_indexes(pool: &sqlx::PgPool, schema: &str) -> Vec<String> {
 async fn a_fresh_database_gets_the_schema_and_a_second_run_changes_nothing() {
     let schema = PgSchema::create().await;
     let pool = schema.pool().await;
-    let dir = PostgresDirectory::with_options(schema.options(), ProfileTable::default(), "test".into());
+    let dir =
+        PostgresDirectory::with_options(schema.options(), ProfileTable::default(), "test".into());
     let first = dir.migrate().await.unwrap();
     assert_eq!(first.applied.len(), 2, "{first:?}");
 
@@ -41,7 +50,12 @@ async fn a_fresh_database_gets_the_schema_and_a_second_run_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(index.len(), 1, "an index on cache_enabled");
-    for table in ["nscache_accounts", "nscache_sessions", "nscache_api_tokens", "nscache_schema_migrations"] {
+    for table in [
+        "nscache_accounts",
+        "nscache_sessions",
+        "nscache_api_tokens",
+        "nscache_schema_migrations",
+    ] {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2").bind(&schema.name).bind(table).fetch_one(&pool).await.unwrap();
         assert_eq!(n, 1, "{table}");
     }
@@ -50,7 +64,11 @@ async fn a_fresh_database_gets_the_schema_and_a_second_run_changes_nothing() {
     let second = dir.migrate().await.unwrap();
     assert!(second.applied.is_empty(), "{second:?}");
     assert_eq!(second.already.len(), 2);
-    assert_eq!(columns_and_indexes(&pool, &schema.name).await, before, "nothing changed");
+    assert_eq!(
+        columns_and_indexes(&pool, &schema.name).await,
+        before,
+        "nothing changed"
+    );
     schema.drop().await;
 }
 
@@ -60,13 +78,24 @@ async fn an_existing_profile_table_gets_the_column_with_true_for_existing_users(
     let pool = schema.pool().await;
     // The reference application's table, before migration 0022.
     sqlx::query("CREATE TABLE core_userprofile (id SERIAL PRIMARY KEY, user_id INTEGER NOT NULL UNIQUE, bio TEXT)").execute(&pool).await.unwrap();
-    sqlx::query("INSERT INTO core_userprofile (user_id, bio) VALUES (1, 'a'), (2, 'b'), (3, NULL)").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO core_userprofile (user_id, bio) VALUES (1, 'a'), (2, 'b'), (3, NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let profiles = ProfileTable::existing("core_userprofile", "user_id", "cache_enabled").unwrap();
     let dir = PostgresDirectory::with_options(schema.options(), profiles, "test".into());
     dir.migrate().await.unwrap();
 
-    let flags: Vec<bool> = sqlx::query_scalar("SELECT cache_enabled FROM core_userprofile ORDER BY user_id").fetch_all(&pool).await.unwrap();
-    assert_eq!(flags, vec![true, true, true], "existing users get cache_enabled = true");
+    let flags: Vec<bool> =
+        sqlx::query_scalar("SELECT cache_enabled FROM core_userprofile ORDER BY user_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        flags,
+        vec![true, true, true],
+        "existing users get cache_enabled = true"
+    );
     let nullable: String = sqlx::query_scalar("SELECT is_nullable FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'core_userprofile' AND column_name = 'cache_enabled'")
         .bind(&schema.name)
         .fetch_one(&pool)
@@ -86,15 +115,40 @@ async fn an_existing_profile_table_gets_the_column_with_true_for_existing_users(
     assert_eq!(dir.cache_enabled("2").await.unwrap(), Some(false));
     assert_eq!(dir.cache_enabled("99").await.unwrap(), None);
     assert_eq!(dir.cache_enabled("not-a-number").await.unwrap(), None);
-    assert!(dir.set_cache_enabled("99", false).await.is_err(), "no row is invented in the application's table");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM core_userprofile").fetch_one(&pool).await.unwrap();
+    assert!(
+        dir.set_cache_enabled("99", false).await.is_err(),
+        "no row is invented in the application's table"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM core_userprofile")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(rows, 3);
     let page = dir.list_users("", 0, 10).await.unwrap();
     assert_eq!(page.total, 3);
-    assert_eq!(page.users.iter().map(|u| (u.user_id.as_str(), u.cache_enabled)).collect::<Vec<_>>(), vec![("1", true), ("2", false), ("3", true)]);
+    assert_eq!(
+        page.users
+            .iter()
+            .map(|u| (u.user_id.as_str(), u.cache_enabled))
+            .collect::<Vec<_>>(),
+        vec![("1", true), ("2", false), ("3", true)]
+    );
     assert!(dir.migrate().await.unwrap().applied.is_empty());
     // Accounts do not touch the application's table.
-    dir.create_account(&nscache_server::directory::NewAccount { username: "ops".into(), role: Role::Admin, user_id: None, password_hash: None }).await.unwrap();
-    assert_eq!(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM core_userprofile").fetch_one(&pool).await.unwrap(), 3);
+    dir.create_account(&nscache_server::directory::NewAccount {
+        username: "ops".into(),
+        role: Role::Admin,
+        user_id: None,
+        password_hash: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM core_userprofile")
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        3
+    );
     schema.drop().await;
 }

@@ -41,16 +41,29 @@ async fn schema_with_tables() -> (PgSchema, PgPool) {
 async fn invoices_of(cache: &Cache, pool: &PgPool, user: &str, loads: &AtomicU64) -> Vec<Invoice> {
     cache
         .user(user)
-        .get_or_load_json(INVOICES, &[user], &["invoices"], Expiry::secs(300), || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            sqlx::query_as::<_, Invoice>(INVOICES).bind(user).fetch_all(pool).await
-        })
+        .get_or_load_json(
+            INVOICES,
+            &[user],
+            &["invoices"],
+            Expiry::secs(300),
+            || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                sqlx::query_as::<_, Invoice>(INVOICES)
+                    .bind(user)
+                    .fetch_all(pool)
+                    .await
+            },
+        )
         .await
         .unwrap()
 }
 
 async fn direct(pool: &PgPool, user: &str) -> Vec<Invoice> {
-    sqlx::query_as::<_, Invoice>(INVOICES).bind(user).fetch_all(pool).await.unwrap()
+    sqlx::query_as::<_, Invoice>(INVOICES)
+        .bind(user)
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -63,16 +76,26 @@ async fn hits_match_the_database_and_an_update_from_another_connection_reloads()
     let cache = Backend::Redis.cache().await;
     watch_table(&pool, "invoices", "invoices").await.unwrap();
     watch_table(&pool, "invoices", "invoices").await.unwrap(); // idempotent
-    assert_eq!(watched_tables(&pool).await.unwrap(), vec!["invoices".to_owned()]);
+    assert_eq!(
+        watched_tables(&pool).await.unwrap(),
+        vec!["invoices".to_owned()]
+    );
     let watcher = TableWatcher::spawn(pool.clone(), cache.clone());
     let started = Instant::now();
     while !watcher.is_listening() {
-        assert!(started.elapsed() < Duration::from_secs(5), "the watcher listens");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the watcher listens"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let loads = AtomicU64::new(0);
     let first = invoices_of(&cache, &pool, "u1", &loads).await;
-    assert_eq!(first, direct(&pool, "u1").await, "the cached result is the database's");
+    assert_eq!(
+        first,
+        direct(&pool, "u1").await,
+        "the cached result is the database's"
+    );
     assert_eq!(invoices_of(&cache, &pool, "u1", &loads).await, first);
     assert_eq!(loads.load(Ordering::SeqCst), 1, "the second call is a hit");
 
@@ -81,15 +104,25 @@ async fn hits_match_the_database_and_an_update_from_another_connection_reloads()
     let mut delays = Vec::new();
     for round in 0..20 {
         let before = loads.load(Ordering::SeqCst);
-        sqlx::query("UPDATE invoices SET amount = amount + 1 WHERE user_id = 'u1'").execute(&mut other).await.unwrap();
+        sqlx::query("UPDATE invoices SET amount = amount + 1 WHERE user_id = 'u1'")
+            .execute(&mut other)
+            .await
+            .unwrap();
         let committed = Instant::now();
         loop {
             let rows = invoices_of(&cache, &pool, "u1", &loads).await;
             if loads.load(Ordering::SeqCst) > before {
-                assert_eq!(rows, direct(&pool, "u1").await, "reloaded from the database");
+                assert_eq!(
+                    rows,
+                    direct(&pool, "u1").await,
+                    "reloaded from the database"
+                );
                 break;
             }
-            assert!(committed.elapsed() < Duration::from_secs(5), "round {round}: the update never invalidated the cache");
+            assert!(
+                committed.elapsed() < Duration::from_secs(5),
+                "round {round}: the update never invalidated the cache"
+            );
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
         delays.push(committed.elapsed());
@@ -102,16 +135,26 @@ async fn hits_match_the_database_and_an_update_from_another_connection_reloads()
     );
     // TRUNCATE and DELETE are caught too.
     let before = loads.load(Ordering::SeqCst);
-    sqlx::query("TRUNCATE invoices").execute(&mut other).await.unwrap();
+    sqlx::query("TRUNCATE invoices")
+        .execute(&mut other)
+        .await
+        .unwrap();
     let truncated = Instant::now();
     while invoices_of(&cache, &pool, "u1", &loads).await.len() != 0 {
-        assert!(truncated.elapsed() < Duration::from_secs(5), "TRUNCATE did not invalidate");
+        assert!(
+            truncated.elapsed() < Duration::from_secs(5),
+            "TRUNCATE did not invalidate"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     assert!(loads.load(Ordering::SeqCst) > before);
     assert!(unwatch_table(&pool, "invoices").await.unwrap());
     assert!(!unwatch_table(&pool, "invoices").await.unwrap());
-    let triggers: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'nscache_watch%'").fetch_one(&pool).await.unwrap();
+    let triggers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'nscache_watch%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(triggers, 0);
     drop(watcher);
     schema.drop().await;
@@ -142,7 +185,10 @@ async fn a_lost_listen_connection_bumps_every_watched_table() {
         if loads.load(Ordering::SeqCst) > 1 {
             break; // the reconnect bumped the table: a change may have been missed
         }
-        assert!(cut.elapsed() < Duration::from_secs(10), "no bump after the LISTEN connection was lost");
+        assert!(
+            cut.elapsed() < Duration::from_secs(10),
+            "no bump after the LISTEN connection was lost"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(watcher);
@@ -159,10 +205,19 @@ async fn invalidating_one_table_leaves_queries_over_others_cached() {
         async move {
             cache
                 .user("u1")
-                .get_or_load_json(EVENTS, &["u1"], &["calendar"], Expiry::secs(300), || async move {
-                    loads.fetch_add(1, Ordering::SeqCst);
-                    sqlx::query_scalar::<_, i64>(EVENTS).bind("u1").fetch_one(&pool).await
-                })
+                .get_or_load_json(
+                    EVENTS,
+                    &["u1"],
+                    &["calendar"],
+                    Expiry::secs(300),
+                    || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        sqlx::query_scalar::<_, i64>(EVENTS)
+                            .bind("u1")
+                            .fetch_one(&pool)
+                            .await
+                    },
+                )
                 .await
                 .unwrap()
         }
@@ -181,7 +236,12 @@ async fn invalidating_one_table_leaves_queries_over_others_cached() {
 async fn users_never_share_results_and_a_disabled_user_bypasses_only_their_own() {
     let (schema, pool) = schema_with_tables().await;
     let profiles = Arc::new(StaticProfiles::new());
-    let cache = Backend::Redis.builder().profiles(profiles.clone()).build().await.unwrap();
+    let cache = Backend::Redis
+        .builder()
+        .profiles(profiles.clone())
+        .build()
+        .await
+        .unwrap();
     let q = "SELECT count(*) FROM invoices";
     let count = |user: &'static str, loads: Arc<AtomicU64>| {
         let (cache, pool) = (cache.clone(), pool.clone());
@@ -201,13 +261,21 @@ async fn users_never_share_results_and_a_disabled_user_bypasses_only_their_own()
         count("u1", l1.clone()).await;
         count("u2", l2.clone()).await;
     }
-    assert_eq!((l1.load(Ordering::SeqCst), l2.load(Ordering::SeqCst)), (1, 1), "the same query, one entry per user");
+    assert_eq!(
+        (l1.load(Ordering::SeqCst), l2.load(Ordering::SeqCst)),
+        (1, 1),
+        "the same query, one entry per user"
+    );
     profiles.set_cache_enabled("u1", false);
     for _ in 0..3 {
         count("u1", l1.clone()).await;
         count("u2", l2.clone()).await;
     }
-    assert_eq!((l1.load(Ordering::SeqCst), l2.load(Ordering::SeqCst)), (4, 1), "only u1 bypasses");
+    assert_eq!(
+        (l1.load(Ordering::SeqCst), l2.load(Ordering::SeqCst)),
+        (4, 1),
+        "only u1 bypasses"
+    );
     schema.drop().await;
 }
 
@@ -223,22 +291,53 @@ async fn a_transaction_invalidates_on_commit_and_never_on_rollback() {
     let tx_loads = AtomicU64::new(0);
     // A clean transaction reads through the cache.
     let seen: Vec<Invoice> = tx
-        .get_or_load_json(&cache.user("u1"), INVOICES, &["u1"], &["invoices"], Expiry::secs(300), |conn| {
-            tx_loads.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move { sqlx::query_as::<_, Invoice>(INVOICES).bind("u1").fetch_all(conn).await })
-        })
+        .get_or_load_json(
+            &cache.user("u1"),
+            INVOICES,
+            &["u1"],
+            &["invoices"],
+            Expiry::secs(300),
+            |conn| {
+                tx_loads.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    sqlx::query_as::<_, Invoice>(INVOICES)
+                        .bind("u1")
+                        .fetch_all(conn)
+                        .await
+                })
+            },
+        )
         .await
         .unwrap();
-    assert_eq!((seen.len(), tx_loads.load(Ordering::SeqCst)), (2, 0), "a hit");
-    sqlx::query("INSERT INTO invoices (user_id, amount) VALUES ('u1', 999)").execute(tx.connection()).await.unwrap();
+    assert_eq!(
+        (seen.len(), tx_loads.load(Ordering::SeqCst)),
+        (2, 0),
+        "a hit"
+    );
+    sqlx::query("INSERT INTO invoices (user_id, amount) VALUES ('u1', 999)")
+        .execute(tx.connection())
+        .await
+        .unwrap();
     tx.wrote("invoices");
     assert!(tx.is_dirty());
     // Inside the dirty transaction, reads bypass the cache and see the write.
     let inside: Vec<Invoice> = tx
-        .get_or_load_json(&cache.user("u1"), INVOICES, &["u1"], &["invoices"], Expiry::secs(300), |conn| {
-            tx_loads.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move { sqlx::query_as::<_, Invoice>(INVOICES).bind("u1").fetch_all(conn).await })
-        })
+        .get_or_load_json(
+            &cache.user("u1"),
+            INVOICES,
+            &["u1"],
+            &["invoices"],
+            Expiry::secs(300),
+            |conn| {
+                tx_loads.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    sqlx::query_as::<_, Invoice>(INVOICES)
+                        .bind("u1")
+                        .fetch_all(conn)
+                        .await
+                })
+            },
+        )
         .await
         .unwrap();
     assert_eq!(inside.len(), 3);
@@ -246,15 +345,30 @@ async fn a_transaction_invalidates_on_commit_and_never_on_rollback() {
     assert_eq!(invoices_of(&cache, &pool, "u1", &loads).await, cached);
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     tx.rollback().await.unwrap();
-    assert_eq!(invoices_of(&cache, &pool, "u1", &loads).await, cached, "a rollback invalidates nothing");
+    assert_eq!(
+        invoices_of(&cache, &pool, "u1", &loads).await,
+        cached,
+        "a rollback invalidates nothing"
+    );
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 
     let mut tx = CachedTransaction::begin(&cache, &pool).await.unwrap();
-    sqlx::query("INSERT INTO invoices (user_id, amount) VALUES ('u1', 1)").execute(tx.connection()).await.unwrap();
+    sqlx::query("INSERT INTO invoices (user_id, amount) VALUES ('u1', 1)")
+        .execute(tx.connection())
+        .await
+        .unwrap();
     tx.wrote("invoices");
-    assert_eq!(invoices_of(&cache, &pool, "u1", &loads).await.len(), 2, "still cached until the commit");
+    assert_eq!(
+        invoices_of(&cache, &pool, "u1", &loads).await.len(),
+        2,
+        "still cached until the commit"
+    );
     tx.commit().await.unwrap();
-    assert_eq!(invoices_of(&cache, &pool, "u1", &loads).await.len(), 3, "the commit invalidated");
+    assert_eq!(
+        invoices_of(&cache, &pool, "u1", &loads).await.len(),
+        3,
+        "the commit invalidated"
+    );
     assert_eq!(loads.load(Ordering::SeqCst), 2);
     schema.drop().await;
 }
@@ -267,18 +381,36 @@ async fn a_loader_that_races_an_invalidation_never_has_its_result_served() {
     // The loader reads, then the table changes (and is invalidated) before it returns.
     let stale: Vec<Invoice> = cache
         .user("u1")
-        .get_or_load_json(INVOICES, &["u1"], &["invoices"], Expiry::secs(300), || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            let rows = sqlx::query_as::<_, Invoice>(INVOICES).bind("u1").fetch_all(&pool).await?;
-            sqlx::query("UPDATE invoices SET amount = 0 WHERE user_id = 'u1'").execute(&pool).await?;
-            cache.invalidate_table("invoices").await.unwrap();
-            Ok::<_, sqlx::Error>(rows)
-        })
+        .get_or_load_json(
+            INVOICES,
+            &["u1"],
+            &["invoices"],
+            Expiry::secs(300),
+            || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                let rows = sqlx::query_as::<_, Invoice>(INVOICES)
+                    .bind("u1")
+                    .fetch_all(&pool)
+                    .await?;
+                sqlx::query("UPDATE invoices SET amount = 0 WHERE user_id = 'u1'")
+                    .execute(&pool)
+                    .await?;
+                cache.invalidate_table("invoices").await.unwrap();
+                Ok::<_, sqlx::Error>(rows)
+            },
+        )
         .await
         .unwrap();
-    assert!(stale.iter().all(|i| i.amount != 0), "the caller gets what its loader read");
+    assert!(
+        stale.iter().all(|i| i.amount != 0),
+        "the caller gets what its loader read"
+    );
     let fresh = invoices_of(&cache, &pool, "u1", &loads).await;
-    assert_eq!(loads.load(Ordering::SeqCst), 2, "the raced result was not served");
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        2,
+        "the raced result was not served"
+    );
     assert!(fresh.iter().all(|i| i.amount == 0));
     schema.drop().await;
 }
@@ -310,9 +442,15 @@ async fn table_invalidation_cost(large: u64) {
                             break;
                         }
                         let user = cache.user(format!("u{}", i % 100));
-                        user.get_or_load("SELECT * FROM t WHERE id = $1", &i.to_be_bytes(), &[table], Expiry::secs(600), || async { Ok::<_, ()>(b"row".to_vec()) })
-                            .await
-                            .unwrap();
+                        user.get_or_load(
+                            "SELECT * FROM t WHERE id = $1",
+                            &i.to_be_bytes(),
+                            &[table],
+                            Expiry::secs(600),
+                            || async { Ok::<_, ()>(b"row".to_vec()) },
+                        )
+                        .await
+                        .unwrap();
                     }
                 })
             })
@@ -332,18 +470,30 @@ async fn table_invalidation_cost(large: u64) {
         cache.invalidate_table(table).await.unwrap();
         cost.push(commands_processed(&mut raw).await - before);
     }
-    assert_eq!(cost[0], cost[1], "Redis commands for 10 and {large} cached queries");
-    println!("invalidating a table: {} Redis commands with 10 cached queries, {} with {large}", cost[0], cost[1]);
+    assert_eq!(
+        cost[0], cost[1],
+        "Redis commands for 10 and {large} cached queries"
+    );
+    println!(
+        "invalidating a table: {} Redis commands with 10 cached queries, {} with {large}",
+        cost[0], cost[1]
+    );
     // Every query over `large` is a miss now.
     let reloads = Arc::new(AtomicU64::new(0));
     for i in [0u64, large - 1] {
         let reloads = reloads.clone();
         cache
             .user(format!("u{}", i % 100))
-            .get_or_load("SELECT * FROM t WHERE id = $1", &i.to_be_bytes(), &["large"], Expiry::secs(600), || async move {
-                reloads.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, ()>(b"row".to_vec())
-            })
+            .get_or_load(
+                "SELECT * FROM t WHERE id = $1",
+                &i.to_be_bytes(),
+                &["large"],
+                Expiry::secs(600),
+                || async move {
+                    reloads.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, ()>(b"row".to_vec())
+                },
+            )
             .await
             .unwrap();
     }

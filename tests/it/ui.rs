@@ -31,12 +31,30 @@ async fn cache_enabled(t: &TestServer, creds: Creds) -> serde_json::Value {
 }
 
 async fn page(t: &TestServer, path: &str, creds: &Creds) -> Reply {
-    t.send(Method::GET, path, creds, None, &[("accept", HTML)]).await
+    t.send(Method::GET, path, creds, None, &[("accept", HTML)])
+        .await
 }
 
 /// A form posted without JavaScript, from `referer`.
-async fn post_form(t: &TestServer, action: &str, creds: &Creds, body: &str, referer: &str) -> Reply {
-    t.send(Method::POST, action, creds, Some(body), &[("accept", HTML), ("content-type", FORM), ("referer", referer)]).await
+async fn post_form(
+    t: &TestServer,
+    action: &str,
+    creds: &Creds,
+    body: &str,
+    referer: &str,
+) -> Reply {
+    t.send(
+        Method::POST,
+        action,
+        creds,
+        Some(body),
+        &[
+            ("accept", HTML),
+            ("content-type", FORM),
+            ("referer", referer),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -47,35 +65,88 @@ async fn pages_answer_each_visitor_as_they_should() {
     let user = t.login("ursula").await;
     let admin = t.login("root").await;
 
-    for path in ["/me", "/admin", "/admin/users", "/admin/dashboard", "/admin/invalidate-all", "/"] {
+    for path in [
+        "/me",
+        "/admin",
+        "/admin/users",
+        "/admin/dashboard",
+        "/admin/invalidate-all",
+        "/",
+    ] {
         let reply = page(&t, path, &Creds::Anonymous).await;
         assert_eq!(reply.status, StatusCode::FOUND, "{path}: {}", reply.text);
         let expected = if path == "/" { "/me" } else { "/login" };
-        assert_eq!(reply.location.as_deref(), Some(expected), "{path} sends anonymous visitors on");
+        assert_eq!(
+            reply.location.as_deref(),
+            Some(expected),
+            "{path} sends anonymous visitors on"
+        );
     }
     let login = page(&t, "/login", &Creds::Anonymous).await;
     assert_eq!(login.status, StatusCode::OK);
-    assert!(login.text.contains(r#"action="/ui/fn/sign-in""#) && login.text.contains(r#"<label for="username">"#), "{}", login.text);
-    assert_eq!(login.text.contains("/pkg/nscache_ui.js"), nscache_server::server::ui_bundle_built(), "the pages load the bundle when it is built in");
+    assert!(
+        login.text.contains(r#"action="/ui/fn/sign-in""#)
+            && login.text.contains(r#"<label for="username">"#),
+        "{}",
+        login.text
+    );
+    assert_eq!(
+        login.text.contains("/pkg/nscache_ui.js"),
+        nscache_server::server::ui_bundle_built(),
+        "the pages load the bundle when it is built in"
+    );
 
     let me = page(&t, "/me", &cookie_of(&user)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
-    assert!(me.text.contains(r#"aria-pressed="true""#) && me.text.contains("Cache my data"), "{}", me.text);
-    assert!(me.text.contains(&format!(r#"name="csrf_token" value="{}""#, csrf_of(&user))), "forms carry the session's CSRF token");
+    assert!(
+        me.text.contains(r#"aria-pressed="true""#) && me.text.contains("Cache my data"),
+        "{}",
+        me.text
+    );
+    assert!(
+        me.text
+            .contains(&format!(r#"name="csrf_token" value="{}""#, csrf_of(&user))),
+        "forms carry the session's CSRF token"
+    );
 
-    for path in ["/admin", "/admin/users", "/admin/dashboard", "/admin/invalidate-all"] {
+    for path in [
+        "/admin",
+        "/admin/users",
+        "/admin/dashboard",
+        "/admin/invalidate-all",
+    ] {
         let reply = page(&t, path, &cookie_of(&user)).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
-        assert!(reply.text.contains("403 — Forbidden"), "{path}: the 403 page, not a blank one: {}", reply.text);
+        assert!(
+            reply.text.contains("403 — Forbidden"),
+            "{path}: the 403 page, not a blank one: {}",
+            reply.text
+        );
     }
     let users = page(&t, "/admin/users?q=urs", &cookie_of(&admin)).await;
     assert_eq!(users.status, StatusCode::OK, "{}", users.text);
-    assert!(users.text.contains(">ursula</td>") && users.text.matches("<tr data-user-id=").count() == 1, "the search filters: {}", users.text);
+    assert!(
+        users.text.contains(">ursula</td>") && users.text.matches("<tr data-user-id=").count() == 1,
+        "the search filters: {}",
+        users.text
+    );
     let dashboard = page(&t, "/admin/dashboard", &cookie_of(&admin)).await;
     assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text);
-    assert!(dashboard.text.contains("chart-hit-rate") && dashboard.text.contains("<svg"), "{}", dashboard.text);
-    assert_eq!(page(&t, "/no-such-page", &cookie_of(&user)).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(t.send(Method::GET, "/ui.css", &Creds::Anonymous, None, &[]).await.status, StatusCode::OK);
+    assert!(
+        dashboard.text.contains("chart-hit-rate") && dashboard.text.contains("<svg"),
+        "{}",
+        dashboard.text
+    );
+    assert_eq!(
+        page(&t, "/no-such-page", &cookie_of(&user)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.send(Method::GET, "/ui.css", &Creds::Anonymous, None, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
     t.cleanup().await;
 }
 
@@ -86,26 +157,87 @@ async fn forms_change_nothing_without_the_sessions_csrf_token() {
     let vera = t.login("vera").await;
 
     for token in ["", "forged", &csrf_of(&vera)[1..]] {
-        let reply = post_form(&t, "/ui/fn/set-my-cache", &cookie_of(&vera), &format!("csrf_token={token}&enabled=false"), "/me").await;
-        assert_eq!(reply.status, StatusCode::FOUND, "back to the page: {}", reply.text);
+        let reply = post_form(
+            &t,
+            "/ui/fn/set-my-cache",
+            &cookie_of(&vera),
+            &format!("csrf_token={token}&enabled=false"),
+            "/me",
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FOUND,
+            "back to the page: {}",
+            reply.text
+        );
         assert_eq!(reply.location.as_deref(), Some("/me"));
-        assert!(reply.set_cookie.as_deref().is_some_and(|c| c.starts_with("nscache_flash=e")), "an error is left for the page: {:?}", reply.set_cookie);
-        assert_eq!(cache_enabled(&t, vera.clone()).await, true, "token {token:?} changed nothing");
+        assert!(
+            reply
+                .set_cookie
+                .as_deref()
+                .is_some_and(|c| c.starts_with("nscache_flash=e")),
+            "an error is left for the page: {:?}",
+            reply.set_cookie
+        );
+        assert_eq!(
+            cache_enabled(&t, vera.clone()).await,
+            true,
+            "token {token:?} changed nothing"
+        );
     }
     // Without a session at all: to the login page.
-    let reply = post_form(&t, "/ui/fn/set-my-cache", &Creds::Anonymous, "csrf_token=x&enabled=false", "/me").await;
+    let reply = post_form(
+        &t,
+        "/ui/fn/set-my-cache",
+        &Creds::Anonymous,
+        "csrf_token=x&enabled=false",
+        "/me",
+    )
+    .await;
     assert_eq!(reply.location.as_deref(), Some("/login"));
 
-    let reply = post_form(&t, "/ui/fn/set-my-cache", &cookie_of(&vera), &format!("csrf_token={}&enabled=false", csrf_of(&vera)), "/me").await;
+    let reply = post_form(
+        &t,
+        "/ui/fn/set-my-cache",
+        &cookie_of(&vera),
+        &format!("csrf_token={}&enabled=false", csrf_of(&vera)),
+        "/me",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.text);
-    assert!(reply.set_cookie.as_deref().is_some_and(|c| c.starts_with("nscache_flash=o")), "{:?}", reply.set_cookie);
-    assert_eq!(cache_enabled(&t, vera.clone()).await, false, "the right token works");
+    assert!(
+        reply
+            .set_cookie
+            .as_deref()
+            .is_some_and(|c| c.starts_with("nscache_flash=o")),
+        "{:?}",
+        reply.set_cookie
+    );
+    assert_eq!(
+        cache_enabled(&t, vera.clone()).await,
+        false,
+        "the right token works"
+    );
     // The flash is shown once, on the next page.
-    let flash = reply.set_cookie.as_deref().and_then(|c| c.split(';').next()).expect("flash cookie").to_owned();
-    let Creds::CookieOnly(session) = cookie_of(&vera) else { unreachable!() };
+    let flash = reply
+        .set_cookie
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .expect("flash cookie")
+        .to_owned();
+    let Creds::CookieOnly(session) = cookie_of(&vera) else {
+        unreachable!()
+    };
     let me = page(&t, "/me", &Creds::CookieOnly(format!("{session}; {flash}"))).await;
     assert!(me.text.contains("Your cache is off"), "{}", me.text);
-    assert!(me.set_cookie.as_deref().is_some_and(|c| c.starts_with("nscache_flash=;")), "and cleared: {:?}", me.set_cookie);
+    assert!(
+        me.set_cookie
+            .as_deref()
+            .is_some_and(|c| c.starts_with("nscache_flash=;")),
+        "and cleared: {:?}",
+        me.set_cookie
+    );
     t.cleanup().await;
 }
 
@@ -115,19 +247,61 @@ async fn a_user_cannot_reach_admin_server_functions() {
     let target = t.account("wanda", Role::User).await;
     t.account("xavier", Role::User).await;
     let xavier = t.login("xavier").await;
-    let before = t.server.control().cache().version_of(&target).await.expect("version");
+    let before = t
+        .server
+        .control()
+        .cache()
+        .version_of(&target)
+        .await
+        .expect("version");
     for (action, body) in [
-        ("/ui/fn/invalidate-user", format!("csrf_token={}&user_id={target}", csrf_of(&xavier))),
-        ("/ui/fn/set-user-cache", format!("csrf_token={}&user_id={target}&enabled=false", csrf_of(&xavier))),
-        ("/ui/fn/invalidate-all", format!("csrf_token={}&confirm=yes", csrf_of(&xavier))),
-        ("/ui/fn/invalidate-table", format!("csrf_token={}&table=t", csrf_of(&xavier))),
+        (
+            "/ui/fn/invalidate-user",
+            format!("csrf_token={}&user_id={target}", csrf_of(&xavier)),
+        ),
+        (
+            "/ui/fn/set-user-cache",
+            format!(
+                "csrf_token={}&user_id={target}&enabled=false",
+                csrf_of(&xavier)
+            ),
+        ),
+        (
+            "/ui/fn/invalidate-all",
+            format!("csrf_token={}&confirm=yes", csrf_of(&xavier)),
+        ),
+        (
+            "/ui/fn/invalidate-table",
+            format!("csrf_token={}&table=t", csrf_of(&xavier)),
+        ),
     ] {
         // As the hydrated page sends them (fetch, JSON answer).
-        let reply = t.send(Method::POST, action, &cookie_of(&xavier), Some(&body), &[("content-type", FORM), ("accept", "application/json")]).await;
-        assert!(reply.status.is_server_error() || reply.status.is_client_error(), "{action}: {} {}", reply.status, reply.text);
+        let reply = t
+            .send(
+                Method::POST,
+                action,
+                &cookie_of(&xavier),
+                Some(&body),
+                &[("content-type", FORM), ("accept", "application/json")],
+            )
+            .await;
+        assert!(
+            reply.status.is_server_error() || reply.status.is_client_error(),
+            "{action}: {} {}",
+            reply.status,
+            reply.text
+        );
         assert!(reply.text.contains("Forbidden"), "{action}: {}", reply.text);
     }
-    assert_eq!(t.server.control().cache().version_of(&target).await.expect("version"), before);
+    assert_eq!(
+        t.server
+            .control()
+            .cache()
+            .version_of(&target)
+            .await
+            .expect("version"),
+        before
+    );
     t.cleanup().await;
 }
 
@@ -142,9 +316,15 @@ async fn the_users_table_pages_and_searches_a_hundred_thousand_users() {
         .execute(&pool)
         .await
         .expect("insert 100,000 profiles");
-    sqlx::query("ANALYZE nscache_user_profiles").execute(&pool).await.expect("analyze");
+    sqlx::query("ANALYZE nscache_user_profiles")
+        .execute(&pool)
+        .await
+        .expect("analyze");
     eprintln!("100k users: inserted in {:?}", started.elapsed());
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM nscache_user_profiles").fetch_one(&pool).await.expect("count");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM nscache_user_profiles")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
     assert!(total > 100_000, "the admin's own profile is there too");
 
     let timed = |path: String| {
@@ -159,10 +339,23 @@ async fn the_users_table_pages_and_searches_a_hundred_thousand_users() {
             reply.text
         }
     };
-    let rows = |html: &str| html.match_indices("<tr data-user-id=\"").map(|(i, _)| html[i + 18..].split('"').next().unwrap_or_default().to_owned()).collect::<Vec<_>>();
+    let rows = |html: &str| {
+        html.match_indices("<tr data-user-id=\"")
+            .map(|(i, _)| {
+                html[i + 18..]
+                    .split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
 
     let first = timed("/admin/users".into()).await;
-    assert!(first.contains(&format!("of {} users", grouped(total as u64))), "the total is shown");
+    assert!(
+        first.contains(&format!("of {} users", grouped(total as u64))),
+        "the total is shown"
+    );
     assert_eq!(rows(&first).len(), 25);
 
     let page_2000 = timed("/admin/users?page=2000".into()).await;
@@ -180,11 +373,21 @@ async fn the_users_table_pages_and_searches_a_hundred_thousand_users() {
 
     let search = timed("/admin/users?q=u09999".into()).await;
     let found = rows(&search);
-    assert_eq!(found, (99_990..=99_999).map(|i| format!("u{i:06}")).collect::<Vec<_>>(), "prefix search");
+    assert_eq!(
+        found,
+        (99_990..=99_999)
+            .map(|i| format!("u{i:06}"))
+            .collect::<Vec<_>>(),
+        "prefix search"
+    );
     assert!(search.contains("of 10 users"));
 
     let second = timed("/admin/users?q=u0&page=2".into()).await;
-    assert_eq!(rows(&second).first().map(String::as_str), Some("u000026"), "search and pages together");
+    assert_eq!(
+        rows(&second).first().map(String::as_str),
+        Some("u000026"),
+        "search and pages together"
+    );
 
     let none = timed("/admin/users?q=nobody".into()).await;
     assert!(rows(&none).is_empty() && none.contains("No user id or name starts with"));

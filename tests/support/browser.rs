@@ -49,7 +49,13 @@ pub const PHONE: (u32, u32) = (390, 844);
 /// Where screenshots go: `$NSCACHE_SCREENSHOTS`, else `screenshots/` at the
 /// workspace root (ignored by git).
 pub fn screenshot_dir() -> PathBuf {
-    std::env::var_os("NSCACHE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("screenshots"))
+    std::env::var_os("NSCACHE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("screenshots")
+        })
 }
 
 /// The app served over TCP, on real Postgres (a schema of its own) and the
@@ -67,18 +73,35 @@ pub struct UiApp {
 impl UiApp {
     /// Serve the UI in `mode`.
     pub async fn start(mode: Mode) -> UiApp {
-        let config = ServerConfig { ui_hydrate: mode == Mode::Hydrated, dashboard_interval: Duration::from_secs(1), ..ServerConfig::default() };
+        let config = ServerConfig {
+            ui_hydrate: mode == Mode::Hydrated,
+            dashboard_interval: Duration::from_secs(1),
+            ..ServerConfig::default()
+        };
         if mode == Mode::Hydrated {
-            assert!(nscache_server::server::ui_bundle_built(), "the hydrated tests need the bundle: build with feature nscache/ui-hydrate");
+            assert!(
+                nscache_server::server::ui_bundle_built(),
+                "the hydrated tests need the bundle: build with feature nscache/ui-hydrate"
+            );
         }
         let t = TestServer::postgres_custom(ProfileTable::default(), None, config).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let address = listener.local_addr().expect("address");
-        let app = t.router.clone().into_make_service_with_connect_info::<SocketAddr>();
+        let app = t
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
         let serving = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        UiApp { t, base: format!("http://{address}"), mode, serving }
+        UiApp {
+            t,
+            base: format!("http://{address}"),
+            mode,
+            serving,
+        }
     }
 
     /// An account (password `correct horse battery`); returns its namespace id.
@@ -95,15 +118,36 @@ impl UiApp {
 
     /// Set `key` in `user`'s namespace through the HTTP API.
     pub async fn api_set(&self, service: &Creds, user: &str, key: &str, value: &str) {
-        let reply = self.t.call(axum::http::Method::PUT, &format!("/api/v1/cache/users/{user}/keys/{key}"), service, Some(json!({ "value": value }))).await;
+        let reply = self
+            .t
+            .call(
+                axum::http::Method::PUT,
+                &format!("/api/v1/cache/users/{user}/keys/{key}"),
+                service,
+                Some(json!({ "value": value })),
+            )
+            .await;
         assert_eq!(reply.status, 200, "set: {}", reply.text);
     }
 
     /// Get `key` from `user`'s namespace through the HTTP API (`None`: a miss).
     pub async fn api_get(&self, service: &Creds, user: &str, key: &str) -> Option<String> {
-        let reply = self.t.call(axum::http::Method::GET, &format!("/api/v1/cache/users/{user}/keys/{key}"), service, None).await;
+        let reply = self
+            .t
+            .call(
+                axum::http::Method::GET,
+                &format!("/api/v1/cache/users/{user}/keys/{key}"),
+                service,
+                None,
+            )
+            .await;
         match reply.status.as_u16() {
-            200 => Some(reply.json["value"]["value"].as_str().map(str::to_owned).unwrap_or_else(|| reply.json["value"].to_string())),
+            200 => Some(
+                reply.json["value"]["value"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| reply.json["value"].to_string()),
+            ),
             404 => None,
             other => panic!("get {key}: {other} {}", reply.text),
         }
@@ -132,7 +176,10 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is installed (.ci/run installs chromium-driver)");
-        Driver { child: Some(child), profile }
+        Driver {
+            child: Some(child),
+            profile,
+        }
     }
 }
 
@@ -169,7 +216,11 @@ where
     let port = free_port();
     let driver = Driver::start(port);
     let client = connect(port, &driver.profile, app.mode).await;
-    let page = Page { client: client.clone(), base: app.base.clone(), mode: app.mode };
+    let page = Page {
+        client: client.clone(),
+        base: app.base.clone(),
+        mode: app.mode,
+    };
     let outcome = tokio::spawn(test(page)).await;
     let _ = client.close().await;
     drop(driver);
@@ -203,27 +254,44 @@ async fn connect(port: u16, profile: &std::path::Path, mode: Mode) -> Client {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
             Ok(client) => return client,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => panic!("could not start a WebDriver session on chromedriver port {port}: {e}"),
+            Err(e) => {
+                panic!("could not start a WebDriver session on chromedriver port {port}: {e}")
+            }
         }
     }
 }
 
 fn chromium_binary() -> String {
     std::env::var("NSCACHE_CHROMIUM").unwrap_or_else(|_| {
-        ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().find(|p| std::path::Path::new(p).exists()).unwrap_or(&"chromium").to_string()
+        [
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/usr/bin/google-chrome",
+        ]
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or(&"chromium")
+        .to_string()
     })
 }
 
 impl Page {
     /// Open `path` of the app.
     pub async fn goto(&self, path: &str) {
-        self.client.goto(&format!("{}{path}", self.base)).await.unwrap_or_else(|e| panic!("goto {path}: {e}"));
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("goto {path}: {e}"));
         self.settle().await;
     }
 
@@ -245,7 +313,12 @@ impl Page {
 
     /// Wait (up to 10 s) for an element.
     pub async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
-        self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("waiting for {css} on {}: {e}", self.base))
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("waiting for {css} on {}: {e}", self.base))
     }
 
     /// Wait (up to 10 s) until `check` holds.
@@ -299,14 +372,24 @@ impl Page {
 
     /// Click the first element matching `css`.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.wait_for(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Type into the field matching `css` (after clearing it).
     pub async fn fill(&self, css: &str, text: &str) {
         let field = self.wait_for(css).await;
-        field.clear().await.unwrap_or_else(|e| panic!("clear {css}: {e}"));
-        field.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+        field
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        field
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
     /// Sign in through the login form as `name` (password `correct horse battery`).
@@ -315,13 +398,19 @@ impl Page {
         self.fill("#username", name).await;
         self.fill("#password", "correct horse battery").await;
         self.click("form.stack button[type='submit']").await;
-        self.wait_until("signed in", || async { self.path().await == "/me" && self.has("#my-version").await }).await;
+        self.wait_until("signed in", || async {
+            self.path().await == "/me" && self.has("#my-version").await
+        })
+        .await;
         self.settle().await;
     }
 
     /// Run a script in the page.
     pub async fn run(&self, script: &str) -> Value {
-        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script {script}: {e}"))
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
     /// Put a marker on `window` that a full page load would remove.
@@ -337,13 +426,24 @@ impl Page {
     /// Make the page's viewport `width` × `height` CSS pixels (the window
     /// is larger by whatever the browser keeps around the page).
     pub async fn viewport(&self, width: u32, height: u32) {
-        self.client.set_window_size(width, height).await.expect("window size");
-        let inner = self.run("return [window.innerWidth, window.innerHeight];").await;
-        let (w, h) = (inner[0].as_i64().unwrap_or(width as i64), inner[1].as_i64().unwrap_or(height as i64));
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+        let inner = self
+            .run("return [window.innerWidth, window.innerHeight];")
+            .await;
+        let (w, h) = (
+            inner[0].as_i64().unwrap_or(width as i64),
+            inner[1].as_i64().unwrap_or(height as i64),
+        );
         if (w, h) != (width as i64, height as i64) {
             let outer_w = (2 * width as i64 - w).max(1) as u32;
             let outer_h = (2 * height as i64 - h).max(1) as u32;
-            self.client.set_window_size(outer_w, outer_h).await.expect("window size");
+            self.client
+                .set_window_size(outer_w, outer_h)
+                .await
+                .expect("window size");
         }
     }
 
@@ -355,7 +455,11 @@ impl Page {
         for (label, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
             self.viewport(width, height).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let full = self.run("return Math.ceil(document.documentElement.scrollHeight);").await.as_u64().unwrap_or(height as u64) as u32;
+            let full = self
+                .run("return Math.ceil(document.documentElement.scrollHeight);")
+                .await
+                .as_u64()
+                .unwrap_or(height as u64) as u32;
             if full > height {
                 self.viewport(width, full.min(6000)).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;

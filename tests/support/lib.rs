@@ -22,15 +22,23 @@ use nscache::{Cache, CacheBuilder};
 
 /// The shared Redis the tests use (database 15 unless configured).
 pub fn redis_url() -> String {
-    std::env::var("NSCACHE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".to_owned())
+    std::env::var("NSCACHE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/15".to_owned())
 }
 
 /// A name no other test (in this or any concurrent run) uses: letters, digits
 /// and `_` only, so it is a valid key prefix and namespace root.
 pub fn unique(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("t{tag}_{}_{}_{}", std::process::id(), nanos % 1_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "t{tag}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The backends every behaviour test runs against.
@@ -47,21 +55,30 @@ pub enum Backend {
 impl Backend {
     /// A builder on this backend with a unique key prefix and namespace root.
     pub fn builder(self) -> CacheBuilder {
-        let builder = Cache::builder().key_prefix(unique("p")).namespace_root(unique("ns"));
+        let builder = Cache::builder()
+            .key_prefix(unique("p"))
+            .namespace_root(unique("ns"));
         match self {
             Backend::Memory => builder,
             Backend::Redis | Backend::RedisL1 => {
                 let mut options = RedisOptions::new(redis_url());
                 options.pool_size = 8;
                 let builder = builder.redis(options);
-                if self == Backend::RedisL1 { builder.l1(nscache::store::L1Options::default()) } else { builder }
+                if self == Backend::RedisL1 {
+                    builder.l1(nscache::store::L1Options::default())
+                } else {
+                    builder
+                }
             }
         }
     }
 
     /// A cache on this backend with default settings.
     pub async fn cache(self) -> Cache {
-        self.builder().build().await.expect("cache on the test backend")
+        self.builder()
+            .build()
+            .await
+            .expect("cache on the test backend")
     }
 }
 
@@ -118,12 +135,21 @@ pub async fn redis_cache_at(url: &str) -> Cache {
 
 /// A cache on the embedded memory store.
 pub async fn memory_cache() -> Cache {
-    Cache::builder().key_prefix(unique("p")).namespace_root(unique("ns")).build().await.expect("memory cache")
+    Cache::builder()
+        .key_prefix(unique("p"))
+        .namespace_root(unique("ns"))
+        .build()
+        .await
+        .expect("memory cache")
 }
 
 /// A raw redis-rs connection to `url`, for checking what the cache wrote.
 pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url).expect("redis url").get_multiplexed_async_connection().await.expect("connect to Redis")
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis")
 }
 
 /// A `redis-server` of the test's own on a free port, stopped when dropped.
@@ -137,7 +163,10 @@ pub struct RedisServer {
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 impl RedisServer {
@@ -146,14 +175,27 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(unique("redis"));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = RedisServer { child: None, port, dir };
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+        };
         server.spawn(extra);
         server
     }
 
     fn spawn(&mut self, extra: &[&str]) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .args(extra)
@@ -203,8 +245,16 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("server running").id().to_string();
-        let status = Command::new("kill").args([sig, &pid]).status().expect("kill");
+        let pid = self
+            .child
+            .as_ref()
+            .expect("server running")
+            .id()
+            .to_string();
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill {sig} {pid}");
     }
 
@@ -224,9 +274,20 @@ impl Drop for RedisServer {
 
 /// Total commands a Redis server has processed, from `INFO commandstats`.
 pub async fn commands_processed(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.expect("INFO");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
     info.lines()
         .filter(|l| l.starts_with("cmdstat_"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }

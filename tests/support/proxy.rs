@@ -20,14 +20,20 @@ impl TcpProxy {
     /// Start forwarding a free local port to `target`.
     pub async fn start(target: SocketAddr) -> TcpProxy {
         let port = crate::free_port();
-        let proxy = TcpProxy { port, target, tasks: Arc::default() };
+        let proxy = TcpProxy {
+            port,
+            target,
+            tasks: Arc::default(),
+        };
         proxy.resume().await;
         proxy
     }
 
     /// Accept and forward again (after [`TcpProxy::cut`]).
     pub async fn resume(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind the proxy port");
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the proxy port");
         let (target, tasks) = (self.target, self.tasks.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {

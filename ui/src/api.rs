@@ -39,26 +39,38 @@ pub(crate) mod serve {
 
     /// The backend and the request's head.
     pub fn context() -> Result<(Arc<dyn UiBackend>, Parts), UiError> {
-        let backend = use_context::<BackendHandle>().ok_or_else(|| UiError::Internal("the UI backend is not in context".into()))?;
-        let parts = use_context::<Parts>().ok_or_else(|| UiError::Internal("the request is not in context".into()))?;
+        let backend = use_context::<BackendHandle>()
+            .ok_or_else(|| UiError::Internal("the UI backend is not in context".into()))?;
+        let parts = use_context::<Parts>()
+            .ok_or_else(|| UiError::Internal("the request is not in context".into()))?;
         Ok((backend.0, parts))
     }
 
     /// True for a plain form post (no JavaScript): the browser wants HTML back.
     pub fn is_form_post(parts: &Parts) -> bool {
-        parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
+        parts
+            .headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
     }
 
     /// Set the response status (server-side rendering).
     pub fn set_status(status: u16) {
-        if let (Some(response), Ok(code)) = (use_context::<ResponseOptions>(), StatusCode::from_u16(status)) {
+        if let (Some(response), Ok(code)) = (
+            use_context::<ResponseOptions>(),
+            StatusCode::from_u16(status),
+        ) {
             response.set_status(code);
         }
     }
 
     /// Add a `Set-Cookie` header to the response.
     pub fn set_cookie(value: &str) {
-        if let (Some(response), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
+        if let (Some(response), Ok(value)) = (
+            use_context::<ResponseOptions>(),
+            HeaderValue::from_str(value),
+        ) {
             response.append_header(SET_COOKIE, value);
         }
     }
@@ -66,13 +78,26 @@ pub(crate) mod serve {
     /// After a plain form post, leave the outcome for the next page and send
     /// people who are not signed in to the login page. `fetch` calls get the
     /// result as it is.
-    pub fn finish<T>(parts: &Parts, result: Result<T, UiError>, message: impl FnOnce(&T) -> String) -> Result<T, UiError> {
+    pub fn finish<T>(
+        parts: &Parts,
+        result: Result<T, UiError>,
+        message: impl FnOnce(&T) -> String,
+    ) -> Result<T, UiError> {
         if is_form_post(parts) {
             let flash = match &result {
-                Ok(value) => Flash { error: false, message: message(value) },
-                Err(e) => Flash { error: true, message: e.to_string() },
+                Ok(value) => Flash {
+                    error: false,
+                    message: message(value),
+                },
+                Err(e) => Flash {
+                    error: true,
+                    message: e.to_string(),
+                },
             };
-            set_cookie(&format!("{FLASH_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60", encode(&flash)));
+            set_cookie(&format!(
+                "{FLASH_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60",
+                encode(&flash)
+            ));
             if matches!(result, Err(UiError::Unauthenticated)) {
                 leptos_axum::redirect("/login");
             }
@@ -90,7 +115,9 @@ pub(crate) mod serve {
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find_map(|(k, v)| (k == FLASH_COOKIE).then_some(v))?;
-        set_cookie(&format!("{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"));
+        set_cookie(&format!(
+            "{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+        ));
         decode(raw)
     }
 
@@ -125,7 +152,10 @@ pub(crate) mod serve {
                 bytes.push(b);
             }
         }
-        Some(Flash { error, message: String::from_utf8(bytes).ok()? })
+        Some(Flash {
+            error,
+            message: String::from_utf8(bytes).ok()?,
+        })
     }
 
     #[cfg(test)]
@@ -134,10 +164,22 @@ pub(crate) mod serve {
 
         #[test]
         fn flash_round_trips_through_a_cookie_value() {
-            for (error, message) in [(false, "Cache turned off."), (true, "unavailable: Redis; said \"no\" = 100%"), (false, "ünïcode ✓")] {
-                let flash = Flash { error, message: message.to_owned() };
+            for (error, message) in [
+                (false, "Cache turned off."),
+                (true, "unavailable: Redis; said \"no\" = 100%"),
+                (false, "ünïcode ✓"),
+            ] {
+                let flash = Flash {
+                    error,
+                    message: message.to_owned(),
+                };
                 let encoded = encode(&flash);
-                assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)), "{encoded}");
+                assert!(
+                    encoded
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)),
+                    "{encoded}"
+                );
                 assert_eq!(decode(&encoded), Some(flash));
             }
             assert_eq!(decode("x123"), None);
@@ -164,7 +206,11 @@ pub async fn get_page_context() -> Result<PageContext, UiError> {
 #[server(prefix = "/ui/fn", endpoint = "sign-in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), UiError> {
     let (backend, parts) = serve::context()?;
-    let result = if username.len() > 256 || password.len() > 1024 { Err(UiError::BadCredentials) } else { backend.sign_in(&parts, &username, &password).await };
+    let result = if username.len() > 256 || password.len() > 1024 {
+        Err(UiError::BadCredentials)
+    } else {
+        backend.sign_in(&parts, &username, &password).await
+    };
     match result {
         Ok(signed_in) => {
             serve::set_cookie(&signed_in.set_cookie);
@@ -202,9 +248,16 @@ pub async fn get_me() -> Result<Me, UiError> {
 #[server(prefix = "/ui/fn", endpoint = "set-my-cache")]
 pub async fn set_my_cache(csrf_token: String, enabled: bool) -> Result<Done, UiError> {
     let (backend, parts) = serve::context()?;
-    let result = backend.set_my_cache(&parts, &csrf_token, enabled).await.map(|me| {
-        Done::new(if me.cache_enabled { "Your cache is on: your data is cached again." } else { "Your cache is off: nothing of yours is cached until you turn it on." })
-    });
+    let result = backend
+        .set_my_cache(&parts, &csrf_token, enabled)
+        .await
+        .map(|me| {
+            Done::new(if me.cache_enabled {
+                "Your cache is on: your data is cached again."
+            } else {
+                "Your cache is off: nothing of yours is cached until you turn it on."
+            })
+        });
     serve::finish(&parts, result, |d| d.message.clone())
 }
 
@@ -212,7 +265,10 @@ pub async fn set_my_cache(csrf_token: String, enabled: bool) -> Result<Done, UiE
 #[server(prefix = "/ui/fn", endpoint = "clear-my-cache")]
 pub async fn clear_my_cache(csrf_token: String) -> Result<Done, UiError> {
     let (backend, parts) = serve::context()?;
-    let result = backend.clear_my_cache(&parts, &csrf_token).await.map(|v| Done::new(format!("Your cache was cleared (namespace version {v}).")));
+    let result = backend
+        .clear_my_cache(&parts, &csrf_token)
+        .await
+        .map(|v| Done::new(format!("Your cache was cleared (namespace version {v}).")));
     serve::finish(&parts, result, |d| d.message.clone())
 }
 
@@ -220,17 +276,35 @@ pub async fn clear_my_cache(csrf_token: String) -> Result<Done, UiError> {
 #[server(prefix = "/ui/fn", endpoint = "users")]
 pub async fn list_users(search: String, page: u64, per_page: u64) -> Result<UsersPage, UiError> {
     let (backend, parts) = serve::context()?;
-    backend.list_users(&parts, &crate::model::UsersQuery { search, page, per_page }).await
+    backend
+        .list_users(
+            &parts,
+            &crate::model::UsersQuery {
+                search,
+                page,
+                per_page,
+            },
+        )
+        .await
 }
 
 /// Override a user's flag (admins).
 #[server(prefix = "/ui/fn", endpoint = "set-user-cache")]
-pub async fn set_user_cache(csrf_token: String, user_id: String, enabled: bool) -> Result<Done, UiError> {
+pub async fn set_user_cache(
+    csrf_token: String,
+    user_id: String,
+    enabled: bool,
+) -> Result<Done, UiError> {
     let (backend, parts) = serve::context()?;
     let result = backend
         .set_user_cache(&parts, &csrf_token, &user_id, enabled)
         .await
-        .map(|()| Done::new(format!("Cache of {user_id} turned {}.", if enabled { "on" } else { "off" })));
+        .map(|()| {
+            Done::new(format!(
+                "Cache of {user_id} turned {}.",
+                if enabled { "on" } else { "off" }
+            ))
+        });
     serve::finish(&parts, result, |d| d.message.clone())
 }
 
@@ -238,7 +312,10 @@ pub async fn set_user_cache(csrf_token: String, user_id: String, enabled: bool) 
 #[server(prefix = "/ui/fn", endpoint = "invalidate-user")]
 pub async fn invalidate_user(csrf_token: String, user_id: String) -> Result<Done, UiError> {
     let (backend, parts) = serve::context()?;
-    let result = backend.invalidate_user(&parts, &csrf_token, &user_id).await.map(|v| Done::new(format!("Cache of {user_id} invalidated (version {v}).")));
+    let result = backend
+        .invalidate_user(&parts, &csrf_token, &user_id)
+        .await
+        .map(|v| Done::new(format!("Cache of {user_id} invalidated (version {v}).")));
     serve::finish(&parts, result, |d| d.message.clone())
 }
 
@@ -250,7 +327,14 @@ pub async fn invalidate_table(csrf_token: String, table: String) -> Result<Done,
     let result = if table.is_empty() {
         Err(UiError::Invalid("enter a table name".into()))
     } else {
-        backend.invalidate_table(&parts, &csrf_token, &table).await.map(|v| Done::new(format!("Cached queries over table {table} invalidated (version {v}).")))
+        backend
+            .invalidate_table(&parts, &csrf_token, &table)
+            .await
+            .map(|v| {
+                Done::new(format!(
+                    "Cached queries over table {table} invalidated (version {v})."
+                ))
+            })
     };
     serve::finish(&parts, result, |d| d.message.clone())
 }
@@ -260,9 +344,14 @@ pub async fn invalidate_table(csrf_token: String, table: String) -> Result<Done,
 pub async fn invalidate_all(csrf_token: String, confirm: String) -> Result<Done, UiError> {
     let (backend, parts) = serve::context()?;
     let result = if confirm != "yes" {
-        Err(UiError::Invalid("invalidating everything needs the confirmation".into()))
+        Err(UiError::Invalid(
+            "invalidating everything needs the confirmation".into(),
+        ))
     } else {
-        backend.invalidate_all(&parts, &csrf_token).await.map(|floor| Done::new(format!("Every namespace was invalidated (floor {floor}).")))
+        backend
+            .invalidate_all(&parts, &csrf_token)
+            .await
+            .map(|floor| Done::new(format!("Every namespace was invalidated (floor {floor}).")))
     };
     if result.is_ok() && serve::is_form_post(&parts) {
         leptos_axum::redirect("/admin");

@@ -59,7 +59,8 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Layout() -> impl IntoView {
     let location = use_location();
-    let context: ContextResource = Resource::new(move || location.pathname.get(), |_| get_page_context());
+    let context: ContextResource =
+        Resource::new(move || location.pathname.get(), |_| get_page_context());
     provide_context(context);
     view! {
         <Header context/>
@@ -126,7 +127,12 @@ fn Nav(viewer: Viewer) -> impl IntoView {
 /// The CSRF token of the page's viewer (empty when signed out: the server
 /// refuses such a form anyway).
 pub fn csrf_of(context: &Result<PageContext, UiError>) -> String {
-    context.as_ref().ok().and_then(|c| c.viewer.as_ref()).map(|v| v.csrf_token.clone()).unwrap_or_default()
+    context
+        .as_ref()
+        .ok()
+        .and_then(|c| c.viewer.as_ref())
+        .map(|v| v.csrf_token.clone())
+        .unwrap_or_default()
 }
 
 /// Set the response status while rendering on the server.

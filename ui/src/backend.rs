@@ -28,7 +28,12 @@ pub struct SignedIn {
 #[async_trait::async_trait]
 pub trait UiBackend: Send + Sync + 'static {
     /// Check a password and open a session (rate-limited by the backend).
-    async fn sign_in(&self, request: &Parts, username: &str, password: &str) -> Result<SignedIn, UiError>;
+    async fn sign_in(
+        &self,
+        request: &Parts,
+        username: &str,
+        password: &str,
+    ) -> Result<SignedIn, UiError>;
 
     /// End the request's session; returns the `Set-Cookie` value that clears it.
     async fn sign_out(&self, request: &Parts, csrf_token: &str) -> Result<String, UiError>;
@@ -40,7 +45,12 @@ pub trait UiBackend: Send + Sync + 'static {
     async fn me(&self, request: &Parts) -> Result<Me, UiError>;
 
     /// Turn the signed-in person's own cache on or off.
-    async fn set_my_cache(&self, request: &Parts, csrf_token: &str, enabled: bool) -> Result<Me, UiError>;
+    async fn set_my_cache(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        enabled: bool,
+    ) -> Result<Me, UiError>;
 
     /// Invalidate the signed-in person's own namespace; returns its new version.
     async fn clear_my_cache(&self, request: &Parts, csrf_token: &str) -> Result<u64, UiError>;
@@ -49,13 +59,29 @@ pub trait UiBackend: Send + Sync + 'static {
     async fn list_users(&self, request: &Parts, query: &UsersQuery) -> Result<UsersPage, UiError>;
 
     /// Override a user's `cache_enabled` flag (admins).
-    async fn set_user_cache(&self, request: &Parts, csrf_token: &str, user_id: &str, enabled: bool) -> Result<(), UiError>;
+    async fn set_user_cache(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<(), UiError>;
 
     /// Invalidate a user's namespace (admins); returns its new version.
-    async fn invalidate_user(&self, request: &Parts, csrf_token: &str, user_id: &str) -> Result<u64, UiError>;
+    async fn invalidate_user(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        user_id: &str,
+    ) -> Result<u64, UiError>;
 
     /// Invalidate a table's cached queries (admins); returns its new version.
-    async fn invalidate_table(&self, request: &Parts, csrf_token: &str, table: &str) -> Result<u64, UiError>;
+    async fn invalidate_table(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        table: &str,
+    ) -> Result<u64, UiError>;
 
     /// Invalidate every namespace (admins); returns the new floor.
     async fn invalidate_all(&self, request: &Parts, csrf_token: &str) -> Result<u64, UiError>;

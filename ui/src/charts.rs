@@ -67,7 +67,11 @@ pub fn nice_max(value: f64) -> f64 {
 
 /// How long ago, for the x axis: `5 min`, `40 s`.
 fn ago(seconds: f64) -> String {
-    if seconds >= 120.0 { format!("−{:.0} min", seconds / 60.0) } else { format!("−{seconds:.0} s") }
+    if seconds >= 120.0 {
+        format!("−{:.0} min", seconds / 60.0)
+    } else {
+        format!("−{seconds:.0} s")
+    }
 }
 
 /// A line chart. `format` turns a y value into text (axis and summary).
@@ -87,7 +91,10 @@ pub fn LineChart(
     /// An id for the figure (tests and links find it by this).
     id: &'static str,
 ) -> impl IntoView {
-    let data_max = series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1)).fold(0.0f64, f64::max);
+    let data_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|p| p.1))
+        .fold(0.0f64, f64::max);
     let max = max.unwrap_or_else(|| nice_max(data_max));
     let summary = series
         .iter()
@@ -138,12 +145,35 @@ mod tests {
 
     #[test]
     fn points_are_scaled_and_gaps_break_lines() {
-        let series = Series { label: "x", class: "a", points: vec![(10.0, Some(0.0)), (5.0, Some(1.0)), (3.0, None), (0.0, Some(0.5))] };
+        let series = Series {
+            label: "x",
+            class: "a",
+            points: vec![
+                (10.0, Some(0.0)),
+                (5.0, Some(1.0)),
+                (3.0, None),
+                (0.0, Some(0.5)),
+            ],
+        };
         let runs = polylines(&series, 10.0, 1.0);
         assert_eq!(runs.len(), 2);
         // oldest at the left edge, bottom; the middle one half way, at the top
-        assert_eq!(runs[0], format!("{LEFT:.1},{:.1} {:.1},{TOP:.1}", HEIGHT - BOTTOM, LEFT + (WIDTH - LEFT - RIGHT) / 2.0));
-        assert_eq!(runs[1], format!("{:.1},{:.1}", WIDTH - RIGHT, TOP + (HEIGHT - TOP - BOTTOM) / 2.0));
+        assert_eq!(
+            runs[0],
+            format!(
+                "{LEFT:.1},{:.1} {:.1},{TOP:.1}",
+                HEIGHT - BOTTOM,
+                LEFT + (WIDTH - LEFT - RIGHT) / 2.0
+            )
+        );
+        assert_eq!(
+            runs[1],
+            format!(
+                "{:.1},{:.1}",
+                WIDTH - RIGHT,
+                TOP + (HEIGHT - TOP - BOTTOM) / 2.0
+            )
+        );
     }
 
     #[test]

@@ -175,7 +175,9 @@ pub struct Done {
 impl Done {
     /// A message.
     pub fn new(message: impl Into<String>) -> Done {
-        Done { message: message.into() }
+        Done {
+            message: message.into(),
+        }
     }
 }
 
@@ -262,7 +264,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// A namespace version, for people.
@@ -283,7 +289,13 @@ mod tests {
 
     #[test]
     fn pages_round_up_and_never_reach_zero() {
-        let page = |total| UsersPage { users: vec![], total, page: 1, per_page: 25, versions_available: true };
+        let page = |total| UsersPage {
+            users: vec![],
+            total,
+            page: 1,
+            per_page: 25,
+            versions_available: true,
+        };
         assert_eq!(page(0).pages(), 1);
         assert_eq!(page(25).pages(), 1);
         assert_eq!(page(26).pages(), 2);

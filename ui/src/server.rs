@@ -58,14 +58,20 @@ pub struct UiSettings {
 impl Default for UiSettings {
     /// Hydrate when the bundle is built in.
     fn default() -> Self {
-        UiSettings { hydrate: BUNDLE.is_some() }
+        UiSettings {
+            hydrate: BUNDLE.is_some(),
+        }
     }
 }
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
     let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -73,7 +79,10 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
 /// into a router that has one.
 pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
     let hydrate = settings.hydrate && BUNDLE.is_some();
-    let options = LeptosOptions::builder().output_name(OUTPUT_NAME).site_pkg_dir("pkg").build();
+    let options = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_pkg_dir("pkg")
+        .build();
     let routes = generate_route_list(App);
     let handle = BackendHandle(backend);
     let for_pages = handle.clone();
@@ -81,18 +90,43 @@ pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
     let shell_options = options.clone();
     let server_fns = move |request: Request| {
         let handle = handle.clone();
-        async move { handle_server_fns_with_context(move || provide_context(handle.clone()), request).await }
+        async move {
+            handle_server_fns_with_context(move || provide_context(handle.clone()), request).await
+        }
     };
     let mut router = Router::new()
-        .route(&format!("{}/{{*name}}", crate::api::PREFIX), post(server_fns))
-        .leptos_routes_with_context(&options, routes, context, move || shell(shell_options.clone(), hydrate))
-        .route("/ui.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS.as_bytes()) }));
+        .route(
+            &format!("{}/{{*name}}", crate::api::PREFIX),
+            post(server_fns),
+        )
+        .leptos_routes_with_context(&options, routes, context, move || {
+            shell(shell_options.clone(), hydrate)
+        })
+        .route(
+            "/ui.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS.as_bytes()) }),
+        );
     if let Some(bundle) = BUNDLE {
         router = router
-            .route(&format!("/pkg/{OUTPUT_NAME}.js"), get(move || async move { asset("text/javascript; charset=utf-8", bundle.js) }))
-            .route(&format!("/pkg/{OUTPUT_NAME}_bg.wasm"), get(move || async move { asset("application/wasm", bundle.wasm) }));
+            .route(
+                &format!("/pkg/{OUTPUT_NAME}.js"),
+                get(move || async move { asset("text/javascript; charset=utf-8", bundle.js) }),
+            )
+            .route(
+                &format!("/pkg/{OUTPUT_NAME}_bg.wasm"),
+                get(move || async move { asset("application/wasm", bundle.wasm) }),
+            );
     } else {
-        router = router.route("/pkg/{*file}", get(|| async { (StatusCode::NOT_FOUND, "this server was built without the hydration bundle").into_response() }));
+        router = router.route(
+            "/pkg/{*file}",
+            get(|| async {
+                (
+                    StatusCode::NOT_FOUND,
+                    "this server was built without the hydration bundle",
+                )
+                    .into_response()
+            }),
+        );
     }
     router.with_state(options)
 }

@@ -46,7 +46,14 @@ impl CachedProfiles {
     /// Flags from `flags`; with a `feed`, changes are announced and heard
     /// (call [`CachedProfiles::start_feed`]).
     pub fn new(flags: Arc<dyn FlagStore>, feed: Option<ChangeFeed>) -> CachedProfiles {
-        CachedProfiles { flags, known: Default::default(), epoch: Default::default(), feed, max_age: Duration::from_secs(30), database: RwLock::new(None) }
+        CachedProfiles {
+            flags,
+            known: Default::default(),
+            epoch: Default::default(),
+            feed,
+            max_age: Duration::from_secs(30),
+            database: RwLock::new(None),
+        }
     }
 
     /// How long a flag read from the database is trusted (default 30 s).
@@ -79,7 +86,10 @@ impl CachedProfiles {
 
     /// `None` when the last database read worked; the error otherwise.
     pub fn database_error(&self) -> Option<String> {
-        self.database.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.database
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether changes from other processes are being heard (`None`: no feed,
@@ -93,7 +103,16 @@ impl CachedProfiles {
     }
 
     fn remember(&self, user: &str, enabled: bool) {
-        self.known.write().unwrap_or_else(|p| p.into_inner()).insert(user.to_owned(), Known { enabled, read_at: Instant::now() });
+        self.known
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                user.to_owned(),
+                Known {
+                    enabled,
+                    read_at: Instant::now(),
+                },
+            );
     }
 
     /// Set `user`'s flag in the database and announce it to every process.
@@ -122,7 +141,12 @@ impl CachedProfiles {
 #[async_trait]
 impl ProfileSource for CachedProfiles {
     async fn cache_enabled(&self, user: &str) -> Result<bool, ProfileError> {
-        let cached = self.known.read().unwrap_or_else(|p| p.into_inner()).get(user).copied();
+        let cached = self
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .copied();
         let trusted = self.feed.as_ref().is_none_or(ChangeFeed::is_live);
         if let Some(k) = cached
             && trusted
@@ -159,6 +183,9 @@ impl ProfileSource for CachedProfiles {
 
     fn generation(&self) -> Option<u64> {
         // Without a live feed every call reads the database: nothing to trust.
-        self.feed.as_ref().is_none_or(ChangeFeed::is_live).then(|| self.epoch.load(Ordering::SeqCst))
+        self.feed
+            .as_ref()
+            .is_none_or(ChangeFeed::is_live)
+            .then(|| self.epoch.load(Ordering::SeqCst))
     }
 }

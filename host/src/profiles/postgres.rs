@@ -41,15 +41,22 @@ macro_rules! bind_user {
 /// What a failed query means for a flag: an outage, or a fault to fix.
 pub(crate) fn profile_error(e: sqlx::Error) -> ProfileError {
     match &e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
-            ProfileError::Unavailable(e.to_string())
-        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => ProfileError::Unavailable(e.to_string()),
         // Postgres: undefined table or column.
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42703")) => {
             ProfileError::Other(format!("{} (run `nscache migrate`)", db.message()))
         }
         // Postgres: admin shutdown, cannot connect now, too many connections.
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300")) => {
+        sqlx::Error::Database(db)
+            if matches!(
+                db.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "53300")
+            ) =>
+        {
             ProfileError::Unavailable(db.message().to_owned())
         }
         _ => ProfileError::Other(e.to_string()),
@@ -59,14 +66,22 @@ pub(crate) fn profile_error(e: sqlx::Error) -> ProfileError {
 impl PostgresFlags {
     /// Flags in `table` of the database at `url` (`postgres://user@host/db`).
     pub fn connect(url: &str, table: ProfileTable) -> Result<PostgresFlags, ProfileError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| ProfileError::Other(format!("bad database URL: {e}")))?;
-        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| ProfileError::Other(format!("bad database URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy_with(options);
         Ok(PostgresFlags::with_pool(pool, table))
     }
 
     /// Flags in `table`, queried on `pool` (the application's own pool).
     pub fn with_pool(pool: PgPool, table: ProfileTable) -> PostgresFlags {
-        PostgresFlags { pool, table, integer_user: Default::default() }
+        PostgresFlags {
+            pool,
+            table,
+            integer_user: Default::default(),
+        }
     }
 
     /// The pool in use.
@@ -118,21 +133,40 @@ impl PostgresFlags {
 #[async_trait]
 impl FlagStore for PostgresFlags {
     async fn cache_enabled(&self, user: &str) -> Result<Option<bool>, ProfileError> {
-        let Some(param) = self.user_param(user).await? else { return Ok(None) };
+        let Some(param) = self.user_param(user).await? else {
+            return Ok(None);
+        };
         let t = &self.table;
-        let sql = format!("SELECT {} FROM {} WHERE {} = $1", t.flag_column, t.table, t.user_column);
-        bind_user!(sqlx::query_scalar::<_, bool>(&sql), param).fetch_optional(&self.pool).await.map_err(profile_error)
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = $1",
+            t.flag_column, t.table, t.user_column
+        );
+        bind_user!(sqlx::query_scalar::<_, bool>(&sql), param)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(profile_error)
     }
 
     async fn set_cache_enabled(&self, user: &str, enabled: bool) -> Result<(), ProfileError> {
         let Some(param) = self.user_param(user).await? else {
-            return Err(ProfileError::NotFound(format!("user {user:?} (this profile table has integer user ids)")));
+            return Err(ProfileError::NotFound(format!(
+                "user {user:?} (this profile table has integer user ids)"
+            )));
         };
         let t = &self.table;
-        let sql = format!("UPDATE {} SET {} = $2 WHERE {} = $1", t.table, t.flag_column, t.user_column);
-        let done = bind_user!(sqlx::query(&sql), param).bind(enabled).execute(&self.pool).await.map_err(profile_error)?;
+        let sql = format!(
+            "UPDATE {} SET {} = $2 WHERE {} = $1",
+            t.table, t.flag_column, t.user_column
+        );
+        let done = bind_user!(sqlx::query(&sql), param)
+            .bind(enabled)
+            .execute(&self.pool)
+            .await
+            .map_err(profile_error)?;
         if done.rows_affected() == 0 {
-            return Err(ProfileError::NotFound(format!("user {user:?} has no profile")));
+            return Err(ProfileError::NotFound(format!(
+                "user {user:?} has no profile"
+            )));
         }
         Ok(())
     }

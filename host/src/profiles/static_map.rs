@@ -38,7 +38,11 @@ impl StaticProfiles {
 #[async_trait]
 impl ProfileSource for StaticProfiles {
     async fn cache_enabled(&self, user: &str) -> Result<bool, ProfileError> {
-        Ok(!self.disabled.read().unwrap_or_else(|p| p.into_inner()).contains(user))
+        Ok(!self
+            .disabled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(user))
     }
 
     fn generation(&self) -> Option<u64> {

@@ -72,7 +72,9 @@ impl Keyspace {
     fn user_for_queries(&self) -> Result<&str, CacheError> {
         match &self.scope {
             Scope::User(u) => Ok(u),
-            Scope::Global => Err(CacheError::InvalidArgument("query results are cached per user: use cache.user(id)".into())),
+            Scope::Global => Err(CacheError::InvalidArgument(
+                "query results are cached per user: use cache.user(id)".into(),
+            )),
         }
     }
 
@@ -84,7 +86,14 @@ impl Keyspace {
     /// read before loading, so a result loaded across an invalidation of any
     /// of its tables (or of the user) is never served after it. Single-flight
     /// within this process. Respects the user's `cache_enabled` flag.
-    pub async fn get_or_load<F, Fut, E>(&self, query: &str, params: &[u8], tables: &[&str], ttl: Expiry, load: F) -> Result<Vec<u8>, GetOrSetError<E>>
+    pub async fn get_or_load<F, Fut, E>(
+        &self,
+        query: &str,
+        params: &[u8],
+        tables: &[&str],
+        ttl: Expiry,
+        load: F,
+    ) -> Result<Vec<u8>, GetOrSetError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, E>>,
@@ -93,8 +102,15 @@ impl Keyspace {
         let tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
         let mut load = Some(load);
         loop {
-            let found = call!(self.cache, Op::QueryLookup, nscache_cache_queries.call_find_result(&user, query, params, &tables))?;
-            self.cache.inner.metrics.record_reads(u64::from(found.value.is_some()), u64::from(found.value.is_none()));
+            let found = call!(
+                self.cache,
+                Op::QueryLookup,
+                nscache_cache_queries.call_find_result(&user, query, params, &tables)
+            )?;
+            self.cache.inner.metrics.record_reads(
+                u64::from(found.value.is_some()),
+                u64::from(found.value.is_none()),
+            );
             if let Some(value) = found.value {
                 return Ok(value);
             }
@@ -103,7 +119,11 @@ impl Keyspace {
                 None // bypassed: nothing will be stored, nothing to share
             } else {
                 let key = call!(@infallible self.cache, Op::QueryLookup, nscache_cache_queries.call_query_key(query, params))?;
-                match self.cache.inner.flights.join((format!("q:{user}:{:?}", token.table_versions), key, token.namespace_version)) {
+                match self.cache.inner.flights.join((
+                    format!("q:{user}:{:?}", token.table_versions),
+                    key,
+                    token.namespace_version,
+                )) {
                     Role::Follower(rx) => match follow(rx).await {
                         Some(value) => return Ok(value),
                         None => continue, // the leader failed: try again
@@ -111,9 +131,23 @@ impl Keyspace {
                     Role::Leader(leader) => Some(leader),
                 }
             };
-            let load = load.take().expect("the loader runs at most once: a leader returns after loading");
+            let load = load
+                .take()
+                .expect("the loader runs at most once: a leader returns after loading");
             let value = load().await.map_err(GetOrSetError::Load)?;
-            call!(self.cache, Op::QueryStore, nscache_cache_queries.call_store_result(&user, query, params, &tables, &token, &value, ttl.to_wit()))?;
+            call!(
+                self.cache,
+                Op::QueryStore,
+                nscache_cache_queries.call_store_result(
+                    &user,
+                    query,
+                    params,
+                    &tables,
+                    &token,
+                    &value,
+                    ttl.to_wit()
+                )
+            )?;
             if let Some(leader) = role {
                 leader.publish(&value);
             }
@@ -124,7 +158,14 @@ impl Keyspace {
     /// [`Keyspace::get_or_load`] for typed results: `params` and the result
     /// are serialised as JSON (rows from `sqlx` or `tokio-postgres` mapped into
     /// a `Serialize + DeserializeOwned` type).
-    pub async fn get_or_load_json<T, P, F, Fut, E>(&self, query: &str, params: &P, tables: &[&str], ttl: Expiry, load: F) -> Result<T, QueryError<E>>
+    pub async fn get_or_load_json<T, P, F, Fut, E>(
+        &self,
+        query: &str,
+        params: &P,
+        tables: &[&str],
+        ttl: Expiry,
+        load: F,
+    ) -> Result<T, QueryError<E>>
     where
         T: Serialize + DeserializeOwned,
         P: Serialize + ?Sized,

@@ -52,14 +52,20 @@ pub struct CachedTransaction {
 
 impl std::fmt::Debug for CachedTransaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedTransaction").field("written", &self.written).finish()
+        f.debug_struct("CachedTransaction")
+            .field("written", &self.written)
+            .finish()
     }
 }
 
 impl CachedTransaction {
     /// Begin a transaction on `pool`.
     pub async fn begin(cache: &Cache, pool: &PgPool) -> Result<CachedTransaction, sqlx::Error> {
-        Ok(CachedTransaction { tx: pool.begin().await?, cache: cache.clone(), written: BTreeSet::new() })
+        Ok(CachedTransaction {
+            tx: pool.begin().await?,
+            cache: cache.clone(),
+            written: BTreeSet::new(),
+        })
     }
 
     /// The transaction's connection, for the application's queries.
@@ -79,7 +85,15 @@ impl CachedTransaction {
 
     /// A cached query result for `user`, loaded on the transaction's
     /// connection; bypasses the cache once the transaction has written.
-    pub async fn get_or_load_json<T, P, F, E>(&mut self, user: &Keyspace, query: &str, params: &P, tables: &[&str], ttl: Expiry, load: F) -> Result<T, QueryError<E>>
+    pub async fn get_or_load_json<T, P, F, E>(
+        &mut self,
+        user: &Keyspace,
+        query: &str,
+        params: &P,
+        tables: &[&str],
+        ttl: Expiry,
+        load: F,
+    ) -> Result<T, QueryError<E>>
     where
         T: Serialize + DeserializeOwned,
         P: Serialize + ?Sized,
@@ -89,7 +103,8 @@ impl CachedTransaction {
             return load(&mut self.tx).await.map_err(QueryError::Load);
         }
         let conn: &mut PgConnection = &mut self.tx;
-        user.get_or_load_json(query, params, tables, ttl, move || load(conn)).await
+        user.get_or_load_json(query, params, tables, ttl, move || load(conn))
+            .await
     }
 
     /// Commit, then invalidate every table written.
@@ -104,7 +119,10 @@ impl CachedTransaction {
             }
         }
         match last_error {
-            Some(error) => Err(TransactionError::Invalidation { tables: failed, error }),
+            Some(error) => Err(TransactionError::Invalidation {
+                tables: failed,
+                error,
+            }),
             None => Ok(()),
         }
     }

@@ -37,7 +37,9 @@ pub async fn watch_table(pool: &PgPool, relation: &str, name: &str) -> Result<()
     // The name is embedded in the trigger as a literal: keep it to identifier characters.
     let name = Identifier::parse(name)?.name().to_owned();
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7249862)").execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7249862)")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS nscache_watched_tables (name TEXT PRIMARY KEY, relation TEXT NOT NULL, since TIMESTAMPTZ NOT NULL DEFAULT now())").execute(&mut *tx).await?;
     sqlx::query(
         "CREATE OR REPLACE FUNCTION nscache_notify_table_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -48,8 +50,13 @@ pub async fn watch_table(pool: &PgPool, relation: &str, name: &str) -> Result<()
     )
     .execute(&mut *tx)
     .await?;
-    for (trigger, events) in [("nscache_watch", "INSERT OR UPDATE OR DELETE"), ("nscache_watch_truncate", "TRUNCATE")] {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger} ON {relation}")).execute(&mut *tx).await?;
+    for (trigger, events) in [
+        ("nscache_watch", "INSERT OR UPDATE OR DELETE"),
+        ("nscache_watch_truncate", "TRUNCATE"),
+    ] {
+        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger} ON {relation}"))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(&format!("CREATE TRIGGER {trigger} AFTER {events} ON {relation} FOR EACH STATEMENT EXECUTE FUNCTION nscache_notify_table_change('{name}')"))
             .execute(&mut *tx)
             .await?;
@@ -66,15 +73,26 @@ pub async fn watch_table(pool: &PgPool, relation: &str, name: &str) -> Result<()
 /// Remove the triggers of the watched table `name`. False if it was not watched.
 pub async fn unwatch_table(pool: &PgPool, name: &str) -> Result<bool, WatchError> {
     let mut tx = pool.begin().await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('nscache_watched_tables')::text").fetch_one(&mut *tx).await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('nscache_watched_tables')::text")
+            .fetch_one(&mut *tx)
+            .await?;
     if exists.is_none() {
         return Ok(false);
     }
-    let relation: Option<String> = sqlx::query_scalar("DELETE FROM nscache_watched_tables WHERE name = $1 RETURNING relation").bind(name).fetch_optional(&mut *tx).await?;
-    let Some(relation) = relation else { return Ok(false) };
+    let relation: Option<String> =
+        sqlx::query_scalar("DELETE FROM nscache_watched_tables WHERE name = $1 RETURNING relation")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(relation) = relation else {
+        return Ok(false);
+    };
     // `relation` was written by watch_table from a validated identifier, quoted.
     for trigger in ["nscache_watch", "nscache_watch_truncate"] {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger} ON {relation}")).execute(&mut *tx).await?;
+        sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger} ON {relation}"))
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(true)
@@ -82,11 +100,18 @@ pub async fn unwatch_table(pool: &PgPool, name: &str) -> Result<bool, WatchError
 
 /// The watched tables' cache names.
 pub async fn watched_tables(pool: &PgPool) -> Result<Vec<String>, WatchError> {
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('nscache_watched_tables')::text").fetch_one(pool).await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('nscache_watched_tables')::text")
+            .fetch_one(pool)
+            .await?;
     if exists.is_none() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar("SELECT name FROM nscache_watched_tables ORDER BY name").fetch_all(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT name FROM nscache_watched_tables ORDER BY name")
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 /// Listens for table changes and invalidates their cached queries.
@@ -128,7 +153,9 @@ async fn invalidate_all(pending: &mut BTreeSet<String>, cache: &Cache) {
             Ok(_) => {
                 pending.remove(&table);
             }
-            Err(e) => tracing::warn!(table, error = %e, "invalidating a changed table failed; retrying"),
+            Err(e) => {
+                tracing::warn!(table, error = %e, "invalidating a changed table failed; retrying")
+            }
         }
     }
 }

@@ -88,14 +88,30 @@ impl Inner {
     fn read_ttl(&mut self, key: &str, now: Instant) -> (Option<Vec<u8>>, KeyTtl) {
         match self.live(key, now) {
             None => (None, KeyTtl::Missing),
-            Some(e) => (Some(e.value.clone()), e.expires_at.map_or(KeyTtl::Forever, |at| KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64))),
+            Some(e) => (
+                Some(e.value.clone()),
+                e.expires_at.map_or(KeyTtl::Forever, |at| {
+                    KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64)
+                }),
+            ),
         }
     }
 
-    fn write(&mut self, key: &str, value: &[u8], ttl_ms: Option<u64>, now: Instant, capacity: usize) {
+    fn write(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+        now: Instant,
+        capacity: usize,
+    ) {
         self.remove(key);
         self.tick += 1;
-        let entry = Entry { value: value.to_vec(), expires_at: ttl_ms.map(|ms| now + Duration::from_millis(ms)), last_access: self.tick };
+        let entry = Entry {
+            value: value.to_vec(),
+            expires_at: ttl_ms.map(|ms| now + Duration::from_millis(ms)),
+            last_access: self.tick,
+        };
         self.used_bytes += size_of(key, value);
         self.map.insert(key.to_owned(), entry);
         self.expire_some(now);
@@ -141,9 +157,18 @@ impl MemoryStore {
     /// An empty store that holds at most `capacity_bytes` of keys and values
     /// (each entry also counts a fixed overhead of 64 bytes).
     pub fn new(capacity_bytes: usize) -> MemoryStore {
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9E37_79B9, |d| d.as_nanos() as u64) | 1;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+            | 1;
         MemoryStore {
-            inner: Mutex::new(Inner { map: IndexMap::new(), used_bytes: 0, evicted: 0, tick: 0, rng: seed }),
+            inner: Mutex::new(Inner {
+                map: IndexMap::new(),
+                used_bytes: 0,
+                evicted: 0,
+                tick: 0,
+                rng: seed,
+            }),
             capacity_bytes,
         }
     }
@@ -178,7 +203,10 @@ impl Default for MemoryStore {
 }
 
 fn parse_integer(value: &[u8]) -> Result<i64, StoreError> {
-    std::str::from_utf8(value).ok().and_then(|s| s.parse::<i64>().ok()).ok_or(StoreError::NotAnInteger)
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(StoreError::NotAnInteger)
 }
 
 #[async_trait]
@@ -209,7 +237,8 @@ impl Store for MemoryStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
-        self.lock().write(key, value, ttl_ms, Instant::now(), self.capacity_bytes);
+        self.lock()
+            .write(key, value, ttl_ms, Instant::now(), self.capacity_bytes);
         Ok(())
     }
 
@@ -239,8 +268,13 @@ impl Store for MemoryStore {
         let now = Instant::now();
         Ok(match self.lock().live(key, now) {
             None => KeyTtl::Missing,
-            Some(Entry { expires_at: None, .. }) => KeyTtl::Forever,
-            Some(Entry { expires_at: Some(at), .. }) => KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64),
+            Some(Entry {
+                expires_at: None, ..
+            }) => KeyTtl::Forever,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) => KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64),
         })
     }
 
@@ -257,7 +291,11 @@ impl Store for MemoryStore {
         Ok(keys.iter().map(|k| inner.read(k, now)).collect())
     }
 
-    async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+    async fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         for (k, v) in entries {
@@ -279,28 +317,50 @@ impl Store for MemoryStore {
         Ok(removed)
     }
 
-    async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
+    async fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<IndirectRead, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         let ptr = inner.read(pointer, now);
         let values = match &ptr {
             Some(p) => {
                 let p = String::from_utf8_lossy(p).into_owned();
-                suffixes.iter().map(|s| inner.read(&format!("{prefix}{p}{s}"), now)).collect()
+                suffixes
+                    .iter()
+                    .map(|s| inner.read(&format!("{prefix}{p}{s}"), now))
+                    .collect()
             }
             None => vec![None; suffixes.len()],
         };
         let also = also.iter().map(|k| inner.read(k, now)).collect();
-        Ok(IndirectRead { pointer: ptr, values, also })
+        Ok(IndirectRead {
+            pointer: ptr,
+            values,
+            also,
+        })
     }
 
-    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         Ok(keys.iter().map(|k| inner.read_ttl(k, now)).collect())
     }
 
-    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         let (ptr, ptr_ttl) = inner.read_ttl(pointer, now);
@@ -330,14 +390,25 @@ impl Store for MemoryStore {
                 v
             })
             .collect();
-        Ok((IndirectRead { pointer: ptr, values, also }, ttls))
+        Ok((
+            IndirectRead {
+                pointer: ptr,
+                values,
+                also,
+            },
+            ttls,
+        ))
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let Some(entry) = inner.live(key, now) else { return Ok(None) };
-        let n = parse_integer(&entry.value)?.checked_add(delta).ok_or(StoreError::NotAnInteger)?;
+        let Some(entry) = inner.live(key, now) else {
+            return Ok(None);
+        };
+        let n = parse_integer(&entry.value)?
+            .checked_add(delta)
+            .ok_or(StoreError::NotAnInteger)?;
         let new = n.to_string().into_bytes();
         let old_len = entry.value.len();
         entry.value = new;
@@ -346,7 +417,12 @@ impl Store for MemoryStore {
         Ok(Some(n))
     }
 
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         if inner.live(key, now).is_some() {
@@ -356,7 +432,12 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
+    async fn swap_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         if inner.live(key, now).map(|e| e.value.as_slice()) != expected {
@@ -386,12 +467,22 @@ mod tests {
         let store = MemoryStore::new(100 * (ENTRY_OVERHEAD + 10));
         store.set("hot", b"x", None).await.unwrap();
         for i in 0..1000 {
-            store.set(&format!("key{i:04}"), b"0123", None).await.unwrap();
+            store
+                .set(&format!("key{i:04}"), b"0123", None)
+                .await
+                .unwrap();
             store.get("hot").await.unwrap();
         }
         assert!(store.used_bytes() <= 100 * (ENTRY_OVERHEAD + 10));
-        assert!(store.len() > 50, "evicts only what it must: {}", store.len());
-        assert!(store.get("hot").await.unwrap().is_some(), "a key read all along survives");
+        assert!(
+            store.len() > 50,
+            "evicts only what it must: {}",
+            store.len()
+        );
+        assert!(
+            store.get("hot").await.unwrap().is_some(),
+            "a key read all along survives"
+        );
     }
 
     #[tokio::test]

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use self::l1::{L1Options, L1Store};
 pub(crate) use self::l1::{AnswerName, recording};
+pub use self::l1::{L1Options, L1Store};
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisOptions, RedisStore};
 pub(crate) use self::redis::database_number as redis_database_number;
+pub use self::redis::{RedisOptions, RedisStore};
 
 /// Why a storage primitive failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,24 +105,53 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// `batch.get-many`
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// `batch.set-many`
-    async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError>;
+    async fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError>;
     /// `batch.delete-many`
     async fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError>;
     /// `batch.get-indirect`
-    async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError>;
+    async fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<IndirectRead, StoreError>;
     /// Values with their remaining lifetimes, read atomically: what a cache in
     /// front of this store ([`L1Store`]) needs to honour expiry exactly.
-    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError>;
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError>;
     /// [`Store::get_indirect`] with the remaining lifetime of every key read:
     /// the pointer, then each entry (`Missing` when the pointer is), then the
     /// `also` keys.
-    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError>;
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError>;
     /// `atomics.increment`
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
     /// `atomics.set-if-absent`
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError>;
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError>;
     /// `atomics.swap-if`
-    async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError>;
+    async fn swap_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
     /// `atomics.delete-if`
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
 }

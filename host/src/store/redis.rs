@@ -40,7 +40,9 @@ impl RedisOptions {
 
 /// `url`, with database 1 when it names none (the reference's cache database).
 fn with_default_db(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     if !(scheme == "redis" || scheme == "rediss" || scheme == "valkey" || scheme == "valkeys") {
         return url.to_owned();
     }
@@ -69,12 +71,19 @@ fn with_default_db(url: &str) -> String {
 /// The database number `url` selects (after [`with_default_db`]).
 pub(crate) fn database_number(url: &str) -> u32 {
     let url = with_default_db(url);
-    let Some((_, rest)) = url.split_once("://") else { return 0 };
-    let (authority_and_path, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
+    let Some((_, rest)) = url.split_once("://") else {
+        return 0;
+    };
+    let (authority_and_path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(a, q)| (a, Some(q)));
     if let Some(db) = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("db="))) {
         return db.parse().unwrap_or(0);
     }
-    authority_and_path.split_once('/').and_then(|(_, p)| p.parse().ok()).unwrap_or(0)
+    authority_and_path
+        .split_once('/')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The server-side scripts behind the multi-step primitives. Each runs
@@ -181,14 +190,29 @@ struct Inner {
 }
 
 fn store_err(err: redis::RedisError) -> StoreError {
-    if err.is_io_error() || err.is_timeout() || err.is_connection_refusal() || err.is_connection_dropped() || err.is_unrecoverable_error() {
+    if err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_unrecoverable_error()
+    {
         return StoreError::Unavailable(err.to_string());
     }
     let text = err.to_string();
     if text.contains("not an integer") || text.contains("overflow") {
         return StoreError::NotAnInteger;
     }
-    if ["LOADING", "MASTERDOWN", "READONLY", "BUSY", "TRYAGAIN", "CLUSTERDOWN"].iter().any(|code| err.code() == Some(code)) {
+    if [
+        "LOADING",
+        "MASTERDOWN",
+        "READONLY",
+        "BUSY",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+    ]
+    .iter()
+    .any(|code| err.code() == Some(code))
+    {
         return StoreError::Unavailable(text);
     }
     StoreError::Other(text)
@@ -247,7 +271,8 @@ impl RedisStore {
             return Err(StoreError::Other("pool size must be at least 1".into()));
         }
         let url = with_default_db(&options.url);
-        let client = redis::Client::open(url.as_str()).map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.socket_timeout))
@@ -257,7 +282,14 @@ impl RedisStore {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Other(format!("Redis connection set-up: {e}")))?;
-        Ok(RedisStore { inner: Arc::new(Inner { connections, next: AtomicUsize::new(0), scripts: Scripts::new(), url: redact(&url) }) })
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                connections,
+                next: AtomicUsize::new(0),
+                scripts: Scripts::new(),
+                url: redact(&url),
+            }),
+        })
     }
 
     /// The URL in use, with any password hidden.
@@ -283,14 +315,23 @@ where
 {
     match read(store.connection()).await {
         // Not on a timeout: a frozen server must cost one socket timeout, not two.
-        Err(e) if e.is_connection_dropped() && !e.is_timeout() => read(store.connection()).await.map_err(store_err),
+        Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
+            read(store.connection()).await.map_err(store_err)
+        }
         other => other.map_err(store_err),
     }
 }
 
 /// Run a read-only script, with [`read_retry`]'s one retry.
-async fn read_script(store: &RedisStore, call: &redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
-    read_retry(store, |mut c| async move { call.invoke_async(&mut c).await }).await
+async fn read_script(
+    store: &RedisStore,
+    call: &redis::ScriptInvocation<'_>,
+) -> Result<Value, StoreError> {
+    read_retry(
+        store,
+        |mut c| async move { call.invoke_async(&mut c).await },
+    )
+    .await
 }
 
 /// `url` with the password replaced by `***`.
@@ -312,13 +353,29 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<Duration, StoreError> {
         let start = Instant::now();
-        let _: String = redis::cmd("PING").query_async(&mut self.connection()).await.map_err(store_err)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(start.elapsed())
     }
 
     async fn memory_info(&self) -> Result<MemoryInfo, StoreError> {
-        let info: String = redis::cmd("INFO").arg("memory").arg("stats").arg("server").query_async(&mut self.connection()).await.map_err(store_err)?;
-        let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim).map(str::to_owned));
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .arg("stats")
+            .arg("server")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
+        let field = |name: &str| {
+            info.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(':')
+                    .map(str::trim)
+                    .map(str::to_owned)
+            })
+        };
         let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
         Ok(MemoryInfo {
             used_bytes: number("used_memory").unwrap_or(0),
@@ -340,7 +397,10 @@ impl Store for RedisStore {
         if let Some(ms) = ttl_ms {
             cmd.arg("PX").arg(ms);
         }
-        let _: Value = cmd.query_async(&mut self.connection()).await.map_err(store_err)?;
+        let _: Value = cmd
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(())
     }
 
@@ -357,25 +417,42 @@ impl Store for RedisStore {
         let mut conn = self.connection();
         match ttl_ms {
             Some(ms) => {
-                let n: i64 = redis::cmd("PEXPIRE").arg(key).arg(ms).query_async(&mut conn).await.map_err(store_err)?;
+                let n: i64 = redis::cmd("PEXPIRE")
+                    .arg(key)
+                    .arg(ms)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(store_err)?;
                 Ok(n == 1)
             }
             None => {
                 // PERSIST answers 0 both for a missing key and for one with no
                 // expiry: ask EXISTS in the same atomic step.
-                let (exists, _): (bool, i64) = redis::pipe().atomic().exists(key).persist(key).query_async(&mut conn).await.map_err(store_err)?;
+                let (exists, _): (bool, i64) = redis::pipe()
+                    .atomic()
+                    .exists(key)
+                    .persist(key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(store_err)?;
                 Ok(exists)
             }
         }
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
-        let ms: i64 = read_retry(self, |mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await }).await?;
+        let ms: i64 = read_retry(self, |mut c| async move {
+            redis::cmd("PTTL").arg(key).query_async(&mut c).await
+        })
+        .await?;
         key_ttl(ms)
     }
 
     async fn now_micros(&self) -> Result<u64, StoreError> {
-        let (secs, micros): (u64, u64) = read_retry(self, |mut c| async move { redis::cmd("TIME").query_async(&mut c).await }).await?;
+        let (secs, micros): (u64, u64) = read_retry(self, |mut c| async move {
+            redis::cmd("TIME").query_async(&mut c).await
+        })
+        .await?;
         Ok(secs * 1_000_000 + micros)
     }
 
@@ -383,11 +460,18 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let v: Value = read_retry(self, |mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await }).await?;
+        let v: Value = read_retry(self, |mut c| async move {
+            redis::cmd("MGET").arg(keys).query_async(&mut c).await
+        })
+        .await?;
         bytes_list(v, "MGET")
     }
 
-    async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+    async fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -400,7 +484,10 @@ impl Store for RedisStore {
             }
             cmd.ignore();
         }
-        let _: () = pipe.query_async(&mut self.connection()).await.map_err(store_err)?;
+        let _: () = pipe
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(())
     }
 
@@ -408,35 +495,67 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        let n: u32 = redis::cmd("UNLINK").arg(keys).query_async(&mut self.connection()).await.map_err(store_err)?;
+        let n: u32 = redis::cmd("UNLINK")
+            .arg(keys)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(n)
     }
 
-    async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
+    async fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<IndirectRead, StoreError> {
         let mut call = self.inner.scripts.get_indirect.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
         let reply = read_script(self, &call).await?;
-        let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect", &reply)) };
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected("get-indirect", &reply));
+        };
         if parts.len() != 3 {
-            return Err(StoreError::Other(format!("get-indirect returned {} parts", parts.len())));
+            return Err(StoreError::Other(format!(
+                "get-indirect returned {} parts",
+                parts.len()
+            )));
         }
         let also_values = bytes_list(parts.pop().expect("3 parts"), "get-indirect")?;
         let values = bytes_list(parts.pop().expect("3 parts"), "get-indirect")?;
         let ptr = bytes(parts.pop().expect("3 parts"), "get-indirect")?;
         // Lua arrays cannot end in nil, but `false` becomes nil: lengths hold.
-        let values = if ptr.is_some() { values } else { vec![None; suffixes.len()] };
-        Ok(IndirectRead { pointer: ptr, values, also: also_values })
+        let values = if ptr.is_some() {
+            values
+        } else {
+            vec![None; suffixes.len()]
+        };
+        Ok(IndirectRead {
+            pointer: ptr,
+            values,
+            also: also_values,
+        })
     }
 
-    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let call = self.inner.scripts.get_many_ttl.key(keys);
         let reply = read_script(self, &call).await?;
-        let Value::Array(items) = reply else { return Err(unexpected("get-many-ttl", &reply)) };
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get-many-ttl", &reply));
+        };
         if items.len() != 2 * keys.len() {
-            return Err(StoreError::Other(format!("get-many-ttl returned {} items for {} keys", items.len(), keys.len())));
+            return Err(StoreError::Other(format!(
+                "get-many-ttl returned {} items for {} keys",
+                items.len(),
+                keys.len()
+            )));
         }
         let mut out = Vec::with_capacity(keys.len());
         let mut items = items.into_iter();
@@ -450,49 +569,107 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
         let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
         call.key(also).arg(prefix).arg(suffixes);
         let reply = read_script(self, &call).await?;
-        let Value::Array(mut parts) = reply else { return Err(unexpected("get-indirect-ttl", &reply)) };
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected("get-indirect-ttl", &reply));
+        };
         if parts.len() != 4 {
-            return Err(StoreError::Other(format!("get-indirect-ttl returned {} parts", parts.len())));
+            return Err(StoreError::Other(format!(
+                "get-indirect-ttl returned {} parts",
+                parts.len()
+            )));
         }
         let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
         let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
         let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
         let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
         if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
-            return Err(StoreError::Other("get-indirect-ttl returned the wrong number of values".into()));
+            return Err(StoreError::Other(
+                "get-indirect-ttl returned the wrong number of values".into(),
+            ));
         }
-        Ok((IndirectRead { pointer: ptr, values, also: also_values }, ttls))
+        Ok((
+            IndirectRead {
+                pointer: ptr,
+                values,
+                also: also_values,
+            },
+            ttls,
+        ))
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
-        self.inner.scripts.increment.key(key).arg(delta).invoke_async(&mut self.connection()).await.map_err(store_err)
+        self.inner
+            .scripts
+            .increment
+            .key(key)
+            .arg(delta)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_err)
     }
 
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("NX");
         if let Some(ms) = ttl_ms {
             cmd.arg("PX").arg(ms);
         }
-        let v: Value = cmd.query_async(&mut self.connection()).await.map_err(store_err)?;
+        let v: Value = cmd
+            .query_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(!matches!(v, Value::Nil))
     }
 
-    async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
+    async fn swap_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
         let (flag, expected): (&str, &[u8]) = match expected {
             Some(e) => ("1", e),
             None => ("0", b""),
         };
-        let n: i64 = self.inner.scripts.swap_if.key(key).arg(flag).arg(expected).arg(new).invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let n: i64 = self
+            .inner
+            .scripts
+            .swap_if
+            .key(key)
+            .arg(flag)
+            .arg(expected)
+            .arg(new)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(n == 1)
     }
 
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
-        let n: i64 = self.inner.scripts.delete_if.key(key).arg(expected).invoke_async(&mut self.connection()).await.map_err(store_err)?;
+        let n: i64 = self
+            .inner
+            .scripts
+            .delete_if
+            .key(key)
+            .arg(expected)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
         Ok(n == 1)
     }
 }
@@ -503,12 +680,27 @@ mod tests {
 
     #[test]
     fn database_1_unless_the_url_names_one() {
-        assert_eq!(with_default_db("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379/1");
-        assert_eq!(with_default_db("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/1");
-        assert_eq!(with_default_db("redis://127.0.0.1:6379/15"), "redis://127.0.0.1:6379/15");
-        assert_eq!(with_default_db("redis://h?protocol=resp3"), "redis://h/1?protocol=resp3");
+        assert_eq!(
+            with_default_db("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379/1"
+        );
+        assert_eq!(
+            with_default_db("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/1"
+        );
+        assert_eq!(
+            with_default_db("redis://127.0.0.1:6379/15"),
+            "redis://127.0.0.1:6379/15"
+        );
+        assert_eq!(
+            with_default_db("redis://h?protocol=resp3"),
+            "redis://h/1?protocol=resp3"
+        );
         assert_eq!(with_default_db("redis://h?db=3"), "redis://h?db=3");
-        assert_eq!(with_default_db("redis+unix:///tmp/r.sock"), "redis+unix:///tmp/r.sock");
+        assert_eq!(
+            with_default_db("redis+unix:///tmp/r.sock"),
+            "redis+unix:///tmp/r.sock"
+        );
     }
 
     #[test]

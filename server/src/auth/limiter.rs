@@ -26,11 +26,19 @@ impl Default for LoginLimiter {
 impl LoginLimiter {
     /// A limiter with these limits.
     pub fn new(window: Duration, per_name: u32, per_address: u32) -> LoginLimiter {
-        LoginLimiter { window, per_name, per_address, failures: Mutex::new(HashMap::new()) }
+        LoginLimiter {
+            window,
+            per_name,
+            per_address,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(name: &str, address: IpAddr) -> [String; 2] {
-        [format!("n:{}|{address}", name.to_lowercase()), format!("a:{address}")]
+        [
+            format!("n:{}|{address}", name.to_lowercase()),
+            format!("a:{address}"),
+        ]
     }
 
     /// `Some(wait)` if a login for `name` from `address` must be refused now.
@@ -58,7 +66,11 @@ impl LoginLimiter {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() > 100_000 {
             // Bounded memory under a spray of names: drop stale entries.
-            failures.retain(|_, times| times.last().is_some_and(|t| now.duration_since(*t) < self.window));
+            failures.retain(|_, times| {
+                times
+                    .last()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         for key in Self::keys(name, address) {
             failures.entry(key).or_default().push(now);
@@ -68,7 +80,10 @@ impl LoginLimiter {
     /// Forget a name's failures after a successful login.
     pub fn succeeded(&self, name: &str, address: IpAddr) {
         let [by_name, _] = Self::keys(name, address);
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&by_name);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&by_name);
     }
 }
 
@@ -84,8 +99,14 @@ mod tests {
             assert!(l.check("Alice", ip).is_none());
             l.failed("alice", ip);
         }
-        assert!(l.check("alice", ip).is_some(), "name locked (case-insensitive)");
-        assert!(l.check("bob", ip).is_none(), "other names from the address still allowed");
+        assert!(
+            l.check("alice", ip).is_some(),
+            "name locked (case-insensitive)"
+        );
+        assert!(
+            l.check("bob", ip).is_none(),
+            "other names from the address still allowed"
+        );
         l.failed("bob", ip);
         l.failed("carol", ip);
         assert!(l.check("dave", ip).is_some(), "address locked after 5");

@@ -118,17 +118,37 @@ impl Report {
     /// scenario and concurrency (`raw-redis`, or `scan-del` for invalidation).
     pub fn table(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("{:<22} {:<11} {:>5} {:>8} {:>12} {:>10} {:>10} {:>9}\n", "scenario", "impl", "conc", "keys", "ops/s", "p50 µs", "p99 µs", "× base"));
+        out.push_str(&format!(
+            "{:<22} {:<11} {:>5} {:>8} {:>12} {:>10} {:>10} {:>9}\n",
+            "scenario", "impl", "conc", "keys", "ops/s", "p50 µs", "p99 µs", "× base"
+        ));
         for r in &self.rows {
-            let base = self.rows.iter().find(|b| b.scenario == r.scenario && b.concurrency == r.concurrency && b.keys == r.keys && (b.implementation == "raw-redis" || b.implementation == "scan-del"));
+            let base = self.rows.iter().find(|b| {
+                b.scenario == r.scenario
+                    && b.concurrency == r.concurrency
+                    && b.keys == r.keys
+                    && (b.implementation == "raw-redis" || b.implementation == "scan-del")
+            });
             let ratio = match base {
-                Some(b) if b.implementation == "scan-del" => format!("{:.1}", b.p50_us / r.p50_us.max(f64::MIN_POSITIVE)),
-                Some(b) => format!("{:.2}", r.ops_per_sec / b.ops_per_sec.max(f64::MIN_POSITIVE)),
+                Some(b) if b.implementation == "scan-del" => {
+                    format!("{:.1}", b.p50_us / r.p50_us.max(f64::MIN_POSITIVE))
+                }
+                Some(b) => format!(
+                    "{:.2}",
+                    r.ops_per_sec / b.ops_per_sec.max(f64::MIN_POSITIVE)
+                ),
                 None => "-".into(),
             };
             out.push_str(&format!(
                 "{:<22} {:<11} {:>5} {:>8} {:>12.0} {:>10.1} {:>10.1} {:>9}\n",
-                r.scenario, r.implementation, r.concurrency, r.keys, r.ops_per_sec, r.p50_us, r.p99_us, ratio
+                r.scenario,
+                r.implementation,
+                r.concurrency,
+                r.keys,
+                r.ops_per_sec,
+                r.p50_us,
+                r.p99_us,
+                ratio
             ));
         }
         out.push_str("× base: ops/s relative to raw-redis in the same run; for invalidate-user, how many times faster than scan-del (median time).\n");

@@ -44,7 +44,12 @@ fn raw_conn(setup: &Setup) -> ConnectionManager {
 
 /// Run `op(task, i)` from `concurrency` tasks for `warmup + duration`;
 /// returns (ops/s, p50 µs, p99 µs) over the measured part.
-async fn measure<F, Fut>(concurrency: usize, warmup: Duration, duration: Duration, op: F) -> Result<(f64, f64, f64), BenchError>
+async fn measure<F, Fut>(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    op: F,
+) -> Result<(f64, f64, f64), BenchError>
 where
     F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
@@ -78,15 +83,24 @@ where
     }
     let mut all = Vec::new();
     for t in tasks {
-        let samples = t.await.map_err(|e| BenchError::Failed(format!("bench task panicked: {e}")))?.map_err(BenchError::Failed)?;
+        let samples = t
+            .await
+            .map_err(|e| BenchError::Failed(format!("bench task panicked: {e}")))?
+            .map_err(BenchError::Failed)?;
         all.extend(samples);
     }
     if all.is_empty() {
-        return Err(BenchError::Failed("no operation completed in the measured time".into()));
+        return Err(BenchError::Failed(
+            "no operation completed in the measured time".into(),
+        ));
     }
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() - 1) as f64 * p).round() as usize] as f64;
-    Ok((all.len() as f64 / duration.as_secs_f64(), pct(0.5), pct(0.99)))
+    Ok((
+        all.len() as f64 / duration.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+    ))
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -96,10 +110,28 @@ fn err(e: impl std::fmt::Display) -> String {
 const VALUE: [u8; 100] = [b'x'; 100];
 
 /// The scenarios measured at every concurrency, in order.
-const OP_SCENARIOS: [&str; 7] = ["get-hit", "get-miss", "set", "incr", "add", "namespaced-get", "get-or-set-contended"];
+const OP_SCENARIOS: [&str; 7] = [
+    "get-hit",
+    "get-miss",
+    "set",
+    "incr",
+    "add",
+    "namespaced-get",
+    "get-or-set-contended",
+];
 
-async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &BenchOptions) -> Result<(f64, f64, f64), BenchError> {
-    let cache = if imp == "nscache-l1" { setup.l1.clone() } else { setup.nscache.clone() };
+async fn cell(
+    setup: &Arc<Setup>,
+    scenario: &str,
+    imp: &str,
+    c: usize,
+    o: &BenchOptions,
+) -> Result<(f64, f64, f64), BenchError> {
+    let cache = if imp == "nscache-l1" {
+        setup.l1.clone()
+    } else {
+        setup.nscache.clone()
+    };
     let prefix = setup.prefix.clone();
     let raw = imp == "raw-redis";
     let s = setup.clone();
@@ -110,7 +142,14 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
             if raw {
                 measure(c, w, d, move |_, _| {
                     let (mut conn, key) = (raw_conn(&s), key.clone());
-                    async move { redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(&mut conn).await.map(drop).map_err(err) }
+                    async move {
+                        redis::cmd("GET")
+                            .arg(&key)
+                            .query_async::<Option<Vec<u8>>>(&mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             } else {
@@ -126,14 +165,26 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
             if raw {
                 measure(c, w, d, move |t, _| {
                     let (mut conn, key) = (raw_conn(&s), format!("{prefix}:1:bench:miss:{t}"));
-                    async move { redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(&mut conn).await.map(drop).map_err(err) }
+                    async move {
+                        redis::cmd("GET")
+                            .arg(&key)
+                            .query_async::<Option<Vec<u8>>>(&mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             } else {
                 let g = cache.global();
                 measure(c, w, d, move |t, _| {
                     let g = g.clone();
-                    async move { g.get(&format!("bench:miss:{t}")).await.map(drop).map_err(err) }
+                    async move {
+                        g.get(&format!("bench:miss:{t}"))
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             }
@@ -142,14 +193,27 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
             if raw {
                 measure(c, w, d, move |t, _| {
                     let (mut conn, key) = (raw_conn(&s), format!("{prefix}:1:bench:set:{t}"));
-                    async move { redis::cmd("SET").arg(&key).arg(&VALUE[..]).arg("PX").arg(300_000).query_async::<()>(&mut conn).await.map_err(err) }
+                    async move {
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(&VALUE[..])
+                            .arg("PX")
+                            .arg(300_000)
+                            .query_async::<()>(&mut conn)
+                            .await
+                            .map_err(err)
+                    }
                 })
                 .await
             } else {
                 let g = cache.global();
                 measure(c, w, d, move |t, _| {
                     let g = g.clone();
-                    async move { g.set(&format!("bench:set:{t}"), VALUE, Expiry::Default).await.map_err(err) }
+                    async move {
+                        g.set(&format!("bench:set:{t}"), VALUE, Expiry::Default)
+                            .await
+                            .map_err(err)
+                    }
                 })
                 .await
             }
@@ -159,7 +223,15 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
                 let key = format!("{prefix}:1:bench:ctr");
                 measure(c, w, d, move |_, _| {
                     let (mut conn, key) = (raw_conn(&s), key.clone());
-                    async move { redis::cmd("INCRBY").arg(&key).arg(1).query_async::<i64>(&mut conn).await.map(drop).map_err(err) }
+                    async move {
+                        redis::cmd("INCRBY")
+                            .arg(&key)
+                            .arg(1)
+                            .query_async::<i64>(&mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             } else {
@@ -172,11 +244,30 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
             }
         }
         "add" => {
-            let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let run = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
             if raw {
                 measure(c, w, d, move |t, i| {
-                    let (mut conn, key) = (raw_conn(&s), format!("{prefix}:1:bench:add:{imp_tag}:{run}:{t}:{i}", imp_tag = "raw"));
-                    async move { redis::cmd("SET").arg(&key).arg("1").arg("NX").arg("PX").arg(60_000).query_async::<Option<String>>(&mut conn).await.map(drop).map_err(err) }
+                    let (mut conn, key) = (
+                        raw_conn(&s),
+                        format!(
+                            "{prefix}:1:bench:add:{imp_tag}:{run}:{t}:{i}",
+                            imp_tag = "raw"
+                        ),
+                    );
+                    async move {
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg("1")
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(60_000)
+                            .query_async::<Option<String>>(&mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             } else {
@@ -184,18 +275,34 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
                 let tag = imp.to_owned();
                 measure(c, w, d, move |t, i| {
                     let (g, key) = (g.clone(), format!("bench:add:{tag}:{run}:{t}:{i}"));
-                    async move { g.add(&key, "1", Expiry::secs(60)).await.map(drop).map_err(err) }
+                    async move {
+                        g.add(&key, "1", Expiry::secs(60))
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             }
         }
         "namespaced-get" => {
             if raw {
-                let version = setup.nscache.version_of("bench-user").await?.ok_or_else(|| BenchError::Failed("bench-user has no namespace".into()))?;
+                let version = setup
+                    .nscache
+                    .version_of("bench-user")
+                    .await?
+                    .ok_or_else(|| BenchError::Failed("bench-user has no namespace".into()))?;
                 let key = format!("{}:bench-user:v{version}:data:hit", setup.root);
                 measure(c, w, d, move |_, _| {
                     let (mut conn, key) = (raw_conn(&s), key.clone());
-                    async move { redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(&mut conn).await.map(drop).map_err(err) }
+                    async move {
+                        redis::cmd("GET")
+                            .arg(&key)
+                            .query_async::<Option<Vec<u8>>>(&mut conn)
+                            .await
+                            .map(drop)
+                            .map_err(err)
+                    }
                 })
                 .await
             } else {
@@ -213,13 +320,19 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
             let stop = Arc::new(AtomicBool::new(false));
             let loads = Arc::new(AtomicU64::new(0));
             let invalidator = {
-                let (stop, s, cache, prefix) = (stop.clone(), s.clone(), cache.clone(), prefix.clone());
+                let (stop, s, cache, prefix) =
+                    (stop.clone(), s.clone(), cache.clone(), prefix.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         if raw {
-                            let keys: Vec<String> = (0..8).map(|k| format!("{prefix}:1:bench:gos:{k}")).collect();
-                            let _: Result<i64, _> = redis::cmd("UNLINK").arg(&keys).query_async(&mut raw_conn(&s)).await;
+                            let keys: Vec<String> = (0..8)
+                                .map(|k| format!("{prefix}:1:bench:gos:{k}"))
+                                .collect();
+                            let _: Result<i64, _> = redis::cmd("UNLINK")
+                                .arg(&keys)
+                                .query_async(&mut raw_conn(&s))
+                                .await;
                         } else {
                             let _ = cache.invalidate_user("bench-gos").await;
                         }
@@ -229,13 +342,28 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
             let result = if raw {
                 let loads = loads.clone();
                 measure(c, w, d, move |t, i| {
-                    let (mut conn, key, loads) = (raw_conn(&s), format!("{prefix}:1:bench:gos:{}", (t as u64 + i) % 8), loads.clone());
+                    let (mut conn, key, loads) = (
+                        raw_conn(&s),
+                        format!("{prefix}:1:bench:gos:{}", (t as u64 + i) % 8),
+                        loads.clone(),
+                    );
                     async move {
-                        let hit: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(err)?;
+                        let hit: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(&key)
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(err)?;
                         if hit.is_none() {
                             loads.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(1)).await;
-                            redis::cmd("SET").arg(&key).arg(&VALUE[..]).arg("PX").arg(300_000).query_async::<()>(&mut conn).await.map_err(err)?;
+                            redis::cmd("SET")
+                                .arg(&key)
+                                .arg(&VALUE[..])
+                                .arg("PX")
+                                .arg(300_000)
+                                .query_async::<()>(&mut conn)
+                                .await
+                                .map_err(err)?;
                         }
                         Ok(())
                     }
@@ -246,11 +374,15 @@ async fn cell(setup: &Arc<Setup>, scenario: &str, imp: &str, c: usize, o: &Bench
                 measure(c, w, d, move |t, i| {
                     let (u, loads) = (u.clone(), loads.clone());
                     async move {
-                        u.get_or_set(&format!("gos:{}", (t as u64 + i) % 8), Expiry::Default, || async {
-                            loads.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                            Ok::<_, std::convert::Infallible>(VALUE.to_vec())
-                        })
+                        u.get_or_set(
+                            &format!("gos:{}", (t as u64 + i) % 8),
+                            Expiry::Default,
+                            || async {
+                                loads.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                                Ok::<_, std::convert::Infallible>(VALUE.to_vec())
+                            },
+                        )
                         .await
                         .map(drop)
                         .map_err(err)
@@ -271,7 +403,9 @@ async fn fill(cache: &Cache, user: &str, n: u64) -> Result<(), BenchError> {
     let mut i = 0;
     while i < n {
         let end = (i + 1000).min(n);
-        let entries: Vec<(String, &[u8])> = (i..end).map(|k| (format!("entry:{k}"), &VALUE[..32])).collect();
+        let entries: Vec<(String, &[u8])> = (i..end)
+            .map(|k| (format!("entry:{k}"), &VALUE[..32]))
+            .collect();
         ks.set_many(&entries, Expiry::secs(900)).await?;
         i = end;
     }
@@ -282,7 +416,14 @@ async fn scan_del(conn: &mut ConnectionManager, pattern: &str) -> Result<u64, Be
     let mut cursor: u64 = 0;
     let mut deleted = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(conn).await?;
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
         if !keys.is_empty() {
             let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(conn).await?;
             deleted += n;
@@ -294,7 +435,11 @@ async fn scan_del(conn: &mut ConnectionManager, pattern: &str) -> Result<u64, Be
     }
 }
 
-async fn invalidation_rows(setup: &Setup, sizes: &[u64], progress: &mut impl Write) -> Result<Vec<Row>, BenchError> {
+async fn invalidation_rows(
+    setup: &Setup,
+    sizes: &[u64],
+    progress: &mut impl Write,
+) -> Result<Vec<Row>, BenchError> {
     // Warm every pooled connection first, so that the smallest size does not
     // pay for connecting.
     for _ in 0..200 {
@@ -303,7 +448,10 @@ async fn invalidation_rows(setup: &Setup, sizes: &[u64], progress: &mut impl Wri
     let mut rows = Vec::new();
     for &n in sizes {
         let user = format!("bench-inv-{n}");
-        let _ = write!(progress, "\r  invalidate-user: filling {n} keys...                    ");
+        let _ = write!(
+            progress,
+            "\r  invalidate-user: filling {n} keys...                    "
+        );
         let _ = progress.flush();
         fill(&setup.nscache, &user, n).await?;
         let mut times = Vec::new();
@@ -315,41 +463,111 @@ async fn invalidation_rows(setup: &Setup, sizes: &[u64], progress: &mut impl Wri
             times.push(t0.elapsed().as_secs_f64() * 1e6);
         }
         times.sort_by(f64::total_cmp);
-        rows.push(Row { scenario: "invalidate-user".into(), implementation: "nscache".into(), concurrency: 1, keys: n, ops_per_sec: 1e6 / times[10], p50_us: times[10], p99_us: times[20] });
-        let _ = write!(progress, "\r  invalidate-user: scan-del of {n} keys...                ");
+        rows.push(Row {
+            scenario: "invalidate-user".into(),
+            implementation: "nscache".into(),
+            concurrency: 1,
+            keys: n,
+            ops_per_sec: 1e6 / times[10],
+            p50_us: times[10],
+            p99_us: times[20],
+        });
+        let _ = write!(
+            progress,
+            "\r  invalidate-user: scan-del of {n} keys...                "
+        );
         let _ = progress.flush();
         let t0 = Instant::now();
-        let deleted = scan_del(&mut setup.raw.connection(), &format!("{}:{user}:*", setup.root)).await?;
+        let deleted = scan_del(
+            &mut setup.raw.connection(),
+            &format!("{}:{user}:*", setup.root),
+        )
+        .await?;
         let us = t0.elapsed().as_secs_f64() * 1e6;
         if deleted < n {
-            return Err(BenchError::Failed(format!("scan-del found {deleted} of {n} keys")));
+            return Err(BenchError::Failed(format!(
+                "scan-del found {deleted} of {n} keys"
+            )));
         }
-        rows.push(Row { scenario: "invalidate-user".into(), implementation: "scan-del".into(), concurrency: 1, keys: n, ops_per_sec: 1e6 / us, p50_us: us, p99_us: us });
+        rows.push(Row {
+            scenario: "invalidate-user".into(),
+            implementation: "scan-del".into(),
+            concurrency: 1,
+            keys: n,
+            ops_per_sec: 1e6 / us,
+            p50_us: us,
+            p99_us: us,
+        });
     }
     Ok(rows)
 }
 
 /// Run the benchmark; progress goes to `progress`.
 pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Report, BenchError> {
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let (prefix, root) = (format!("benchp{}x{stamp}", std::process::id()), format!("benchns{}x{stamp}", std::process::id()));
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let (prefix, root) = (
+        format!("benchp{}x{stamp}", std::process::id()),
+        format!("benchns{}x{stamp}", std::process::id()),
+    );
     let mut redis = RedisOptions::new(options.redis_url.clone());
     redis.pool_size = options.pool_size;
-    let nscache = Cache::builder().redis(redis.clone()).key_prefix(&prefix).namespace_root(&root).build().await?;
-    let l1 = Cache::builder().redis(redis.clone()).key_prefix(&prefix).namespace_root(&root).l1(L1Options::default()).build().await?;
+    let nscache = Cache::builder()
+        .redis(redis.clone())
+        .key_prefix(&prefix)
+        .namespace_root(&root)
+        .build()
+        .await?;
+    let l1 = Cache::builder()
+        .redis(redis.clone())
+        .key_prefix(&prefix)
+        .namespace_root(&root)
+        .l1(L1Options::default())
+        .build()
+        .await?;
     let raw = RedisStore::new(&redis).map_err(|e| BenchError::Failed(e.to_string()))?;
-    raw.ping().await.map_err(|e| BenchError::Failed(format!("Redis at {}: {e}", raw.url())))?;
-    let setup = Arc::new(Setup { raw, nscache, l1, prefix, root });
+    raw.ping()
+        .await
+        .map_err(|e| BenchError::Failed(format!("Redis at {}: {e}", raw.url())))?;
+    let setup = Arc::new(Setup {
+        raw,
+        nscache,
+        l1,
+        prefix,
+        root,
+    });
     tokio::time::sleep(Duration::from_millis(200)).await; // the L1's subscription comes up
 
     // Data every read scenario finds.
-    setup.nscache.global().set("bench:hit", VALUE, Expiry::Never).await?;
-    setup.nscache.global().set("bench:ctr", "0", Expiry::Never).await?;
-    setup.nscache.user("bench-user").set("hit", VALUE, Expiry::Never).await?;
+    setup
+        .nscache
+        .global()
+        .set("bench:hit", VALUE, Expiry::Never)
+        .await?;
+    setup
+        .nscache
+        .global()
+        .set("bench:ctr", "0", Expiry::Never)
+        .await?;
+    setup
+        .nscache
+        .user("bench-user")
+        .set("hit", VALUE, Expiry::Never)
+        .await?;
 
     let selected = |s: &str| options.only.is_empty() || options.only.iter().any(|o| o == s);
-    let scenarios: Vec<&str> = OP_SCENARIOS.iter().copied().filter(|s| selected(s)).collect();
-    let implementations: Vec<&str> = ["raw-redis", "nscache", "nscache-l1"].into_iter().filter(|i| options.implementations.is_empty() || options.implementations.iter().any(|o| o == i)).collect();
+    let scenarios: Vec<&str> = OP_SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| selected(s))
+        .collect();
+    let implementations: Vec<&str> = ["raw-redis", "nscache", "nscache-l1"]
+        .into_iter()
+        .filter(|i| {
+            options.implementations.is_empty() || options.implementations.iter().any(|o| o == i)
+        })
+        .collect();
     let total = scenarios.len() * options.concurrency.len() * implementations.len();
     let mut rows = Vec::new();
     let mut done = 0;
@@ -357,41 +575,69 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
         for &c in &options.concurrency {
             for &imp in &implementations {
                 done += 1;
-                let _ = write!(progress, "\r[{done:>3}/{total}] {scenario:<22} {imp:<11} c={c:<3}                 ");
+                let _ = write!(
+                    progress,
+                    "\r[{done:>3}/{total}] {scenario:<22} {imp:<11} c={c:<3}                 "
+                );
                 let _ = progress.flush();
                 let (ops, p50, p99) = cell(&setup, scenario, imp, c, &options).await?;
-                rows.push(Row { scenario: (*scenario).to_owned(), implementation: imp.to_owned(), concurrency: c, keys: 0, ops_per_sec: ops, p50_us: p50, p99_us: p99 });
+                rows.push(Row {
+                    scenario: (*scenario).to_owned(),
+                    implementation: imp.to_owned(),
+                    concurrency: c,
+                    keys: 0,
+                    ops_per_sec: ops,
+                    p50_us: p50,
+                    p99_us: p99,
+                });
             }
         }
     }
     if selected("invalidate-user") {
         rows.extend(invalidation_rows(&setup, &options.invalidation_keys, progress).await?);
     }
-    let _ = writeln!(progress, "\r  cleaning up...                                              ");
+    let _ = writeln!(
+        progress,
+        "\r  cleaning up...                                              "
+    );
     let mut conn = setup.raw.connection();
     scan_del(&mut conn, &format!("{}:*", setup.prefix)).await?;
     scan_del(&mut conn, &format!("{}*", setup.root)).await?;
 
-    let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
-    let redis_version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("unknown").trim().to_owned();
-    let os = std::fs::read_to_string("/proc/version").map(|v| v.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| std::env::consts::OS.to_owned());
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await?;
+    let redis_version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned();
+    let os = std::fs::read_to_string("/proc/version")
+        .map(|v| v.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| std::env::consts::OS.to_owned());
     let report = Report {
         machine: Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             os,
             redis_version,
             nscache_version: env!("CARGO_PKG_VERSION"),
-            unix_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            unix_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             duration_secs: options.duration.as_secs_f64(),
         },
         rows,
     };
     if let Some(path) = &options.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| BenchError::Failed(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| BenchError::Failed(e.to_string()))?;
         std::fs::write(path, text).map_err(|e| BenchError::Io(path.display().to_string(), e))?;
     }
     if let Some(path) = &options.plot {
-        std::fs::write(path, plot::svg(&report)).map_err(|e| BenchError::Io(path.display().to_string(), e))?;
+        std::fs::write(path, plot::svg(&report))
+            .map_err(|e| BenchError::Io(path.display().to_string(), e))?;
     }
     Ok(report)
 }

@@ -57,20 +57,35 @@ pub async fn migrate(cli: &Cli, out: &mut impl Write) -> Result<ExitCode, Failur
     for name in &report.already {
         write_line(out, &format!("already applied {name}"))?;
     }
-    write_line(out, &format!("{} migrated ({})", directory.kind(), directory.location()))?;
+    write_line(
+        out,
+        &format!("{} migrated ({})", directory.kind(), directory.location()),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Read a password from the first line of standard input.
 fn password_from_stdin() -> Result<String, Failure> {
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).map_err(|e| usage(format!("reading the password: {e}")))?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| usage(format!("reading the password: {e}")))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// `nscache user …`.
-pub async fn user(cli: &Cli, command: &UserCommand, out: &mut impl Write) -> Result<ExitCode, Failure> {
-    let UserCommand::Add { name, admin, service, password_stdin, user_id } = command;
+pub async fn user(
+    cli: &Cli,
+    command: &UserCommand,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
+    let UserCommand::Add {
+        name,
+        admin,
+        service,
+        password_stdin,
+        user_id,
+    } = command;
     let role = match (admin, service) {
         (true, _) => Role::Admin,
         (_, true) => Role::Service,
@@ -82,8 +97,19 @@ pub async fn user(cli: &Cli, command: &UserCommand, out: &mut impl Write) -> Res
         (_, true) => (Some(password_from_stdin()?), false),
         (_, false) => (Some(crate::auth::random_secret(12)), true),
     };
-    let account = server.control().create_account(name, role, password.as_deref(), user_id.as_deref()).await?;
-    write_line(out, &format!("created {} {:?} (namespace id {})", account.role.as_str(), account.username, account.user_id))?;
+    let account = server
+        .control()
+        .create_account(name, role, password.as_deref(), user_id.as_deref())
+        .await?;
+    write_line(
+        out,
+        &format!(
+            "created {} {:?} (namespace id {})",
+            account.role.as_str(),
+            account.username,
+            account.user_id
+        ),
+    )?;
     if generated && let Some(p) = password {
         write_line(out, &format!("password: {p}"))?;
     }
@@ -91,7 +117,11 @@ pub async fn user(cli: &Cli, command: &UserCommand, out: &mut impl Write) -> Res
 }
 
 /// `nscache token …`.
-pub async fn token(cli: &Cli, command: &TokenCommand, out: &mut impl Write) -> Result<ExitCode, Failure> {
+pub async fn token(
+    cli: &Cli,
+    command: &TokenCommand,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
     let TokenCommand::Create { name, label } = command;
     let server = Server::build(cli.server_config()?).await?;
     let token = server.control().create_token(name, label).await?;
@@ -101,8 +131,13 @@ pub async fn token(cli: &Cli, command: &TokenCommand, out: &mut impl Write) -> R
 
 /// A pool on the application's Postgres (`database-url`), for table watching.
 pub(super) fn app_pool(settings: &Settings) -> Result<sqlx::PgPool, Failure> {
-    let url = settings.database_url.as_deref().ok_or_else(|| usage("table watching needs Postgres: pass --database-url URL or set DATABASE_URL"))?;
-    sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(url).map_err(|e| usage(format!("bad DATABASE_URL: {e}")))
+    let url = settings.database_url.as_deref().ok_or_else(|| {
+        usage("table watching needs Postgres: pass --database-url URL or set DATABASE_URL")
+    })?;
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy(url)
+        .map_err(|e| usage(format!("bad DATABASE_URL: {e}")))
 }
 
 /// What a failed `watch-table` / `unwatch-table` means for the exit code.
@@ -114,21 +149,36 @@ fn watch_failure(e: nscache::query::WatchError) -> Failure {
 }
 
 /// `nscache watch-table NAME [--relation TABLE]`.
-pub async fn watch_table(settings: &Settings, name: &str, relation: Option<&str>, out: &mut impl Write) -> Result<ExitCode, Failure> {
+pub async fn watch_table(
+    settings: &Settings,
+    name: &str,
+    relation: Option<&str>,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
     let pool = app_pool(settings)?;
     let relation = relation.unwrap_or(name);
-    nscache::query::watch_table(&pool, relation, name).await.map_err(watch_failure)?;
+    nscache::query::watch_table(&pool, relation, name)
+        .await
+        .map_err(watch_failure)?;
     write_line(
         out,
-        &format!("watching {relation} as {name:?}: writes to it invalidate its cached queries (while `nscache serve` or a TableWatcher listens)"),
+        &format!(
+            "watching {relation} as {name:?}: writes to it invalidate its cached queries (while `nscache serve` or a TableWatcher listens)"
+        ),
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `nscache unwatch-table NAME`.
-pub async fn unwatch_table(settings: &Settings, name: &str, out: &mut impl Write) -> Result<ExitCode, Failure> {
+pub async fn unwatch_table(
+    settings: &Settings,
+    name: &str,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
     let pool = app_pool(settings)?;
-    let removed = nscache::query::unwatch_table(&pool, name).await.map_err(watch_failure)?;
+    let removed = nscache::query::unwatch_table(&pool, name)
+        .await
+        .map_err(watch_failure)?;
     write_line(out, if removed { "unwatched" } else { "not watched" })?;
     Ok(ExitCode::from(if removed { 0 } else { EXIT_MISS }))
 }

@@ -41,8 +41,15 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// The run these options describe, on the Redis of `settings`.
     fn options(&self, settings: &Settings) -> Result<BenchOptions, Failure> {
-        let url = settings.redis_url.clone().ok_or_else(|| usage("bench measures Redis: pass --redis-url URL or set REDIS_URL"))?;
-        let mut options = if self.quick { BenchOptions::quick(url) } else { BenchOptions::full(url) };
+        let url = settings
+            .redis_url
+            .clone()
+            .ok_or_else(|| usage("bench measures Redis: pass --redis-url URL or set REDIS_URL"))?;
+        let mut options = if self.quick {
+            BenchOptions::quick(url)
+        } else {
+            BenchOptions::full(url)
+        };
         if self.concurrency.contains(&0) {
             return Err(usage("concurrency levels are at least 1"));
         }
@@ -63,11 +70,18 @@ impl BenchArgs {
 }
 
 /// Run the bench and print its table.
-pub async fn run(settings: &Settings, args: &BenchArgs, out: &mut impl Write) -> Result<ExitCode, Failure> {
+pub async fn run(
+    settings: &Settings,
+    args: &BenchArgs,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
     let options = args.options(settings)?;
     let report = crate::bench::run(options, &mut std::io::stderr())
         .await
-        .map_err(|e| Failure { code: EXIT_UNAVAILABLE, message: format!("bench: {e}") })?;
+        .map_err(|e| Failure {
+            code: EXIT_UNAVAILABLE,
+            message: format!("bench: {e}"),
+        })?;
     write_line(out, &report.table())?;
     Ok(ExitCode::SUCCESS)
 }

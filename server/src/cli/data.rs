@@ -98,7 +98,11 @@ fn parse_expiry(s: &str) -> Result<Expiry, String> {
 }
 
 /// Run a data command against the store `settings` name.
-pub async fn run(settings: &Settings, command: &DataCommand, out: &mut impl Write) -> Result<ExitCode, Failure> {
+pub async fn run(
+    settings: &Settings,
+    command: &DataCommand,
+    out: &mut impl Write,
+) -> Result<ExitCode, Failure> {
     if settings.redis_url.is_none() {
         return Err(usage("no Redis URL: pass --redis-url URL or set REDIS_URL"));
     }
@@ -124,7 +128,9 @@ fn keyspace(cache: &Cache, user: &Option<String>) -> Keyspace {
 }
 
 fn print(out: &mut impl Write, bytes: &[u8]) -> Result<(), Failure> {
-    out.write_all(bytes).and_then(|()| out.write_all(b"\n")).map_err(|e| usage(format!("writing output: {e}")))
+    out.write_all(bytes)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| usage(format!("writing output: {e}")))
 }
 
 /// Print `line` and exit 0 when `found`, else exit 1.
@@ -133,18 +139,26 @@ fn report(out: &mut impl Write, found: bool, line: &[u8]) -> Result<u8, Failure>
     Ok(if found { 0 } else { EXIT_MISS })
 }
 
-async fn execute(cache: &Cache, command: &DataCommand, out: &mut impl Write) -> Result<u8, Failure> {
+async fn execute(
+    cache: &Cache,
+    command: &DataCommand,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
     match command {
         DataCommand::Get(a) => match keyspace(cache, &a.user).get(&a.key).await? {
             Some(value) => report(out, true, &value),
             None => Ok(EXIT_MISS),
         },
         DataCommand::Set(a) => {
-            keyspace(cache, &a.user).set(&a.key, &a.value, a.ttl.unwrap_or_default()).await?;
+            keyspace(cache, &a.user)
+                .set(&a.key, &a.value, a.ttl.unwrap_or_default())
+                .await?;
             report(out, true, b"OK")
         }
         DataCommand::Add(a) => {
-            let added = keyspace(cache, &a.user).add(&a.key, &a.value, a.ttl.unwrap_or_default()).await?;
+            let added = keyspace(cache, &a.user)
+                .add(&a.key, &a.value, a.ttl.unwrap_or_default())
+                .await?;
             report(out, added, if added { b"added" } else { b"exists" })
         }
         DataCommand::Incr(a) => {

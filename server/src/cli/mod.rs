@@ -107,7 +107,9 @@ pub struct Failure {
 fn exit_code(err: &CacheError) -> u8 {
     match err {
         CacheError::NotFound => EXIT_MISS,
-        CacheError::Unavailable(_) | CacheError::Internal(_) | CacheError::Component(_) => EXIT_UNAVAILABLE,
+        CacheError::Unavailable(_) | CacheError::Internal(_) | CacheError::Component(_) => {
+            EXIT_UNAVAILABLE
+        }
         CacheError::KeyTooLong(_)
         | CacheError::ValueTooLarge(_)
         | CacheError::InvalidName(_)
@@ -119,14 +121,24 @@ fn exit_code(err: &CacheError) -> u8 {
 
 impl From<CacheError> for Failure {
     fn from(err: CacheError) -> Self {
-        Failure { code: exit_code(&err), message: err.to_string() }
+        Failure {
+            code: exit_code(&err),
+            message: err.to_string(),
+        }
     }
 }
 
 impl From<DirectoryError> for Failure {
     fn from(err: DirectoryError) -> Self {
-        let code = if matches!(err, DirectoryError::Unavailable(_)) { EXIT_UNAVAILABLE } else { EXIT_USAGE };
-        Failure { code, message: err.to_string() }
+        let code = if matches!(err, DirectoryError::Unavailable(_)) {
+            EXIT_UNAVAILABLE
+        } else {
+            EXIT_USAGE
+        };
+        Failure {
+            code,
+            message: err.to_string(),
+        }
     }
 }
 
@@ -147,13 +159,19 @@ impl From<ControlError> for Failure {
             ControlError::Directory(_) => EXIT_UNAVAILABLE,
             _ => EXIT_USAGE,
         };
-        Failure { code, message: err.to_string() }
+        Failure {
+            code,
+            message: err.to_string(),
+        }
     }
 }
 
 /// A usage error (exit 2).
 fn usage(message: impl Into<String>) -> Failure {
-    Failure { code: EXIT_USAGE, message: message.into() }
+    Failure {
+        code: EXIT_USAGE,
+        message: message.into(),
+    }
 }
 
 /// Print one line of output.
@@ -185,11 +203,17 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
         Command::User(command) => admin::user(&cli, command, out).await,
         Command::Token(command) => admin::token(&cli, command, out).await,
         Command::Bench(args) => bench::run(&cli.settings()?, args, out).await,
-        Command::WatchTable { name, relation } => admin::watch_table(&cli.settings()?, name, relation.as_deref(), out).await,
+        Command::WatchTable { name, relation } => {
+            admin::watch_table(&cli.settings()?, name, relation.as_deref(), out).await
+        }
         Command::UnwatchTable { name } => admin::unwatch_table(&cli.settings()?, name, out).await,
         Command::Component { out: path } => {
-            std::fs::write(path, COMPONENT_WASM).map_err(|e| usage(format!("writing {}: {e}", path.display())))?;
-            write_line(out, &format!("{} ({} bytes)", path.display(), COMPONENT_WASM.len()))?;
+            std::fs::write(path, COMPONENT_WASM)
+                .map_err(|e| usage(format!("writing {}: {e}", path.display())))?;
+            write_line(
+                out,
+                &format!("{} ({} bytes)", path.display(), COMPONENT_WASM.len()),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Data(command) => data::run(&cli.settings()?, command, out).await,

@@ -32,36 +32,64 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     let directory = open_directory(&config).await?;
     if directory.kind() == "postgres" {
         match directory.migrate().await {
-            Ok(report) if !report.applied.is_empty() => write_line(out, &format!("applied migrations: {}", report.applied.join(", ")))?,
+            Ok(report) if !report.applied.is_empty() => write_line(
+                out,
+                &format!("applied migrations: {}", report.applied.join(", ")),
+            )?,
             Ok(_) => {}
-            Err(e) => write_line(out, &format!("warning: could not check migrations now ({e}); serving anyway"))?,
+            Err(e) => write_line(
+                out,
+                &format!("warning: could not check migrations now ({e}); serving anyway"),
+            )?,
         }
     }
     let listen = config.listen;
     let watch = config.cache.database_url.is_some();
-    let pool = if watch { Some(app_pool(&config.cache)?) } else { None };
+    let pool = if watch {
+        Some(app_pool(&config.cache)?)
+    } else {
+        None
+    };
     let mut server = Server::with_directory(config, directory).await?;
     if let Some(pool) = pool {
         // Writes to watched tables invalidate their cached queries.
         server.watch_tables(pool);
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| usage(format!("cannot listen on {listen}: {e}")))?;
     let address = listener.local_addr().map_err(|e| usage(e.to_string()))?;
-    write_line(out, &format!("nscache {} serving on http://{address}", env!("CARGO_PKG_VERSION")))?;
+    write_line(
+        out,
+        &format!(
+            "nscache {} serving on http://{address}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    )?;
     for line in server.describe() {
         write_line(out, &format!("  {line}"))?;
     }
     announce_first_admin(&server, &address.to_string(), out).await?;
     out.flush().map_err(|e| usage(e.to_string()))?;
-    server.serve(listener).await.map_err(|e| Failure { code: EXIT_UNAVAILABLE, message: format!("server: {e}") })?;
+    server.serve(listener).await.map_err(|e| Failure {
+        code: EXIT_UNAVAILABLE,
+        message: format!("server: {e}"),
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// With no admin yet, create one and say how to sign in.
-async fn announce_first_admin(server: &Server, address: &str, out: &mut impl Write) -> Result<(), Failure> {
+async fn announce_first_admin(
+    server: &Server,
+    address: &str,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     match server.control().ensure_admin().await {
         Ok(Some((name, password))) => {
-            write_line(out, &format!("  created the first admin: sign in as {name:?} with password {password}"))?;
+            write_line(
+                out,
+                &format!("  created the first admin: sign in as {name:?} with password {password}"),
+            )?;
             write_line(
                 out,
                 &format!(
@@ -70,6 +98,9 @@ async fn announce_first_admin(server: &Server, address: &str, out: &mut impl Wri
             )
         }
         Ok(None) => Ok(()),
-        Err(e) => write_line(out, &format!("  warning: could not check for an admin account: {e}")),
+        Err(e) => write_line(
+            out,
+            &format!("  warning: could not check for an admin account: {e}"),
+        ),
     }
 }

@@ -57,7 +57,10 @@ impl Args for SettingsArgs {
                 .help_heading("Cache settings");
             if option.value_name == "BOOL" {
                 // `--l1` alone means true; `--l1=false` turns it off.
-                arg = arg.num_args(0..=1).require_equals(true).default_missing_value("true");
+                arg = arg
+                    .num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value("true");
             }
             cmd.arg(arg)
         })

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Account, Directory, DirectoryError, MigrationReport, NewAccount, SessionRecord, UserPage};
+use super::{
+    Account, Directory, DirectoryError, MigrationReport, NewAccount, SessionRecord, UserPage,
+};
 
 /// How long the database is left alone after it was found unreachable.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -23,11 +25,21 @@ pub struct Guarded {
 impl Guarded {
     /// Guard `inner`.
     pub fn new(inner: Arc<dyn Directory>) -> Guarded {
-        Guarded { inner, open_until: RwLock::new(None) }
+        Guarded {
+            inner,
+            open_until: RwLock::new(None),
+        }
     }
 
-    async fn guard<T>(&self, call: impl Future<Output = Result<T, DirectoryError>>) -> Result<T, DirectoryError> {
-        if let Some((until, error)) = self.open_until.read().unwrap_or_else(|p| p.into_inner()).clone()
+    async fn guard<T>(
+        &self,
+        call: impl Future<Output = Result<T, DirectoryError>>,
+    ) -> Result<T, DirectoryError> {
+        if let Some((until, error)) = self
+            .open_until
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
             && Instant::now() < until
         {
             return Err(DirectoryError::Unavailable(error));
@@ -40,7 +52,9 @@ impl Guarded {
     fn note<T>(&self, result: &Result<T, DirectoryError>) {
         let mut open = self.open_until.write().unwrap_or_else(|p| p.into_inner());
         match result {
-            Err(DirectoryError::Unavailable(e)) => *open = Some((Instant::now() + RETRY_AFTER, e.clone())),
+            Err(DirectoryError::Unavailable(e)) => {
+                *open = Some((Instant::now() + RETRY_AFTER, e.clone()))
+            }
             _ => *open = None,
         }
     }
@@ -71,11 +85,18 @@ impl Directory for Guarded {
     }
 
     async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
-        self.guard(self.inner.set_cache_enabled(user_id, enabled)).await
+        self.guard(self.inner.set_cache_enabled(user_id, enabled))
+            .await
     }
 
-    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError> {
-        self.guard(self.inner.list_users(search, offset, limit)).await
+    async fn list_users(
+        &self,
+        search: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<UserPage, DirectoryError> {
+        self.guard(self.inner.list_users(search, offset, limit))
+            .await
     }
 
     async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError> {
@@ -90,11 +111,25 @@ impl Directory for Guarded {
         self.guard(self.inner.count_admins()).await
     }
 
-    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError> {
-        self.guard(self.inner.create_session(token_hash, account_id, csrf_token, expires_at)).await
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        self.guard(
+            self.inner
+                .create_session(token_hash, account_id, csrf_token, expires_at),
+        )
+        .await
     }
 
-    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError> {
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<SessionRecord>, DirectoryError> {
         self.guard(self.inner.session(token_hash, now)).await
     }
 
@@ -102,8 +137,14 @@ impl Directory for Guarded {
         self.guard(self.inner.delete_session(token_hash)).await
     }
 
-    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError> {
-        self.guard(self.inner.create_token(account_id, name, token_hash)).await
+    async fn create_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<(), DirectoryError> {
+        self.guard(self.inner.create_token(account_id, name, token_hash))
+            .await
     }
 
     async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {

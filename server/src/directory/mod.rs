@@ -14,8 +14,8 @@ use nscache::profiles::{FlagStore, ProfileError};
 
 pub use self::guarded::Guarded;
 pub use self::postgres::PostgresDirectory;
-pub use nscache::sql::{Identifier, ProfileTable};
 pub use self::sqlite::SqliteDirectory;
+pub use nscache::sql::{Identifier, ProfileTable};
 
 /// The name of the first migration (accounts, sessions, tokens).
 pub const ACCOUNTS_MIGRATION: &str = "0001_accounts_sessions_tokens";
@@ -149,13 +149,28 @@ pub enum DirectoryError {
 impl From<sqlx::Error> for DirectoryError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
-                DirectoryError::Unavailable(e.to_string())
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => DirectoryError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                DirectoryError::Conflict(db.message().to_owned())
             }
-            sqlx::Error::Database(db) if db.is_unique_violation() => DirectoryError::Conflict(db.message().to_owned()),
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42703")) => DirectoryError::Schema(format!("{} (run `nscache migrate`)", db.message())),
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("42P01" | "42703")) =>
+            {
+                DirectoryError::Schema(format!("{} (run `nscache migrate`)", db.message()))
+            }
             // Postgres: admin shutdown, cannot connect now, too many connections.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300")) => DirectoryError::Unavailable(db.message().to_owned()),
+            sqlx::Error::Database(db)
+                if matches!(
+                    db.code().as_deref(),
+                    Some("57P01" | "57P02" | "57P03" | "53300")
+                ) =>
+            {
+                DirectoryError::Unavailable(db.message().to_owned())
+            }
             _ => DirectoryError::Other(e.to_string()),
         }
     }
@@ -223,7 +238,12 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError>;
     /// Users whose id or login name starts with `search` (case-insensitive for
     /// names), ordered by id.
-    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError>;
+    async fn list_users(
+        &self,
+        search: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<UserPage, DirectoryError>;
 
     /// Create an account (and its profile row, cache enabled).
     async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError>;
@@ -233,22 +253,42 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     async fn count_admins(&self) -> Result<u64, DirectoryError>;
 
     /// Store a session (the token's SHA-256, never the token).
-    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError>;
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError>;
     /// The live session with this token hash (expired ones are not returned).
-    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError>;
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<SessionRecord>, DirectoryError>;
     /// End a session.
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError>;
 
     /// Store an API token (its SHA-256) for an account.
-    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError>;
+    async fn create_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<(), DirectoryError>;
     /// The account an API token belongs to.
     async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError>;
 }
 
 /// Reject an unusable login name.
 pub(crate) fn check_username(name: &str) -> Result<(), DirectoryError> {
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(DirectoryError::Invalid("a login name is 1 to 64 characters, without spaces or control characters".into()));
+    if name.is_empty()
+        || name.chars().count() > 64
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(DirectoryError::Invalid(
+            "a login name is 1 to 64 characters, without spaces or control characters".into(),
+        ));
     }
     Ok(())
 }
@@ -268,5 +308,7 @@ pub(crate) fn like_prefix(search: &str) -> String {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

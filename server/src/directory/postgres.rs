@@ -7,9 +7,12 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
+use super::{
+    ACCOUNTS_MIGRATION, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role,
+    SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
+};
 use nscache::profiles::{FlagStore, PostgresFlags};
 use nscache::sql::ProfileTable;
-use super::{ACCOUNTS_MIGRATION, unix_now, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix};
 
 /// The directory in Postgres. The pool connects lazily: the server starts
 /// while Postgres is down, and reconnects when it returns.
@@ -49,15 +52,22 @@ fn account_from(row: &sqlx::postgres::PgRow) -> Result<Account, DirectoryError> 
     Ok(Account {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
-        role: Role::parse(&role).ok_or_else(|| DirectoryError::Schema(format!("unknown role {role:?}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| DirectoryError::Schema(format!("unknown role {role:?}")))?,
         user_id: row.try_get("user_id")?,
         password_hash: row.try_get("password_hash")?,
     })
 }
 
 fn redact(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(auth, host)| (scheme, auth, host))) {
-        Some((scheme, auth, host)) => format!("{scheme}://{}:***@{host}", auth.split_once(':').map_or(auth, |(u, _)| u)),
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(auth, host)| (scheme, auth, host))
+    }) {
+        Some((scheme, auth, host)) => format!(
+            "{scheme}://{}:***@{host}",
+            auth.split_once(':').map_or(auth, |(u, _)| u)
+        ),
         None => url.to_owned(),
     }
 }
@@ -65,15 +75,32 @@ fn redact(url: &str) -> String {
 impl PostgresDirectory {
     /// A directory at `url` (`postgres://user@host/db`), profiles in `profiles`.
     pub fn connect(url: &str, profiles: ProfileTable) -> Result<PostgresDirectory, DirectoryError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| DirectoryError::Invalid(format!("bad DATABASE_URL: {e}")))?;
-        Ok(PostgresDirectory::with_options(options, profiles, redact(url)))
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| DirectoryError::Invalid(format!("bad DATABASE_URL: {e}")))?;
+        Ok(PostgresDirectory::with_options(
+            options,
+            profiles,
+            redact(url),
+        ))
     }
 
     /// A directory with explicit connection options (e.g. a `search_path`).
-    pub fn with_options(options: PgConnectOptions, profiles: ProfileTable, location: String) -> PostgresDirectory {
-        let pool = PgPoolOptions::new().max_connections(10).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options);
+    pub fn with_options(
+        options: PgConnectOptions,
+        profiles: ProfileTable,
+        location: String,
+    ) -> PostgresDirectory {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy_with(options);
         let flags = PostgresFlags::with_pool(pool.clone(), profiles.clone());
-        PostgresDirectory { pool, profiles, location, flags }
+        PostgresDirectory {
+            pool,
+            profiles,
+            location,
+            flags,
+        }
     }
 
     /// The connection pool (for the query cache and tests).
@@ -101,21 +128,43 @@ impl Directory for PostgresDirectory {
     async fn migrate(&self) -> Result<MigrationReport, DirectoryError> {
         let p = &self.profiles;
         let profile_sql = vec![
-            format!("CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY, {} BOOLEAN NOT NULL DEFAULT TRUE)", p.table, p.user_column, p.flag_column),
-            format!("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} BOOLEAN NOT NULL DEFAULT TRUE", p.table, p.flag_column),
-            format!("CREATE INDEX IF NOT EXISTS {} ON {} ({})", p.index_name(), p.table, p.flag_column),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY, {} BOOLEAN NOT NULL DEFAULT TRUE)",
+                p.table, p.user_column, p.flag_column
+            ),
+            format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} BOOLEAN NOT NULL DEFAULT TRUE",
+                p.table, p.flag_column
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                p.index_name(),
+                p.table,
+                p.flag_column
+            ),
         ];
-        let migrations: Vec<(String, Vec<String>)> =
-            vec![(ACCOUNTS_MIGRATION.to_owned(), ACCOUNTS_SQL.iter().map(|s| s.to_string()).collect()), (p.migration_name(), profile_sql)];
+        let migrations: Vec<(String, Vec<String>)> = vec![
+            (
+                ACCOUNTS_MIGRATION.to_owned(),
+                ACCOUNTS_SQL.iter().map(|s| s.to_string()).collect(),
+            ),
+            (p.migration_name(), profile_sql),
+        ];
         let mut tx = self.pool.begin().await?;
         // One migrator at a time, across processes.
-        sqlx::query("SELECT pg_advisory_xact_lock(7249861)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7249861)")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS nscache_schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
             .execute(&mut *tx)
             .await?;
         let mut report = MigrationReport::default();
         for (name, statements) in migrations {
-            let done: Option<String> = sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = $1").bind(&name).fetch_optional(&mut *tx).await?;
+            let done: Option<String> =
+                sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = $1")
+                    .bind(&name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 report.already.push(name);
                 continue;
@@ -123,7 +172,10 @@ impl Directory for PostgresDirectory {
             for sql in &statements {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
-            sqlx::query("INSERT INTO nscache_schema_migrations (name) VALUES ($1)").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO nscache_schema_migrations (name) VALUES ($1)")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
             report.applied.push(name);
         }
         tx.commit().await?;
@@ -138,13 +190,25 @@ impl Directory for PostgresDirectory {
         Ok(self.flags.set_cache_enabled(user_id, enabled).await?)
     }
 
-    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError> {
+    async fn list_users(
+        &self,
+        search: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<UserPage, DirectoryError> {
         let p = &self.profiles;
-        let from = format!("FROM {t} p LEFT JOIN nscache_accounts a ON a.user_id = p.{u}::text", t = p.table, u = p.user_column);
+        let from = format!(
+            "FROM {t} p LEFT JOIN nscache_accounts a ON a.user_id = p.{u}::text",
+            t = p.table,
+            u = p.user_column
+        );
         let filter = if search.is_empty() {
             String::new()
         } else {
-            format!("WHERE p.{u}::text LIKE $1 ESCAPE '\\' OR lower(a.username) LIKE lower($1) ESCAPE '\\'", u = p.user_column)
+            format!(
+                "WHERE p.{u}::text LIKE $1 ESCAPE '\\' OR lower(a.username) LIKE lower($1) ESCAPE '\\'",
+                u = p.user_column
+            )
         };
         let pattern = like_prefix(search);
         let count_sql = format!("SELECT count(*) {from} {filter}");
@@ -153,7 +217,11 @@ impl Directory for PostgresDirectory {
             count = count.bind(&pattern);
         }
         let total = count.fetch_one(&self.pool).await?;
-        let (lim, off) = if search.is_empty() { ("$1", "$2") } else { ("$2", "$3") };
+        let (lim, off) = if search.is_empty() {
+            ("$1", "$2")
+        } else {
+            ("$2", "$3")
+        };
         let rows_sql = format!(
             "SELECT p.{u}::text AS user_id, p.{f} AS cache_enabled, a.username, a.role {from} {filter} ORDER BY p.{u} LIMIT {lim} OFFSET {off}",
             u = p.user_column,
@@ -163,15 +231,27 @@ impl Directory for PostgresDirectory {
         if !search.is_empty() {
             rows = rows.bind(&pattern);
         }
-        let rows = rows.bind(limit as i64).bind(offset as i64).fetch_all(&self.pool).await?;
+        let rows = rows
+            .bind(limit as i64)
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
         let users = rows
             .iter()
             .map(|r| {
                 let role: Option<String> = r.try_get("role")?;
-                Ok(UserRow { user_id: r.try_get("user_id")?, username: r.try_get("username")?, role: role.as_deref().and_then(Role::parse), cache_enabled: r.try_get("cache_enabled")? })
+                Ok(UserRow {
+                    user_id: r.try_get("user_id")?,
+                    username: r.try_get("username")?,
+                    role: role.as_deref().and_then(Role::parse),
+                    cache_enabled: r.try_get("cache_enabled")?,
+                })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(UserPage { users, total: total as u64 })
+        Ok(UserPage {
+            users,
+            total: total as u64,
+        })
     }
 
     async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError> {
@@ -190,17 +270,30 @@ impl Directory for PostgresDirectory {
             Some(u) => u.clone(),
             None => {
                 let u = id.to_string();
-                sqlx::query("UPDATE nscache_accounts SET user_id = $1 WHERE id = $2").bind(&u).bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE nscache_accounts SET user_id = $1 WHERE id = $2")
+                    .bind(&u)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 u
             }
         };
         if self.profiles.owned {
             let p = &self.profiles;
-            let sql = format!("INSERT INTO {} ({}) VALUES ($1) ON CONFLICT DO NOTHING", p.table, p.user_column);
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ($1) ON CONFLICT DO NOTHING",
+                p.table, p.user_column
+            );
             sqlx::query(&sql).bind(&user_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Account { id, username: new.username.clone(), role: new.role, user_id, password_hash: new.password_hash.clone() })
+        Ok(Account {
+            id,
+            username: new.username.clone(),
+            role: new.role,
+            user_id,
+            password_hash: new.password_hash.clone(),
+        })
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
@@ -209,12 +302,24 @@ impl Directory for PostgresDirectory {
     }
 
     async fn count_admins(&self) -> Result<u64, DirectoryError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM nscache_accounts WHERE role = 'admin'").fetch_one(&self.pool).await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM nscache_accounts WHERE role = 'admin'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n as u64)
     }
 
-    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError> {
-        sqlx::query("DELETE FROM nscache_sessions WHERE expires_at < $1").bind(unix_now()).execute(&self.pool).await?;
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_sessions WHERE expires_at < $1")
+            .bind(unix_now())
+            .execute(&self.pool)
+            .await?;
         sqlx::query("INSERT INTO nscache_sessions (token_hash, account_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(account_id)
@@ -225,7 +330,11 @@ impl Directory for PostgresDirectory {
         Ok(())
     }
 
-    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError> {
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<SessionRecord>, DirectoryError> {
         let row = sqlx::query(
             "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, s.csrf_token, s.expires_at
              FROM nscache_sessions s JOIN nscache_accounts a ON a.id = s.account_id
@@ -235,16 +344,38 @@ impl Directory for PostgresDirectory {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok(SessionRecord { account: account_from(&r)?, csrf_token: r.try_get("csrf_token")?, expires_at: r.try_get("expires_at")? })).transpose()
+        row.map(|r| {
+            Ok(SessionRecord {
+                account: account_from(&r)?,
+                csrf_token: r.try_get("csrf_token")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError> {
-        sqlx::query("DELETE FROM nscache_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM nscache_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError> {
-        sqlx::query("INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES ($1, $2, $3)").bind(token_hash).bind(account_id).bind(name).execute(&self.pool).await?;
+    async fn create_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(account_id)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

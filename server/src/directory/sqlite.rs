@@ -8,8 +8,11 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
+use super::{
+    ACCOUNTS_MIGRATION, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role,
+    SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
+};
 use nscache::sql::ProfileTable;
-use super::{ACCOUNTS_MIGRATION, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now};
 
 /// The directory in a SQLite file (created if missing), same schema as Postgres.
 #[derive(Debug, Clone)]
@@ -46,7 +49,8 @@ fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<Account, DirectoryError
     Ok(Account {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
-        role: Role::parse(&role).ok_or_else(|| DirectoryError::Schema(format!("unknown role {role:?}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| DirectoryError::Schema(format!("unknown role {role:?}")))?,
         user_id: row.try_get("user_id")?,
         password_hash: row.try_get("password_hash")?,
     })
@@ -54,9 +58,14 @@ fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<Account, DirectoryError
 
 impl SqliteDirectory {
     /// Open (or create) the database file at `path`.
-    pub async fn open(path: &Path, profiles: ProfileTable) -> Result<SqliteDirectory, DirectoryError> {
+    pub async fn open(
+        path: &Path,
+        profiles: ProfileTable,
+    ) -> Result<SqliteDirectory, DirectoryError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| DirectoryError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DirectoryError::Unavailable(format!("creating {}: {e}", dir.display()))
+            })?;
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| DirectoryError::Invalid(e.to_string()))?
@@ -64,8 +73,15 @@ impl SqliteDirectory {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(SqliteDirectory { pool, profiles, path: path.to_owned() })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteDirectory {
+            pool,
+            profiles,
+            path: path.to_owned(),
+        })
     }
 }
 
@@ -93,7 +109,11 @@ impl Directory for SqliteDirectory {
             .await?;
         let mut report = MigrationReport::default();
         for name in [ACCOUNTS_MIGRATION.to_owned(), p.migration_name()] {
-            let done: Option<String> = sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = ?1").bind(&name).fetch_optional(&mut *tx).await?;
+            let done: Option<String> =
+                sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = ?1")
+                    .bind(&name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 report.already.push(name);
                 continue;
@@ -106,13 +126,34 @@ impl Directory for SqliteDirectory {
                 sqlx::query(&format!("CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY, {} BOOLEAN NOT NULL DEFAULT TRUE)", p.table, p.user_column, p.flag_column))
                     .execute(&mut *tx)
                     .await?;
-                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2").bind(p.table.name()).bind(p.flag_column.name()).fetch_one(&mut *tx).await?;
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                )
+                .bind(p.table.name())
+                .bind(p.flag_column.name())
+                .fetch_one(&mut *tx)
+                .await?;
                 if n == 0 {
-                    sqlx::query(&format!("ALTER TABLE {} ADD COLUMN {} BOOLEAN NOT NULL DEFAULT TRUE", p.table, p.flag_column)).execute(&mut *tx).await?;
+                    sqlx::query(&format!(
+                        "ALTER TABLE {} ADD COLUMN {} BOOLEAN NOT NULL DEFAULT TRUE",
+                        p.table, p.flag_column
+                    ))
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {} ON {} ({})", p.index_name(), p.table, p.flag_column)).execute(&mut *tx).await?;
+                sqlx::query(&format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                    p.index_name(),
+                    p.table,
+                    p.flag_column
+                ))
+                .execute(&mut *tx)
+                .await?;
             }
-            sqlx::query("INSERT INTO nscache_schema_migrations (name) VALUES (?1)").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO nscache_schema_migrations (name) VALUES (?1)")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
             report.applied.push(name);
         }
         tx.commit().await?;
@@ -121,26 +162,56 @@ impl Directory for SqliteDirectory {
 
     async fn cache_enabled(&self, user_id: &str) -> Result<Option<bool>, DirectoryError> {
         let p = &self.profiles;
-        let sql = format!("SELECT {} FROM {} WHERE CAST({} AS TEXT) = ?1", p.flag_column, p.table, p.user_column);
-        Ok(sqlx::query_scalar::<_, bool>(&sql).bind(user_id).fetch_optional(&self.pool).await?)
+        let sql = format!(
+            "SELECT {} FROM {} WHERE CAST({} AS TEXT) = ?1",
+            p.flag_column, p.table, p.user_column
+        );
+        Ok(sqlx::query_scalar::<_, bool>(&sql)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn set_cache_enabled(&self, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
         let p = &self.profiles;
-        let sql = format!("UPDATE {} SET {} = ?2 WHERE CAST({} AS TEXT) = ?1", p.table, p.flag_column, p.user_column);
-        let done = sqlx::query(&sql).bind(user_id).bind(enabled).execute(&self.pool).await?;
+        let sql = format!(
+            "UPDATE {} SET {} = ?2 WHERE CAST({} AS TEXT) = ?1",
+            p.table, p.flag_column, p.user_column
+        );
+        let done = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(enabled)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!("user {user_id:?} has no profile")));
+            return Err(DirectoryError::NotFound(format!(
+                "user {user_id:?} has no profile"
+            )));
         }
         Ok(())
     }
 
-    async fn list_users(&self, search: &str, offset: u64, limit: u64) -> Result<UserPage, DirectoryError> {
+    async fn list_users(
+        &self,
+        search: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<UserPage, DirectoryError> {
         let p = &self.profiles;
-        let from = format!("FROM {t} p LEFT JOIN nscache_accounts a ON a.user_id = CAST(p.{u} AS TEXT)", t = p.table, u = p.user_column);
-        let filter = format!("WHERE ?1 = '%' OR CAST(p.{u} AS TEXT) LIKE ?1 ESCAPE '\\' OR a.username LIKE ?1 ESCAPE '\\'", u = p.user_column);
+        let from = format!(
+            "FROM {t} p LEFT JOIN nscache_accounts a ON a.user_id = CAST(p.{u} AS TEXT)",
+            t = p.table,
+            u = p.user_column
+        );
+        let filter = format!(
+            "WHERE ?1 = '%' OR CAST(p.{u} AS TEXT) LIKE ?1 ESCAPE '\\' OR a.username LIKE ?1 ESCAPE '\\'",
+            u = p.user_column
+        );
         let pattern = like_prefix(search);
-        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {from} {filter}")).bind(&pattern).fetch_one(&self.pool).await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {from} {filter}"))
+            .bind(&pattern)
+            .fetch_one(&self.pool)
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT CAST(p.{u} AS TEXT) AS user_id, p.{f} AS cache_enabled, a.username, a.role {from} {filter} ORDER BY p.{u} LIMIT ?2 OFFSET ?3",
             u = p.user_column,
@@ -155,10 +226,18 @@ impl Directory for SqliteDirectory {
             .iter()
             .map(|r| {
                 let role: Option<String> = r.try_get("role")?;
-                Ok(UserRow { user_id: r.try_get("user_id")?, username: r.try_get("username")?, role: role.as_deref().and_then(Role::parse), cache_enabled: r.try_get("cache_enabled")? })
+                Ok(UserRow {
+                    user_id: r.try_get("user_id")?,
+                    username: r.try_get("username")?,
+                    role: role.as_deref().and_then(Role::parse),
+                    cache_enabled: r.try_get("cache_enabled")?,
+                })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(UserPage { users, total: total as u64 })
+        Ok(UserPage {
+            users,
+            total: total as u64,
+        })
     }
 
     async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError> {
@@ -177,16 +256,32 @@ impl Directory for SqliteDirectory {
             Some(u) => u.clone(),
             None => {
                 let u = id.to_string();
-                sqlx::query("UPDATE nscache_accounts SET user_id = ?1 WHERE id = ?2").bind(&u).bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE nscache_accounts SET user_id = ?1 WHERE id = ?2")
+                    .bind(&u)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 u
             }
         };
         if self.profiles.owned {
             let p = &self.profiles;
-            sqlx::query(&format!("INSERT INTO {} ({}) VALUES (?1) ON CONFLICT DO NOTHING", p.table, p.user_column)).bind(&user_id).execute(&mut *tx).await?;
+            sqlx::query(&format!(
+                "INSERT INTO {} ({}) VALUES (?1) ON CONFLICT DO NOTHING",
+                p.table, p.user_column
+            ))
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok(Account { id, username: new.username.clone(), role: new.role, user_id, password_hash: new.password_hash.clone() })
+        Ok(Account {
+            id,
+            username: new.username.clone(),
+            role: new.role,
+            user_id,
+            password_hash: new.password_hash.clone(),
+        })
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
@@ -195,12 +290,24 @@ impl Directory for SqliteDirectory {
     }
 
     async fn count_admins(&self) -> Result<u64, DirectoryError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM nscache_accounts WHERE role = 'admin'").fetch_one(&self.pool).await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM nscache_accounts WHERE role = 'admin'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n as u64)
     }
 
-    async fn create_session(&self, token_hash: &[u8], account_id: i64, csrf_token: &str, expires_at: i64) -> Result<(), DirectoryError> {
-        sqlx::query("DELETE FROM nscache_sessions WHERE expires_at < ?1").bind(unix_now()).execute(&self.pool).await?;
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_sessions WHERE expires_at < ?1")
+            .bind(unix_now())
+            .execute(&self.pool)
+            .await?;
         sqlx::query("INSERT INTO nscache_sessions (token_hash, account_id, csrf_token, expires_at) VALUES (?1, ?2, ?3, ?4)")
             .bind(token_hash)
             .bind(account_id)
@@ -211,7 +318,11 @@ impl Directory for SqliteDirectory {
         Ok(())
     }
 
-    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<SessionRecord>, DirectoryError> {
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<SessionRecord>, DirectoryError> {
         let row = sqlx::query(
             "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, s.csrf_token, s.expires_at
              FROM nscache_sessions s JOIN nscache_accounts a ON a.id = s.account_id
@@ -221,16 +332,38 @@ impl Directory for SqliteDirectory {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok(SessionRecord { account: account_from(&r)?, csrf_token: r.try_get("csrf_token")?, expires_at: r.try_get("expires_at")? })).transpose()
+        row.map(|r| {
+            Ok(SessionRecord {
+                account: account_from(&r)?,
+                csrf_token: r.try_get("csrf_token")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError> {
-        sqlx::query("DELETE FROM nscache_sessions WHERE token_hash = ?1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM nscache_sessions WHERE token_hash = ?1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    async fn create_token(&self, account_id: i64, name: &str, token_hash: &[u8]) -> Result<(), DirectoryError> {
-        sqlx::query("INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES (?1, ?2, ?3)").bind(token_hash).bind(account_id).bind(name).execute(&self.pool).await?;
+    async fn create_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES (?1, ?2, ?3)",
+        )
+        .bind(token_hash)
+        .bind(account_id)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

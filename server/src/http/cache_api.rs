@@ -44,19 +44,29 @@ pub enum TtlSpec {
 fn expiry(ttl: Option<TtlSpec>) -> Result<Expiry, ApiError> {
     match ttl {
         None => Ok(Expiry::Default),
-        Some(TtlSpec::Seconds(s)) if s.is_finite() && (0.0..1e12).contains(&s) => Ok(Expiry::After(Duration::from_secs_f64(s))),
-        Some(TtlSpec::Seconds(s)) => Err(ApiError::invalid(format!("ttl {s} is not a number of seconds >= 0"))),
+        Some(TtlSpec::Seconds(s)) if s.is_finite() && (0.0..1e12).contains(&s) => {
+            Ok(Expiry::After(Duration::from_secs_f64(s)))
+        }
+        Some(TtlSpec::Seconds(s)) => Err(ApiError::invalid(format!(
+            "ttl {s} is not a number of seconds >= 0"
+        ))),
         Some(TtlSpec::Word(w)) if w == "none" => Ok(Expiry::Never),
         Some(TtlSpec::Word(w)) if w == "default" => Ok(Expiry::Default),
-        Some(TtlSpec::Word(w)) => Err(ApiError::invalid(format!("ttl {w:?} is not a number of seconds, \"none\" or \"default\""))),
+        Some(TtlSpec::Word(w)) => Err(ApiError::invalid(format!(
+            "ttl {w:?} is not a number of seconds, \"none\" or \"default\""
+        ))),
     }
 }
 
 fn value_bytes(value: Option<String>, value_base64: Option<String>) -> Result<Vec<u8>, ApiError> {
     match (value, value_base64) {
         (Some(v), None) => Ok(v.into_bytes()),
-        (None, Some(b)) => STANDARD.decode(b.as_bytes()).map_err(|e| ApiError::invalid(format!("value_base64 is not base64: {e}"))),
-        _ => Err(ApiError::invalid("give exactly one of value and value_base64")),
+        (None, Some(b)) => STANDARD
+            .decode(b.as_bytes())
+            .map_err(|e| ApiError::invalid(format!("value_base64 is not base64: {e}"))),
+        _ => Err(ApiError::invalid(
+            "give exactly one of value and value_base64",
+        )),
     }
 }
 
@@ -72,8 +82,14 @@ pub struct ValueOut {
 impl ValueOut {
     fn from_bytes(bytes: Vec<u8>) -> ValueOut {
         match String::from_utf8(bytes) {
-            Ok(s) => ValueOut { value: Some(s), value_base64: None },
-            Err(e) => ValueOut { value: None, value_base64: Some(STANDARD.encode(e.as_bytes())) },
+            Ok(s) => ValueOut {
+                value: Some(s),
+                value_base64: None,
+            },
+            Err(e) => ValueOut {
+                value: None,
+                value_base64: Some(STANDARD.encode(e.as_bytes())),
+            },
         }
     }
 }
@@ -89,7 +105,11 @@ fn space(params: &PathParams) -> Result<Space, ApiError> {
 }
 
 /// The keyspace and key of a `/keys/{key}` route, checked against the caller.
-fn target(state: &AppState, who: &Principal, params: &PathParams) -> Result<(Keyspace, String), ApiError> {
+fn target(
+    state: &AppState,
+    who: &Principal,
+    params: &PathParams,
+) -> Result<(Keyspace, String), ApiError> {
     let keyspace = state.control.keyspace(who, &space(params)?)?;
     let key = params.get("key")?;
     check_name("key", key)?;
@@ -101,33 +121,62 @@ fn keyspace(state: &AppState, who: &Principal, params: &PathParams) -> Result<Ke
 }
 
 /// `GET .../keys/{key}`: 404 `miss` when absent.
-pub async fn get_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams) -> Result<Json<Value>, ApiError> {
+pub async fn get_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     match ks.get(&key).await? {
-        Some(v) => Ok(Json(json!({ "key": key, "value": ValueOut::from_bytes(v) }))),
-        None => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "miss", format!("no value for {key:?}"))),
+        Some(v) => Ok(Json(
+            json!({ "key": key, "value": ValueOut::from_bytes(v) }),
+        )),
+        None => Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "miss",
+            format!("no value for {key:?}"),
+        )),
     }
 }
 
 /// `PUT .../keys/{key}`: set.
-pub async fn set_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<ValueBody>) -> Result<Json<Value>, ApiError> {
+pub async fn set_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<ValueBody>,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
-    ks.set(&key, value_bytes(body.value, body.value_base64)?, ttl).await?;
+    ks.set(&key, value_bytes(body.value, body.value_base64)?, ttl)
+        .await?;
     Ok(Json(json!({ "key": key, "stored": true })))
 }
 
 /// `DELETE .../keys/{key}`
-pub async fn delete_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams) -> Result<Json<Value>, ApiError> {
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(json!({ "key": key, "deleted": ks.delete(&key).await? })))
+    Ok(Json(
+        json!({ "key": key, "deleted": ks.delete(&key).await? }),
+    ))
 }
 
 /// `POST .../keys/{key}/add`
-pub async fn add_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<ValueBody>) -> Result<Json<Value>, ApiError> {
+pub async fn add_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<ValueBody>,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
-    let added = ks.add(&key, value_bytes(body.value, body.value_base64)?, ttl).await?;
+    let added = ks
+        .add(&key, value_bytes(body.value, body.value_base64)?, ttl)
+        .await?;
     Ok(Json(json!({ "key": key, "added": added })))
 }
 
@@ -144,15 +193,29 @@ fn one() -> i64 {
 }
 
 /// `POST .../keys/{key}/incr`
-pub async fn incr_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<DeltaBody>) -> Result<Json<Value>, ApiError> {
+pub async fn incr_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<DeltaBody>,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(json!({ "key": key, "value": ks.incr(&key, body.delta).await? })))
+    Ok(Json(
+        json!({ "key": key, "value": ks.incr(&key, body.delta).await? }),
+    ))
 }
 
 /// `POST .../keys/{key}/decr`
-pub async fn decr_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<DeltaBody>) -> Result<Json<Value>, ApiError> {
+pub async fn decr_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<DeltaBody>,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(json!({ "key": key, "value": ks.decr(&key, body.delta).await? })))
+    Ok(Json(
+        json!({ "key": key, "value": ks.decr(&key, body.delta).await? }),
+    ))
 }
 
 /// Body of `touch`.
@@ -164,20 +227,37 @@ pub struct TouchBody {
 }
 
 /// `POST .../keys/{key}/touch`
-pub async fn touch_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<TouchBody>) -> Result<Json<Value>, ApiError> {
+pub async fn touch_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<TouchBody>,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
-    Ok(Json(json!({ "key": key, "touched": ks.touch(&key, ttl).await? })))
+    Ok(Json(
+        json!({ "key": key, "touched": ks.touch(&key, ttl).await? }),
+    ))
 }
 
 /// `POST .../keys/{key}/persist`
-pub async fn persist_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams) -> Result<Json<Value>, ApiError> {
+pub async fn persist_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(json!({ "key": key, "persisted": ks.persist(&key).await? })))
+    Ok(Json(
+        json!({ "key": key, "persisted": ks.persist(&key).await? }),
+    ))
 }
 
 /// `GET .../keys/{key}/ttl`: `{"state": "missing"|"forever"|"expires", "ttl": seconds}`.
-pub async fn ttl_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams) -> Result<Json<Value>, ApiError> {
+pub async fn ttl_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     Ok(Json(match ks.ttl(&key).await? {
         Ttl::Missing => json!({ "key": key, "state": "missing", "ttl": null }),
@@ -187,9 +267,15 @@ pub async fn ttl_key(State(state): State<AppState>, Caller(who): Caller, params:
 }
 
 /// `GET .../keys/{key}/exists`
-pub async fn exists_key(State(state): State<AppState>, Caller(who): Caller, params: PathParams) -> Result<Json<Value>, ApiError> {
+pub async fn exists_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+) -> Result<Json<Value>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(json!({ "key": key, "exists": ks.has_key(&key).await? })))
+    Ok(Json(
+        json!({ "key": key, "exists": ks.has_key(&key).await? }),
+    ))
 }
 
 /// Body of `get-many` / `delete-many`.
@@ -203,16 +289,31 @@ const MAX_BATCH: usize = 1000;
 
 fn check_batch(keys: &[String]) -> Result<(), ApiError> {
     if keys.len() > MAX_BATCH {
-        return Err(ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", format!("{} keys, at most {MAX_BATCH} per request", keys.len())));
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} keys, at most {MAX_BATCH} per request", keys.len()),
+        ));
     }
-    keys.iter().try_for_each(|k| check_name("key", k).map_err(ApiError::from))
+    keys.iter()
+        .try_for_each(|k| check_name("key", k).map_err(ApiError::from))
 }
 
 /// `POST .../get-many`: values in order, `null` for misses.
-pub async fn get_many(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<KeysBody>) -> Result<Json<Value>, ApiError> {
+pub async fn get_many(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<KeysBody>,
+) -> Result<Json<Value>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     check_batch(&body.keys)?;
-    let values: Vec<Option<ValueOut>> = ks.get_many(&body.keys).await?.into_iter().map(|v| v.map(ValueOut::from_bytes)).collect();
+    let values: Vec<Option<ValueOut>> = ks
+        .get_many(&body.keys)
+        .await?
+        .into_iter()
+        .map(|v| v.map(ValueOut::from_bytes))
+        .collect();
     Ok(Json(json!({ "values": values })))
 }
 
@@ -235,28 +336,53 @@ pub struct SetManyBody {
 }
 
 /// `POST .../set-many`: all entries atomically.
-pub async fn set_many(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<SetManyBody>) -> Result<Json<Value>, ApiError> {
+pub async fn set_many(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<SetManyBody>,
+) -> Result<Json<Value>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
     let keys: Vec<String> = body.entries.iter().map(|e| e.key.clone()).collect();
     check_batch(&keys)?;
-    let entries = body.entries.into_iter().map(|e| Ok((e.key, value_bytes(e.value, e.value_base64)?))).collect::<Result<Vec<(String, Vec<u8>)>, ApiError>>()?;
+    let entries = body
+        .entries
+        .into_iter()
+        .map(|e| Ok((e.key, value_bytes(e.value, e.value_base64)?)))
+        .collect::<Result<Vec<(String, Vec<u8>)>, ApiError>>()?;
     ks.set_many(&entries, ttl).await?;
     Ok(Json(json!({ "stored": entries.len() })))
 }
 
 /// `POST .../delete-many`
-pub async fn delete_many(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<KeysBody>) -> Result<Json<Value>, ApiError> {
+pub async fn delete_many(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<KeysBody>,
+) -> Result<Json<Value>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     check_batch(&body.keys)?;
-    Ok(Json(json!({ "deleted": ks.delete_many(&body.keys).await? })))
+    Ok(Json(
+        json!({ "deleted": ks.delete_many(&body.keys).await? }),
+    ))
 }
 
 /// `GET /api/v1/cache/users/{user}/version`
-pub async fn user_version(State(state): State<AppState>, Caller(who): Caller, params: PathParams) -> Result<Json<Value>, ApiError> {
+pub async fn user_version(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+) -> Result<Json<Value>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
-    let user = ks.user_id().ok_or_else(|| ApiError::internal("version route without a user"))?.to_owned();
-    Ok(Json(json!({ "user_id": user, "version": state.control.cache().version_of(&user).await? })))
+    let user = ks
+        .user_id()
+        .ok_or_else(|| ApiError::internal("version route without a user"))?
+        .to_owned();
+    Ok(Json(
+        json!({ "user_id": user, "version": state.control.cache().version_of(&user).await? }),
+    ))
 }
 
 /// Body of `POST /api/v1/locks/{key}`.
@@ -268,7 +394,12 @@ pub struct LockBody {
 }
 
 /// `POST /api/v1/locks/{key}`: `{"acquired": bool, "owner": token}`.
-pub async fn lock(State(state): State<AppState>, Caller(who): Caller, params: PathParams, JsonBody(body): JsonBody<LockBody>) -> Result<Json<Value>, ApiError> {
+pub async fn lock(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    JsonBody(body): JsonBody<LockBody>,
+) -> Result<Json<Value>, ApiError> {
     state.control.check_locks(&who)?;
     let key = params.get("key")?;
     check_name("key", key)?;
@@ -279,8 +410,14 @@ pub async fn lock(State(state): State<AppState>, Caller(who): Caller, params: Pa
         }
         None => LockToken::random(),
     };
-    let acquired = state.control.cache().lock_as(key, &owner, Duration::from_millis(body.timeout_ms)).await?;
-    Ok(Json(json!({ "key": key, "acquired": acquired, "owner": acquired.then(|| owner.as_str().to_owned()) })))
+    let acquired = state
+        .control
+        .cache()
+        .lock_as(key, &owner, Duration::from_millis(body.timeout_ms))
+        .await?;
+    Ok(Json(
+        json!({ "key": key, "acquired": acquired, "owner": acquired.then(|| owner.as_str().to_owned()) }),
+    ))
 }
 
 /// Query of `DELETE /api/v1/locks/{key}`.
@@ -291,10 +428,19 @@ pub struct UnlockQuery {
 }
 
 /// `DELETE /api/v1/locks/{key}?owner=...`
-pub async fn unlock(State(state): State<AppState>, Caller(who): Caller, params: PathParams, QueryParams(q): QueryParams<UnlockQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn unlock(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    params: PathParams,
+    QueryParams(q): QueryParams<UnlockQuery>,
+) -> Result<Json<Value>, ApiError> {
     state.control.check_locks(&who)?;
     let key = params.get("key")?;
     check_name("key", key)?;
-    let released = state.control.cache().unlock(key, &LockToken::from_owner(q.owner)).await?;
+    let released = state
+        .control
+        .cache()
+        .unlock(key, &LockToken::from_owner(q.owner))
+        .await?;
     Ok(Json(json!({ "key": key, "released": released })))
 }

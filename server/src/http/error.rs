@@ -9,9 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use nscache::CacheError;
 use crate::control::ControlError;
 use crate::directory::DirectoryError;
+use nscache::CacheError;
 
 /// An error response.
 #[derive(Debug)]
@@ -29,7 +29,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// 400 with a message.
@@ -45,13 +50,21 @@ impl ApiError {
     /// 500; the details are logged, the client gets a generic message.
     pub fn internal(details: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %details, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (see the server log)")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error (see the server log)",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": { "code": self.code, "message": self.message } }))).into_response();
+        let mut response = (
+            self.status,
+            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response();
         if let Some(wait) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {
@@ -66,15 +79,37 @@ impl From<CacheError> for ApiError {
         match e {
             CacheError::Unavailable(m) => {
                 tracing::warn!(error = %m, "cache store unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cache_unavailable", "the cache store is unavailable; nothing was changed")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cache_unavailable",
+                    "the cache store is unavailable; nothing was changed",
+                )
             }
-            CacheError::KeyTooLong(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "key_too_long", m),
-            CacheError::ValueTooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", m),
-            CacheError::InvalidName(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", m),
-            CacheError::InvalidArgument(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", m),
-            CacheError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "key_not_found", "the key does not exist"),
-            CacheError::NotAnInteger => ApiError::new(StatusCode::CONFLICT, "not_an_integer", "the value is not an integer, or the result is out of range"),
-            e @ (CacheError::Internal(_) | CacheError::Component(_) | CacheError::Config(_)) => ApiError::internal(e),
+            CacheError::KeyTooLong(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "key_too_long", m)
+            }
+            CacheError::ValueTooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", m)
+            }
+            CacheError::InvalidName(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", m)
+            }
+            CacheError::InvalidArgument(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", m)
+            }
+            CacheError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "key_not_found",
+                "the key does not exist",
+            ),
+            CacheError::NotAnInteger => ApiError::new(
+                StatusCode::CONFLICT,
+                "not_an_integer",
+                "the value is not an integer, or the result is out of range",
+            ),
+            e @ (CacheError::Internal(_) | CacheError::Component(_) | CacheError::Config(_)) => {
+                ApiError::internal(e)
+            }
         }
     }
 }
@@ -82,17 +117,32 @@ impl From<CacheError> for ApiError {
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         match e {
-            ControlError::Unauthenticated => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in, or send an API token as `Authorization: Bearer ...`"),
-            ControlError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong user name or password"),
+            ControlError::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "sign in, or send an API token as `Authorization: Bearer ...`",
+            ),
+            ControlError::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong user name or password",
+            ),
             ControlError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             ControlError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             ControlError::Invalid(m) => ApiError::invalid(m),
             ControlError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            ControlError::RateLimited(wait) => ApiError { retry_after: Some(wait), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()) },
+            ControlError::RateLimited(wait) => ApiError {
+                retry_after: Some(wait),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+            },
             ControlError::Cache(e) => e.into(),
             ControlError::Directory(DirectoryError::Unavailable(m)) => {
                 tracing::warn!(error = %m, "database unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable",
+                )
             }
             ControlError::Directory(e) => ApiError::internal(e),
         }

@@ -39,7 +39,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
+        let Path(params) =
+            Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
         Ok(PathParams(params))
     }
 }
@@ -47,7 +48,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
 impl PathParams {
     /// A parameter the route guarantees.
     pub fn get(&self, name: &str) -> Result<&str, ApiError> {
-        self.0.get(name).map(String::as_str).ok_or_else(|| ApiError::internal(format!("route has no {name} parameter")))
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::internal(format!("route has no {name} parameter")))
     }
 }
 
@@ -79,11 +83,19 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 /// `X-Forwarded-For` hop.
 pub fn client_address(parts: &Parts, trust_proxy: bool) -> IpAddr {
     if trust_proxy
-        && let Some(ip) = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok())
+        && let Some(ip) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
     {
         return ip;
     }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
 }
 
 /// The client's address (see [`client_address`]).
@@ -92,7 +104,10 @@ pub struct ClientAddress(pub IpAddr);
 impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddress(client_address(parts, state.trust_proxy)))
     }
 }
@@ -107,20 +122,36 @@ pub struct MaybeCaller(pub Option<Principal>);
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
     if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-        let token = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or(ControlError::Unauthenticated)?;
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ControlError::Unauthenticated)?;
         return match state.control.api_token(token.trim()).await? {
             Some(p) => Ok(Some(p)),
             None => Err(ControlError::Unauthenticated.into()),
         };
     }
-    let Some(token) = cookie(parts, SESSION_COOKIE) else { return Ok(None) };
-    let Some(principal) = state.control.session(token).await? else { return Ok(None) };
+    let Some(token) = cookie(parts, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(principal) = state.control.session(token).await? else {
+        return Ok(None);
+    };
     if let Via::Session { csrf_token, .. } = &principal.via
         && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
     {
-        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !constant_time_eq(sent.as_bytes(), csrf_token.as_bytes()) {
-            return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "csrf", "missing or wrong CSRF token (send the session's token in X-CSRF-Token)"));
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "csrf",
+                "missing or wrong CSRF token (send the session's token in X-CSRF-Token)",
+            ));
         }
     }
     Ok(Some(principal))
@@ -129,7 +160,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<Principa
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match authenticate(parts, state).await? {
             Some(p) => Ok(Caller(p)),
             None => Err(ControlError::Unauthenticated.into()),
@@ -140,7 +174,10 @@ impl FromRequestParts<AppState> for Caller {
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(MaybeCaller(authenticate(parts, state).await?))
     }
 }

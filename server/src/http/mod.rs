@@ -55,21 +55,48 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi_json))
-        .route("/api/v1/session", post(session::login).delete(session::logout))
+        .route(
+            "/api/v1/session",
+            post(session::login).delete(session::logout),
+        )
         .route("/api/v1/me", get(session::me))
         .route("/api/v1/me/cache", put(session::set_my_cache))
         .route("/api/v1/me/invalidate", post(session::clear_my_cache))
         .route("/api/v1/users", get(admin::list_users))
         .route("/api/v1/users/{user}/cache", put(session::set_user_cache))
-        .route("/api/v1/users/{user}/invalidate", post(admin::invalidate_user))
-        .route("/api/v1/tables/{table}/invalidate", post(admin::invalidate_table))
+        .route(
+            "/api/v1/users/{user}/invalidate",
+            post(admin::invalidate_user),
+        )
+        .route(
+            "/api/v1/tables/{table}/invalidate",
+            post(admin::invalidate_table),
+        )
         .route("/api/v1/invalidate-all", post(admin::invalidate_all))
-        .route("/api/v1/cache/users/{user}/version", get(cache_api::user_version))
-        .route("/api/v1/locks/{key}", post(cache_api::lock).delete(cache_api::unlock))
+        .route(
+            "/api/v1/cache/users/{user}/version",
+            get(cache_api::user_version),
+        )
+        .route(
+            "/api/v1/locks/{key}",
+            post(cache_api::lock).delete(cache_api::unlock),
+        )
         .nest("/api/v1/cache/global", keyspace_routes())
         .nest("/api/v1/cache/users/{user}", keyspace_routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route (see /api/v1/openapi.json)") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "no such route (see /api/v1/openapi.json)",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -40,19 +40,97 @@ const OWN_NAMESPACE: Access = Access::Roles(&["service", "user", "admin"]);
 macro_rules! keyspace_routes {
     ($prefix:literal, $access:expr) => {
         [
-            RouteDoc { method: "GET", path: concat!($prefix, "/keys/{key}"), summary: "Get a value (404 `miss` when absent)", access: $access, body: None },
-            RouteDoc { method: "PUT", path: concat!($prefix, "/keys/{key}"), summary: "Set a value", access: $access, body: Some(r#"{"value":"text","ttl":300}"#) },
-            RouteDoc { method: "DELETE", path: concat!($prefix, "/keys/{key}"), summary: "Delete a key", access: $access, body: None },
-            RouteDoc { method: "POST", path: concat!($prefix, "/keys/{key}/add"), summary: "Set only if absent", access: $access, body: Some(r#"{"value":"0","ttl":"none"}"#) },
-            RouteDoc { method: "POST", path: concat!($prefix, "/keys/{key}/incr"), summary: "Increment an integer (404 when missing)", access: $access, body: Some(r#"{"delta":1}"#) },
-            RouteDoc { method: "POST", path: concat!($prefix, "/keys/{key}/decr"), summary: "Decrement an integer", access: $access, body: Some(r#"{"delta":1}"#) },
-            RouteDoc { method: "POST", path: concat!($prefix, "/keys/{key}/touch"), summary: "Set a key's expiry", access: $access, body: Some(r#"{"ttl":60}"#) },
-            RouteDoc { method: "POST", path: concat!($prefix, "/keys/{key}/persist"), summary: "Remove a key's expiry", access: $access, body: None },
-            RouteDoc { method: "GET", path: concat!($prefix, "/keys/{key}/ttl"), summary: "Time left", access: $access, body: None },
-            RouteDoc { method: "GET", path: concat!($prefix, "/keys/{key}/exists"), summary: "Whether a key exists", access: $access, body: None },
-            RouteDoc { method: "POST", path: concat!($prefix, "/get-many"), summary: "Get many values", access: $access, body: Some(r#"{"keys":["a","b"]}"#) },
-            RouteDoc { method: "POST", path: concat!($prefix, "/set-many"), summary: "Set many values atomically", access: $access, body: Some(r#"{"entries":[{"key":"a","value":"1"}],"ttl":60}"#) },
-            RouteDoc { method: "POST", path: concat!($prefix, "/delete-many"), summary: "Delete many keys", access: $access, body: Some(r#"{"keys":["a","b"]}"#) },
+            RouteDoc {
+                method: "GET",
+                path: concat!($prefix, "/keys/{key}"),
+                summary: "Get a value (404 `miss` when absent)",
+                access: $access,
+                body: None,
+            },
+            RouteDoc {
+                method: "PUT",
+                path: concat!($prefix, "/keys/{key}"),
+                summary: "Set a value",
+                access: $access,
+                body: Some(r#"{"value":"text","ttl":300}"#),
+            },
+            RouteDoc {
+                method: "DELETE",
+                path: concat!($prefix, "/keys/{key}"),
+                summary: "Delete a key",
+                access: $access,
+                body: None,
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/keys/{key}/add"),
+                summary: "Set only if absent",
+                access: $access,
+                body: Some(r#"{"value":"0","ttl":"none"}"#),
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/keys/{key}/incr"),
+                summary: "Increment an integer (404 when missing)",
+                access: $access,
+                body: Some(r#"{"delta":1}"#),
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/keys/{key}/decr"),
+                summary: "Decrement an integer",
+                access: $access,
+                body: Some(r#"{"delta":1}"#),
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/keys/{key}/touch"),
+                summary: "Set a key's expiry",
+                access: $access,
+                body: Some(r#"{"ttl":60}"#),
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/keys/{key}/persist"),
+                summary: "Remove a key's expiry",
+                access: $access,
+                body: None,
+            },
+            RouteDoc {
+                method: "GET",
+                path: concat!($prefix, "/keys/{key}/ttl"),
+                summary: "Time left",
+                access: $access,
+                body: None,
+            },
+            RouteDoc {
+                method: "GET",
+                path: concat!($prefix, "/keys/{key}/exists"),
+                summary: "Whether a key exists",
+                access: $access,
+                body: None,
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/get-many"),
+                summary: "Get many values",
+                access: $access,
+                body: Some(r#"{"keys":["a","b"]}"#),
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/set-many"),
+                summary: "Set many values atomically",
+                access: $access,
+                body: Some(r#"{"entries":[{"key":"a","value":"1"}],"ttl":60}"#),
+            },
+            RouteDoc {
+                method: "POST",
+                path: concat!($prefix, "/delete-many"),
+                summary: "Delete many keys",
+                access: $access,
+                body: Some(r#"{"keys":["a","b"]}"#),
+            },
         ]
     };
 }
@@ -61,22 +139,118 @@ const GLOBAL: [RouteDoc; 13] = keyspace_routes!("/api/v1/cache/global", SERVICE)
 const USER: [RouteDoc; 13] = keyspace_routes!("/api/v1/cache/users/{user}", OWN_NAMESPACE);
 
 const OTHER: [RouteDoc; 16] = [
-    RouteDoc { method: "GET", path: "/health", summary: "Reachability of Redis, the database and the component (503 naming what is down)", access: Access::Public, body: None },
-    RouteDoc { method: "GET", path: "/metrics", summary: "Prometheus metrics", access: ADMIN_SERVICE, body: None },
-    RouteDoc { method: "GET", path: "/api/v1/openapi.json", summary: "This document", access: Access::Public, body: None },
-    RouteDoc { method: "POST", path: "/api/v1/session", summary: "Sign in (sets the session cookie, returns the CSRF token)", access: Access::Public, body: Some(r#"{"username":"alice","password":"..."}"#) },
-    RouteDoc { method: "DELETE", path: "/api/v1/session", summary: "Sign out", access: SIGNED_IN, body: None },
-    RouteDoc { method: "GET", path: "/api/v1/me", summary: "The signed-in account, its cache flag and namespace version", access: SIGNED_IN, body: None },
-    RouteDoc { method: "PUT", path: "/api/v1/me/cache", summary: "Turn one's own cache on or off", access: PEOPLE, body: Some(r#"{"enabled":false}"#) },
-    RouteDoc { method: "POST", path: "/api/v1/me/invalidate", summary: "Clear one's own cache", access: PEOPLE, body: None },
-    RouteDoc { method: "GET", path: "/api/v1/users", summary: "Users with flag and namespace version (query: search, page, per_page)", access: ADMIN, body: None },
-    RouteDoc { method: "PUT", path: "/api/v1/users/{user}/cache", summary: "Override a user's cache flag", access: ADMIN, body: Some(r#"{"enabled":true}"#) },
-    RouteDoc { method: "POST", path: "/api/v1/users/{user}/invalidate", summary: "Invalidate a user's namespace", access: ADMIN_SERVICE, body: None },
-    RouteDoc { method: "POST", path: "/api/v1/tables/{table}/invalidate", summary: "Invalidate a table's cached queries", access: ADMIN_SERVICE, body: None },
-    RouteDoc { method: "POST", path: "/api/v1/invalidate-all", summary: "Invalidate every namespace", access: ADMIN_SERVICE, body: None },
-    RouteDoc { method: "GET", path: "/api/v1/cache/users/{user}/version", summary: "A user's namespace version", access: OWN_NAMESPACE, body: None },
-    RouteDoc { method: "POST", path: "/api/v1/locks/{key}", summary: "Take a lock (`owner` optional: a random token is returned)", access: SERVICE, body: Some(r#"{"timeout_ms":30000}"#) },
-    RouteDoc { method: "DELETE", path: "/api/v1/locks/{key}", summary: "Release a lock (query: owner)", access: SERVICE, body: None },
+    RouteDoc {
+        method: "GET",
+        path: "/health",
+        summary: "Reachability of Redis, the database and the component (503 naming what is down)",
+        access: Access::Public,
+        body: None,
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        access: ADMIN_SERVICE,
+        body: None,
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/api/v1/openapi.json",
+        summary: "This document",
+        access: Access::Public,
+        body: None,
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/api/v1/session",
+        summary: "Sign in (sets the session cookie, returns the CSRF token)",
+        access: Access::Public,
+        body: Some(r#"{"username":"alice","password":"..."}"#),
+    },
+    RouteDoc {
+        method: "DELETE",
+        path: "/api/v1/session",
+        summary: "Sign out",
+        access: SIGNED_IN,
+        body: None,
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/api/v1/me",
+        summary: "The signed-in account, its cache flag and namespace version",
+        access: SIGNED_IN,
+        body: None,
+    },
+    RouteDoc {
+        method: "PUT",
+        path: "/api/v1/me/cache",
+        summary: "Turn one's own cache on or off",
+        access: PEOPLE,
+        body: Some(r#"{"enabled":false}"#),
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/api/v1/me/invalidate",
+        summary: "Clear one's own cache",
+        access: PEOPLE,
+        body: None,
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/api/v1/users",
+        summary: "Users with flag and namespace version (query: search, page, per_page)",
+        access: ADMIN,
+        body: None,
+    },
+    RouteDoc {
+        method: "PUT",
+        path: "/api/v1/users/{user}/cache",
+        summary: "Override a user's cache flag",
+        access: ADMIN,
+        body: Some(r#"{"enabled":true}"#),
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/api/v1/users/{user}/invalidate",
+        summary: "Invalidate a user's namespace",
+        access: ADMIN_SERVICE,
+        body: None,
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/api/v1/tables/{table}/invalidate",
+        summary: "Invalidate a table's cached queries",
+        access: ADMIN_SERVICE,
+        body: None,
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/api/v1/invalidate-all",
+        summary: "Invalidate every namespace",
+        access: ADMIN_SERVICE,
+        body: None,
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/api/v1/cache/users/{user}/version",
+        summary: "A user's namespace version",
+        access: OWN_NAMESPACE,
+        body: None,
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/api/v1/locks/{key}",
+        summary: "Take a lock (`owner` optional: a random token is returned)",
+        access: SERVICE,
+        body: Some(r#"{"timeout_ms":30000}"#),
+    },
+    RouteDoc {
+        method: "DELETE",
+        path: "/api/v1/locks/{key}",
+        summary: "Release a lock (query: owner)",
+        access: SERVICE,
+        body: None,
+    },
 ];
 
 /// Every route the server serves under `/api/v1`, `/health` and `/metrics`.
@@ -114,7 +288,8 @@ pub fn document() -> Value {
             }
         });
         if let Some(example) = r.body {
-            let example: Value = serde_json::from_str(example).expect("route table examples are JSON");
+            let example: Value =
+                serde_json::from_str(example).expect("route table examples are JSON");
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "example": example } } });
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));

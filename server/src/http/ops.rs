@@ -13,14 +13,28 @@ use super::{AppState, openapi};
 /// that do not.
 pub async fn health(State(state): State<AppState>) -> Response {
     let report = state.control.health().await;
-    let status = if report.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(report)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text (admins and services).
-pub async fn metrics(State(state): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Response, ApiError> {
     let text = state.control.metrics(&who)?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/openapi.json`

@@ -14,8 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{tag}{}x{nanos}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{tag}{}x{nanos}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// `nscache serve` in a child process, killed when dropped.
@@ -32,7 +38,9 @@ impl Served {
     /// variables (`None` removes one), and wait until it serves.
     pub fn start(env: &[(&str, Option<&str>)]) -> Served {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nscache"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         for (k, v) in env {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -66,7 +74,11 @@ impl Served {
             }
         }
         let address = address.unwrap_or_else(|| panic!("nscache serve did not start: {banner:?}"));
-        Served { child, address, banner }
+        Served {
+            child,
+            address,
+            banner,
+        }
     }
 }
 
@@ -91,15 +103,29 @@ pub struct Response {
 impl Response {
     /// The first header of this name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Send one request; `headers` are extra header lines.
-pub async fn http(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&serde_json::Value>) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+pub async fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         request.push_str("Content-Type: application/json\r\n");
     }
@@ -114,17 +140,36 @@ pub async fn http(address: &str, method: &str, path: &str, headers: &[(&str, &st
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status line");
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned())).collect::<Vec<_>>();
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
-    Response { status, headers, json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null) }
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -145,13 +190,32 @@ pub struct Session {
 
 /// Sign in; panics on failure.
 pub async fn login(address: &str, username: &str, password: &str) -> Session {
-    let r = http(address, "POST", "/api/v1/session", &[], Some(&serde_json::json!({ "username": username, "password": password }))).await;
+    let r = http(
+        address,
+        "POST",
+        "/api/v1/session",
+        &[],
+        Some(&serde_json::json!({ "username": username, "password": password })),
+    )
+    .await;
     assert_eq!(r.status, 200, "login {username}: {:?}", r.json);
-    let cookie = r.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
-    Session { cookie, csrf: r.json["csrf_token"].as_str().expect("csrf").to_owned() }
+    let cookie = r
+        .header("set-cookie")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    Session {
+        cookie,
+        csrf: r.json["csrf_token"].as_str().expect("csrf").to_owned(),
+    }
 }
 
 /// Headers of a session request.
 pub fn session_headers(s: &Session) -> Vec<(&str, &str)> {
-    vec![("Cookie", s.cookie.as_str()), ("X-CSRF-Token", s.csrf.as_str())]
+    vec![
+        ("Cookie", s.cookie.as_str()),
+        ("X-CSRF-Token", s.csrf.as_str()),
+    ]
 }

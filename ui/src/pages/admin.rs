@@ -7,7 +7,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{DEFAULT_PER_PAGE, InvalidateAll, InvalidateTable, InvalidateUser, SetUserCache, list_users};
+use crate::api::{
+    DEFAULT_PER_PAGE, InvalidateAll, InvalidateTable, InvalidateUser, SetUserCache, list_users,
+};
 use crate::app::{ContextResource, ErrorView, Outcome, csrf_of};
 use crate::model::{UserRow, UsersPage, VersionText};
 
@@ -55,18 +57,38 @@ pub fn AdminUsersPage() -> impl IntoView {
     let context = expect_context::<ContextResource>();
     let query = use_query_map();
     let search = move || query.read().get("q").unwrap_or_default().trim().to_owned();
-    let page = move || query.read().get("page").and_then(|p| p.trim().parse::<u64>().ok()).filter(|p| *p > 0).unwrap_or(1);
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.trim().parse::<u64>().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(1)
+    };
     let invalidate = ServerAction::<InvalidateUser>::new();
     let set_flag = ServerAction::<SetUserCache>::new();
     let table = ServerAction::<InvalidateTable>::new();
     let users = Resource::new(
-        move || (search(), page(), invalidate.version().get(), set_flag.version().get()),
+        move || {
+            (
+                search(),
+                page(),
+                invalidate.version().get(),
+                set_flag.version().get(),
+            )
+        },
         |(search, page, _, _)| list_users(search, page, DEFAULT_PER_PAGE),
     );
     let row_outcome = Signal::derive(move || {
         // The newest of the two per-row actions.
         match (invalidate.value().get(), set_flag.value().get()) {
-            (Some(a), Some(b)) => Some(if invalidate.version().get_untracked() >= set_flag.version().get_untracked() { a } else { b }),
+            (Some(a), Some(b)) => Some(
+                if invalidate.version().get_untracked() >= set_flag.version().get_untracked() {
+                    a
+                } else {
+                    b
+                },
+            ),
             (a, b) => a.or(b),
         }
     });
@@ -107,18 +129,46 @@ pub fn AdminUsersPage() -> impl IntoView {
 }
 
 #[component]
-fn UsersTable(found: UsersPage, search: String, csrf: String, invalidate: ServerAction<InvalidateUser>, set_flag: ServerAction<SetUserCache>) -> impl IntoView {
+fn UsersTable(
+    found: UsersPage,
+    search: String,
+    csrf: String,
+    invalidate: ServerAction<InvalidateUser>,
+    set_flag: ServerAction<SetUserCache>,
+) -> impl IntoView {
     let pages = found.pages();
     let page = found.page.min(pages);
-    let first = if found.total == 0 { 0 } else { (found.page - 1) * found.per_page + 1 };
+    let first = if found.total == 0 {
+        0
+    } else {
+        (found.page - 1) * found.per_page + 1
+    };
     let last = ((found.page - 1) * found.per_page + found.users.len() as u64).min(found.total);
     let summary = if found.total == 0 {
-        if search.is_empty() { "No users yet.".to_owned() } else { format!("No user id or name starts with “{search}”.") }
+        if search.is_empty() {
+            "No users yet.".to_owned()
+        } else {
+            format!("No user id or name starts with “{search}”.")
+        }
     } else {
         let noun = if found.total == 1 { "user" } else { "users" };
-        format!("Showing {}–{} of {} {noun}{}.", grouped(first), grouped(last), grouped(found.total), if search.is_empty() { String::new() } else { format!(" matching “{search}”") })
+        format!(
+            "Showing {}–{} of {} {noun}{}.",
+            grouped(first),
+            grouped(last),
+            grouped(found.total),
+            if search.is_empty() {
+                String::new()
+            } else {
+                format!(" matching “{search}”")
+            }
+        )
     };
-    let rows = found.users.into_iter().map(|user| view! { <Row user csrf=csrf.clone() invalidate set_flag/> }).collect_view();
+    let rows = found
+        .users
+        .into_iter()
+        .map(|user| view! { <Row user csrf=csrf.clone() invalidate set_flag/> })
+        .collect_view();
     let link = |p: u64| users_link(&search, p);
     let prev = (page > 1).then(|| link(page - 1));
     let next = (page < pages).then(|| link(page + 1));
@@ -171,14 +221,30 @@ fn UsersTable(found: UsersPage, search: String, csrf: String, invalidate: Server
 }
 
 #[component]
-fn Row(user: UserRow, csrf: String, invalidate: ServerAction<InvalidateUser>, set_flag: ServerAction<SetUserCache>) -> impl IntoView {
+fn Row(
+    user: UserRow,
+    csrf: String,
+    invalidate: ServerAction<InvalidateUser>,
+    set_flag: ServerAction<SetUserCache>,
+) -> impl IntoView {
     let on = user.cache_enabled;
-    let label = user.username.clone().unwrap_or_else(|| user.user_id.clone());
+    let label = user
+        .username
+        .clone()
+        .unwrap_or_else(|| user.user_id.clone());
     let toggle_label = format!("Cache for {label}");
     let invalidate_label = format!("Invalidate the cache of {label}");
-    let (id_cell, id_attr, id_flag, id_invalidate) = (user.user_id.clone(), user.user_id.clone(), user.user_id.clone(), user.user_id.clone());
+    let (id_cell, id_attr, id_flag, id_invalidate) = (
+        user.user_id.clone(),
+        user.user_id.clone(),
+        user.user_id.clone(),
+        user.user_id.clone(),
+    );
     let csrf_flag = csrf.clone();
-    let version = user.namespace_version.map(|v| v.to_string()).unwrap_or_default();
+    let version = user
+        .namespace_version
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     view! {
         <tr data-user-id=id_attr>
             <td data-label="User id"><code>{id_cell}</code></td>

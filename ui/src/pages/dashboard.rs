@@ -17,7 +17,12 @@ pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
 /// `HH:MM:SS UTC` of a Unix time in milliseconds.
 fn clock(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn percent(v: f64) -> String {
@@ -25,11 +30,19 @@ fn percent(v: f64) -> String {
 }
 
 fn per_second(v: f64) -> String {
-    if v >= 100.0 || v == 0.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }
+    if v >= 100.0 || v == 0.0 {
+        format!("{v:.0}/s")
+    } else {
+        format!("{v:.1}/s")
+    }
 }
 
 fn count(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") }
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 /// The dashboard.
@@ -57,18 +70,67 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn DashboardView(d: Dashboard) -> impl IntoView {
-    let newest = d.samples.last().map(|s| s.at_unix_ms).unwrap_or(d.checked_at_unix_ms);
+    let newest = d
+        .samples
+        .last()
+        .map(|s| s.at_unix_ms)
+        .unwrap_or(d.checked_at_unix_ms);
     let age = |at: u64| newest.saturating_sub(at) as f64 / 1000.0;
-    let span = d.samples.first().map(|s| age(s.at_unix_ms)).filter(|s| *s > 0.0).unwrap_or(d.interval_secs * 60.0);
-    let hit_rate = vec![Series { label: "Hit rate", class: "c1", points: d.samples.iter().map(|s| (age(s.at_unix_ms), s.hit_rate)).collect() }];
-    let ops = vec![Series { label: "Operations", class: "c2", points: d.samples.iter().map(|s| (age(s.at_unix_ms), Some(s.ops_per_sec))).collect() }];
+    let span = d
+        .samples
+        .first()
+        .map(|s| age(s.at_unix_ms))
+        .filter(|s| *s > 0.0)
+        .unwrap_or(d.interval_secs * 60.0);
+    let hit_rate = vec![Series {
+        label: "Hit rate",
+        class: "c1",
+        points: d
+            .samples
+            .iter()
+            .map(|s| (age(s.at_unix_ms), s.hit_rate))
+            .collect(),
+    }];
+    let ops = vec![Series {
+        label: "Operations",
+        class: "c2",
+        points: d
+            .samples
+            .iter()
+            .map(|s| (age(s.at_unix_ms), Some(s.ops_per_sec)))
+            .collect(),
+    }];
     let errors = vec![
-        Series { label: "Errors", class: "c3", points: d.samples.iter().map(|s| (age(s.at_unix_ms), Some(s.errors as f64))).collect() },
-        Series { label: "Degraded", class: "c4", points: d.samples.iter().map(|s| (age(s.at_unix_ms), Some(s.degraded as f64))).collect() },
+        Series {
+            label: "Errors",
+            class: "c3",
+            points: d
+                .samples
+                .iter()
+                .map(|s| (age(s.at_unix_ms), Some(s.errors as f64)))
+                .collect(),
+        },
+        Series {
+            label: "Degraded",
+            class: "c4",
+            points: d
+                .samples
+                .iter()
+                .map(|s| (age(s.at_unix_ms), Some(s.degraded as f64)))
+                .collect(),
+        },
     ];
     let t = d.totals;
     let reads = t.hits + t.misses;
-    let overall = if reads == 0 { "no reads yet".to_owned() } else { format!("{} of {} reads", percent(t.hits as f64 / reads as f64), reads) };
+    let overall = if reads == 0 {
+        "no reads yet".to_owned()
+    } else {
+        format!(
+            "{} of {} reads",
+            percent(t.hits as f64 / reads as f64),
+            reads
+        )
+    };
     view! {
         <Title text="Dashboard"/>
         <h1>"Dashboard"</h1>

@@ -15,7 +15,10 @@ pub fn MePage() -> impl IntoView {
     let context = expect_context::<ContextResource>();
     let toggle = ServerAction::<SetMyCache>::new();
     let clear = ServerAction::<ClearMyCache>::new();
-    let me = Resource::new(move || (toggle.version().get(), clear.version().get()), |_| get_me());
+    let me = Resource::new(
+        move || (toggle.version().get(), clear.version().get()),
+        |_| get_me(),
+    );
     let toggle_value = Signal::derive(move || toggle.value().get());
     let clear_value = Signal::derive(move || clear.value().get());
     view! {

@@ -53,7 +53,9 @@ impl Announcer {
     /// Queue `keys` for announcement.
     pub async fn announce(&self, keys: Vec<String>) {
         if self.queue.send(keys).await.is_err() {
-            tracing::warn!("the L1 announcer has stopped; other L1 caches will see writes within their max age");
+            tracing::warn!(
+                "the L1 announcer has stopped; other L1 caches will see writes within their max age"
+            );
         }
     }
 }

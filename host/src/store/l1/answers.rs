@@ -102,7 +102,8 @@ impl Answers {
             .max_capacity(options.capacity_bytes / 4)
             .weigher(|name: &AnswerName, a: &Answer| {
                 let reads: usize = a.reads.iter().map(|(k, _)| k.len() + 32).sum();
-                u32::try_from(name.0.len() + a.value.as_ref().map_or(0, |v| v.len()) + reads + 64).unwrap_or(u32::MAX)
+                u32::try_from(name.0.len() + a.value.as_ref().map_or(0, |v| v.len()) + reads + 64)
+                    .unwrap_or(u32::MAX)
             })
             .time_to_live(options.max_age.max(Duration::from_millis(1)))
             .build();

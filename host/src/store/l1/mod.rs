@@ -65,7 +65,10 @@ pub struct L1Options {
 
 impl Default for L1Options {
     fn default() -> Self {
-        L1Options { capacity_bytes: defaults::L1_CAPACITY, max_age: defaults::L1_MAX_AGE }
+        L1Options {
+            capacity_bytes: defaults::L1_CAPACITY,
+            max_age: defaults::L1_MAX_AGE,
+        }
     }
 }
 
@@ -83,7 +86,12 @@ struct Remembered {
 struct Lifetime;
 
 impl Expiry<String, Remembered> for Lifetime {
-    fn expire_after_create(&self, _key: &String, value: &Remembered, _created_at: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Remembered,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
         Some(value.lifetime)
     }
 }
@@ -113,11 +121,24 @@ impl L1Store {
     pub fn new(inner: Arc<dyn Store>, options: L1Options, feed: Option<ChangeFeed>) -> L1Store {
         let l1 = Moka::builder()
             .max_capacity(options.capacity_bytes)
-            .weigher(|k: &String, v: &Remembered| u32::try_from(k.len() + v.value.as_ref().map_or(0, |b| b.len()) + 64).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Remembered| {
+                u32::try_from(k.len() + v.value.as_ref().map_or(0, |b| b.len()) + 64)
+                    .unwrap_or(u32::MAX)
+            })
             .expire_after(Lifetime)
             .build();
         let answers = Answers::new(options);
-        L1Store { inner, l1, answers, stamps: AtomicU64::new(0), max_age: options.max_age, feed, announcer: OnceLock::new(), epoch: Arc::default(), hits: AtomicU64::new(0) }
+        L1Store {
+            inner,
+            l1,
+            answers,
+            stamps: AtomicU64::new(0),
+            max_age: options.max_age,
+            feed,
+            announcer: OnceLock::new(),
+            epoch: Arc::default(),
+            hits: AtomicU64::new(0),
+        }
     }
 
     /// Listen to other processes' writes and announce this one's (background
@@ -127,7 +148,9 @@ impl L1Store {
             // Messages start with their sender: this process already evicted
             // what it wrote, its own messages are skipped.
             let origin = new_origin();
-            let _ = self.announcer.set(Announcer::start(feed.clone(), origin.clone()));
+            let _ = self
+                .announcer
+                .set(Announcer::start(feed.clone(), origin.clone()));
             let (l1, epoch) = (self.l1.clone(), self.epoch.clone());
             tokio::spawn(feed.run(move |message| match message {
                 Some(message) => {
@@ -158,7 +181,9 @@ impl L1Store {
 
     /// The remembered value of `key` and its stamp.
     fn lookup(&self, key: &str) -> Option<(Option<Vec<u8>>, u64)> {
-        self.l1.get(key).map(|r| (r.value.map(|b| b.to_vec()), r.stamp))
+        self.l1
+            .get(key)
+            .map(|r| (r.value.map(|b| b.to_vec()), r.stamp))
     }
 
     /// Remember what one atomic read found, unless a change was heard since
@@ -177,7 +202,14 @@ impl L1Store {
                 poison();
             } else {
                 let stamp = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
-                self.l1.insert((*key).to_owned(), Remembered { value: value.as_deref().map(Arc::from), lifetime, stamp });
+                self.l1.insert(
+                    (*key).to_owned(),
+                    Remembered {
+                        value: value.as_deref().map(Arc::from),
+                        lifetime,
+                        stamp,
+                    },
+                );
                 note(key, stamp);
             }
         }
@@ -193,7 +225,11 @@ impl L1Store {
             return None;
         }
         let answer = self.answers.get(name)?;
-        let current = answer.flags == flags && answer.reads.iter().all(|(key, stamp)| self.l1.get(key).is_some_and(|r| r.stamp == *stamp));
+        let current = answer.flags == flags
+            && answer
+                .reads
+                .iter()
+                .all(|(key, stamp)| self.l1.get(key).is_some_and(|r| r.stamp == *stamp));
         if !current {
             self.answers.forget(name);
             return None;
@@ -205,11 +241,24 @@ impl L1Store {
     /// Remember the component's answer to `name`, computed from `reads`
     /// with the users' flags at generation `flags`. Nothing is kept when the
     /// call did anything but reads served by or remembered in the L1.
-    pub(crate) fn remember_answer(&self, name: AnswerName, value: &Option<Vec<u8>>, reads: Reads, flags: u64) {
+    pub(crate) fn remember_answer(
+        &self,
+        name: AnswerName,
+        value: &Option<Vec<u8>>,
+        reads: Reads,
+        flags: u64,
+    ) {
         if let Some(reads) = reads.usable()
             && self.usable()
         {
-            self.answers.insert(name, Answer { value: value.as_deref().map(Arc::from), reads, flags });
+            self.answers.insert(
+                name,
+                Answer {
+                    value: value.as_deref().map(Arc::from),
+                    reads,
+                    flags,
+                },
+            );
         }
     }
 
@@ -222,7 +271,9 @@ impl L1Store {
             self.l1.invalidate(*k);
         }
         if let Some(announcer) = self.announcer.get() {
-            announcer.announce(keys.iter().map(|k| (*k).to_owned()).collect()).await;
+            announcer
+                .announce(keys.iter().map(|k| (*k).to_owned()).collect())
+                .await;
         }
     }
 }
@@ -232,10 +283,15 @@ fn new_origin() -> String {
     let mut bytes = [0u8; 12];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: the process id and the clock still tell processes apart.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         return format!("l1-{}-{nanos:x}", std::process::id());
     }
-    format!("l1-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "l1-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 #[async_trait]
@@ -263,8 +319,15 @@ impl Store for L1Store {
             return Ok(v);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let mut found = self.inner.get_many_ttl(&[key.to_owned()]).await.inspect_err(|_| poison())?;
-        let (value, ttl) = found.pop().ok_or_else(|| StoreError::Other("get-many-ttl returned nothing".into())).inspect_err(|_| poison())?;
+        let mut found = self
+            .inner
+            .get_many_ttl(&[key.to_owned()])
+            .await
+            .inspect_err(|_| poison())?;
+        let (value, ttl) = found
+            .pop()
+            .ok_or_else(|| StoreError::Other("get-many-ttl returned nothing".into()))
+            .inspect_err(|_| poison())?;
         self.remember(epoch, &[(key, &value, ttl)]);
         Ok(value)
     }
@@ -314,27 +377,48 @@ impl Store for L1Store {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if self.usable() {
-            let found: Option<Vec<(Option<Vec<u8>>, u64)>> = keys.iter().map(|k| self.lookup(k)).collect();
+            let found: Option<Vec<(Option<Vec<u8>>, u64)>> =
+                keys.iter().map(|k| self.lookup(k)).collect();
             if let Some(found) = found {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(keys.iter().zip(found).map(|(k, (v, stamp))| {
-                    note(k, stamp);
-                    v
-                }).collect());
+                return Ok(keys
+                    .iter()
+                    .zip(found)
+                    .map(|(k, (v, stamp))| {
+                        note(k, stamp);
+                        v
+                    })
+                    .collect());
             }
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let found = self.inner.get_many_ttl(keys).await.inspect_err(|_| poison())?;
+        let found = self
+            .inner
+            .get_many_ttl(keys)
+            .await
+            .inspect_err(|_| poison())?;
         if found.len() != keys.len() {
             poison();
-            return Err(StoreError::Other(format!("get-many-ttl returned {} values for {} keys", found.len(), keys.len())));
+            return Err(StoreError::Other(format!(
+                "get-many-ttl returned {} values for {} keys",
+                found.len(),
+                keys.len()
+            )));
         }
-        let triples: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = keys.iter().zip(found.iter()).map(|(k, (v, t))| (k.as_str(), v, *t)).collect();
+        let triples: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = keys
+            .iter()
+            .zip(found.iter())
+            .map(|(k, (v, t))| (k.as_str(), v, *t))
+            .collect();
         self.remember(epoch, &triples);
         Ok(found.into_iter().map(|(v, _)| v).collect())
     }
 
-    async fn set_many(&self, entries: &[(String, Vec<u8>)], ttl_ms: Option<u64>) -> Result<(), StoreError> {
+    async fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+    ) -> Result<(), StoreError> {
         poison();
         let result = self.inner.set_many(entries, ttl_ms).await;
         self.changed(entries.iter().map(|(k, _)| k.as_str())).await;
@@ -348,7 +432,13 @@ impl Store for L1Store {
         result
     }
 
-    async fn get_indirect(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<IndirectRead, StoreError> {
+    async fn get_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<IndirectRead, StoreError> {
         if self.usable()
             && let Some((ptr, ptr_stamp)) = self.lookup(pointer)
         {
@@ -362,30 +452,63 @@ impl Store for L1Store {
             let values = match &ptr {
                 Some(p) => {
                     let p = String::from_utf8_lossy(p);
-                    suffixes.iter().map(|s| look(format!("{prefix}{p}{s}"))).collect::<Option<Vec<_>>>()
+                    suffixes
+                        .iter()
+                        .map(|s| look(format!("{prefix}{p}{s}")))
+                        .collect::<Option<Vec<_>>>()
                 }
                 None => Some(vec![None; suffixes.len()]),
             };
             let also_values = match values {
-                Some(_) => also.iter().map(|k| look(k.clone())).collect::<Option<Vec<_>>>(),
+                Some(_) => also
+                    .iter()
+                    .map(|k| look(k.clone()))
+                    .collect::<Option<Vec<_>>>(),
                 None => None,
             };
             if let (Some(values), Some(also_values)) = (values, also_values) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 seen.iter().for_each(|(k, stamp)| note(k, *stamp));
-                return Ok(IndirectRead { pointer: ptr, values, also: also_values });
+                return Ok(IndirectRead {
+                    pointer: ptr,
+                    values,
+                    also: also_values,
+                });
             }
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let (found, ttls) = self.inner.get_indirect_ttl(pointer, prefix, suffixes, also).await.inspect_err(|_| poison())?;
-        if found.values.len() == suffixes.len() && found.also.len() == also.len() && ttls.len() == 1 + suffixes.len() + also.len() {
-            let mut triples: Vec<(String, &Option<Vec<u8>>, KeyTtl)> = vec![(pointer.to_owned(), &found.pointer, ttls[0])];
+        let (found, ttls) = self
+            .inner
+            .get_indirect_ttl(pointer, prefix, suffixes, also)
+            .await
+            .inspect_err(|_| poison())?;
+        if found.values.len() == suffixes.len()
+            && found.also.len() == also.len()
+            && ttls.len() == 1 + suffixes.len() + also.len()
+        {
+            let mut triples: Vec<(String, &Option<Vec<u8>>, KeyTtl)> =
+                vec![(pointer.to_owned(), &found.pointer, ttls[0])];
             if let Some(p) = &found.pointer {
                 let p = String::from_utf8_lossy(p);
-                triples.extend(suffixes.iter().zip(found.values.iter()).zip(&ttls[1..]).map(|((s, v), t)| (format!("{prefix}{p}{s}"), v, *t)));
+                triples.extend(
+                    suffixes
+                        .iter()
+                        .zip(found.values.iter())
+                        .zip(&ttls[1..])
+                        .map(|((s, v), t)| (format!("{prefix}{p}{s}"), v, *t)),
+                );
             }
-            triples.extend(also.iter().cloned().zip(found.also.iter()).zip(&ttls[1 + suffixes.len()..]).map(|((k, v), t)| (k, v, *t)));
-            let borrowed: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = triples.iter().map(|(k, v, t)| (k.as_str(), *v, *t)).collect();
+            triples.extend(
+                also.iter()
+                    .cloned()
+                    .zip(found.also.iter())
+                    .zip(&ttls[1 + suffixes.len()..])
+                    .map(|((k, v), t)| (k, v, *t)),
+            );
+            let borrowed: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = triples
+                .iter()
+                .map(|(k, v, t)| (k.as_str(), *v, *t))
+                .collect();
             self.remember(epoch, &borrowed);
         } else {
             poison();
@@ -393,14 +516,25 @@ impl Store for L1Store {
         Ok(found)
     }
 
-    async fn get_many_ttl(&self, keys: &[String]) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
         poison();
         self.inner.get_many_ttl(keys).await
     }
 
-    async fn get_indirect_ttl(&self, pointer: &str, prefix: &str, suffixes: &[String], also: &[String]) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
         poison();
-        self.inner.get_indirect_ttl(pointer, prefix, suffixes, also).await
+        self.inner
+            .get_indirect_ttl(pointer, prefix, suffixes, also)
+            .await
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
@@ -410,7 +544,12 @@ impl Store for L1Store {
         result
     }
 
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, StoreError> {
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, StoreError> {
         poison();
         let result = self.inner.set_if_absent(key, value, ttl_ms).await;
         if !matches!(result, Ok(false)) {
@@ -419,7 +558,12 @@ impl Store for L1Store {
         result
     }
 
-    async fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError> {
+    async fn swap_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
         poison();
         let result = self.inner.swap_if(key, expected, new).await;
         if !matches!(result, Ok(false)) {
