@@ -27,6 +27,9 @@ pub struct VersionedRead {
     pub version: u64,
 }
 
+/// Values read for a list of keys, in order (`None`: missing).
+type Values = Vec<Option<Vec<u8>>>;
+
 /// Where an operation lands once its scope is resolved.
 pub(crate) enum Target {
     Global,
@@ -126,7 +129,7 @@ impl Cache {
         host: &H,
         keys: &UserKeys,
         app_keys: &[&str],
-    ) -> Result<(Option<u64>, Vec<Option<Vec<u8>>>), StoreError> {
+    ) -> Result<(Option<u64>, Values), StoreError> {
         let suffixes: Vec<String> = app_keys
             .iter()
             .map(|k| UserKeys::entry_suffix(Kind::Data, k))

@@ -7,6 +7,9 @@ use crate::error::StoreError;
 use crate::expiry::TimeToLive;
 use crate::host::{Host, Indirect};
 
+/// A value and the time it expires at, in the host's clock (ms).
+type Entry = (Vec<u8>, Option<u64>);
+
 /// A [`Host`] over a `HashMap`, for unit tests, examples and benches of the
 /// cache logic. Its clock only moves when told ([`MapHost::advance_ms`]), it
 /// can be switched off to test the failure policy ([`MapHost::set_down`]),
@@ -16,7 +19,7 @@ use crate::host::{Host, Indirect};
 /// a bounded, thread-safe memory store).
 #[derive(Debug, Default)]
 pub struct MapHost {
-    entries: RefCell<HashMap<String, (Vec<u8>, Option<u64>)>>,
+    entries: RefCell<HashMap<String, Entry>>,
     now_ms: Cell<u64>,
     down: Cell<bool>,
     disabled: RefCell<HashSet<String>>,

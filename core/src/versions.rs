@@ -22,6 +22,9 @@ use crate::error::StoreError;
 use crate::host::Host;
 use crate::layout::{Layout, UserKeys};
 
+/// A namespace's raw version and the raw floor, as read.
+type RawState = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// How many times a compare-and-swap step is retried under contention before
 /// giving up with an error.
 const MAX_ATTEMPTS: usize = 64;
@@ -128,10 +131,7 @@ impl<H: Host> Versions<'_, H> {
     }
 
     /// The raw version and floor of a namespace, in one round trip.
-    fn read_state(
-        &self,
-        keys: &UserKeys,
-    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), StoreError> {
+    fn read_state(&self, keys: &UserKeys) -> Result<RawState, StoreError> {
         let mut vals = self
             .host
             .get_many(&[keys.version_key.clone(), self.layout.floor_key()])?;

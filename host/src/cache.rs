@@ -480,7 +480,7 @@ impl Cache {
         call!(
             self,
             Op::Lock,
-            nscache_cache_locks.call_lock(&key.to_owned(), owner.as_str(), ms)
+            nscache_cache_locks.call_lock(key, owner.as_str(), ms)
         )
     }
 
@@ -489,7 +489,7 @@ impl Cache {
         call!(
             self,
             Op::Unlock,
-            nscache_cache_locks.call_unlock(&key.to_owned(), owner.as_str())
+            nscache_cache_locks.call_unlock(key, owner.as_str())
         )
     }
 
@@ -578,7 +578,7 @@ impl Keyspace {
             None => call!(
                 self.cache,
                 Op::Get,
-                nscache_cache_cache.call_get(&self.scope, &key.to_owned())
+                nscache_cache_cache.call_get(&self.scope, key)
             )?,
         };
         inner
@@ -601,7 +601,7 @@ impl Keyspace {
                     return call!(
                         self.cache,
                         Op::Get,
-                        nscache_cache_cache.call_get(&self.scope, &key.to_owned())
+                        nscache_cache_cache.call_get(&self.scope, key)
                     );
                 }
                 AnswerName::user(user, key)
@@ -619,7 +619,7 @@ impl Keyspace {
             call!(
                 self.cache,
                 Op::Get,
-                nscache_cache_cache.call_get(&self.scope, &key.to_owned())
+                nscache_cache_cache.call_get(&self.scope, key)
             )
         })
         .await;
@@ -669,12 +669,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Set,
-            nscache_cache_cache.call_set(
-                &self.scope,
-                &key.to_owned(),
-                &value.as_ref().to_vec(),
-                ttl.to_wit()
-            )
+            nscache_cache_cache.call_set(&self.scope, key, value.as_ref(), ttl.to_wit())
         )
     }
 
@@ -705,12 +700,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Add,
-            nscache_cache_cache.call_add(
-                &self.scope,
-                &key.to_owned(),
-                &value.as_ref().to_vec(),
-                ttl.to_wit()
-            )
+            nscache_cache_cache.call_add(&self.scope, key, value.as_ref(), ttl.to_wit())
         )
     }
 
@@ -719,7 +709,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Delete,
-            nscache_cache_cache.call_delete(&self.scope, &key.to_owned())
+            nscache_cache_cache.call_delete(&self.scope, key)
         )
     }
 
@@ -737,7 +727,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::HasKey,
-            nscache_cache_cache.call_has_key(&self.scope, &key.to_owned())
+            nscache_cache_cache.call_has_key(&self.scope, key)
         )
     }
 
@@ -746,7 +736,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Incr,
-            nscache_cache_cache.call_incr(&self.scope, &key.to_owned(), delta)
+            nscache_cache_cache.call_incr(&self.scope, key, delta)
         )
     }
 
@@ -755,7 +745,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Decr,
-            nscache_cache_cache.call_decr(&self.scope, &key.to_owned(), delta)
+            nscache_cache_cache.call_decr(&self.scope, key, delta)
         )
     }
 
@@ -764,7 +754,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Touch,
-            nscache_cache_cache.call_touch(&self.scope, &key.to_owned(), ttl.to_wit())
+            nscache_cache_cache.call_touch(&self.scope, key, ttl.to_wit())
         )
     }
 
@@ -773,7 +763,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Ttl,
-            nscache_cache_cache.call_ttl(&self.scope, &key.to_owned())
+            nscache_cache_cache.call_ttl(&self.scope, key)
         )
         .map(Ttl::from)
     }
@@ -783,7 +773,7 @@ impl Keyspace {
         call!(
             self.cache,
             Op::Persist,
-            nscache_cache_cache.call_persist(&self.scope, &key.to_owned())
+            nscache_cache_cache.call_persist(&self.scope, key)
         )
     }
 
@@ -810,7 +800,7 @@ impl Keyspace {
             let read = call!(
                 self.cache,
                 Op::ReadForUpdate,
-                nscache_cache_cache.call_read_for_update(&self.scope, &key.to_owned())
+                nscache_cache_cache.call_read_for_update(&self.scope, key)
             )?;
             self.cache.inner.metrics.record_reads(
                 u64::from(read.value.is_some()),
@@ -848,7 +838,7 @@ impl Keyspace {
                 Op::SetAt,
                 nscache_cache_cache.call_set_at(
                     &self.scope,
-                    &key.to_owned(),
+                    key,
                     read.version,
                     &value,
                     ttl.to_wit()

@@ -289,15 +289,17 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let big_value = "v".repeat((1 << 20) + 1);
     let huge_body = "v".repeat(3 << 20);
     let user_key = format!("/api/v1/cache/users/{alice}/keys/target");
-    let mut cases: Vec<(
-        &str,
+    // (what, method, path, credentials, body, content type, expected status)
+    type Case<'a> = (
+        &'a str,
         Method,
         String,
         Creds,
         Option<String>,
-        Option<&str>,
+        Option<&'a str>,
         StatusCode,
-    )> = vec![
+    );
+    let mut cases: Vec<Case> = vec![
         (
             "oversized key",
             Method::PUT,

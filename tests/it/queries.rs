@@ -140,7 +140,7 @@ async fn hits_match_the_database_and_an_update_from_another_connection_reloads()
         .await
         .unwrap();
     let truncated = Instant::now();
-    while invoices_of(&cache, &pool, "u1", &loads).await.len() != 0 {
+    while !invoices_of(&cache, &pool, "u1", &loads).await.is_empty() {
         assert!(
             truncated.elapsed() < Duration::from_secs(5),
             "TRUNCATE did not invalidate"
