@@ -18,22 +18,17 @@ fn main() {
 #[cfg(feature = "bundle")]
 mod bundle {
     use std::env;
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use std::path::PathBuf;
 
     const TARGET: &str = "wasm32-unknown-unknown";
 
     pub fn build() {
-        let manifest_dir =
-            PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-        let root = manifest_dir
-            .parent()
-            .expect("ui/ sits in the workspace")
-            .to_path_buf();
+        let root = nscache_build::workspace_root();
         for path in ["ui/src", "ui/Cargo.toml", "Cargo.toml", "Cargo.lock"] {
             println!("cargo:rerun-if-changed={}", root.join(path).display());
         }
         println!("cargo:rerun-if-env-changed=NSCACHE_UI_TARGET_DIR");
+        nscache_build::ensure_target(TARGET, "the admin UI's browser bundle");
         let target_dir = env::var_os("NSCACHE_UI_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target").join("wasm-ui"));
@@ -43,9 +38,7 @@ mod bundle {
         } else {
             ("dev", "debug")
         };
-        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
-            .current_dir(&root)
+        let status = nscache_build::nested_cargo(&root)
             .args([
                 "rustc",
                 "--quiet",
@@ -54,26 +47,14 @@ mod bundle {
                 "--lib",
                 "--crate-type",
                 "cdylib",
-                "--no-default-features",
-                "--features",
-                "hydrate",
             ])
+            .args(["--no-default-features", "--features", "hydrate"])
             .args(["--profile", profile, "--target", TARGET])
             .arg("--target-dir")
             .arg(&target_dir)
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_BUILD_RUSTFLAGS")
-            .env_remove("RUSTC_WORKSPACE_WRAPPER")
-            .env_remove("RUSTC_WRAPPER")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
             .status()
-            .unwrap_or_else(|e| panic!("could not run {cargo} to build the UI bundle: {e}"));
+            .unwrap_or_else(|e| panic!("could not run cargo to build the UI bundle: {e}"));
         if !status.success() {
-            if !target_installed() {
-                panic!("the UI bundle needs the {TARGET} target: run `rustup target add {TARGET}`");
-            }
             panic!("building the UI bundle (ui/ for {TARGET}) failed: see the errors above");
         }
         let wasm = target_dir
@@ -101,19 +82,5 @@ mod bundle {
         for file in ["nscache_ui.js", "nscache_ui_bg.wasm"] {
             assert!(out.join(file).exists(), "wasm-bindgen produced no {file}");
         }
-    }
-
-    fn target_installed() -> bool {
-        let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        let sysroot = Command::new(rustc)
-            .args(["--print", "sysroot"])
-            .output()
-            .ok();
-        sysroot.is_some_and(|o| {
-            Path::new(String::from_utf8_lossy(&o.stdout).trim())
-                .join("lib/rustlib")
-                .join(TARGET)
-                .exists()
-        })
     }
 }
