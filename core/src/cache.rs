@@ -1,6 +1,6 @@
 //! [`Cache`]: every operation of the cache API, over any [`Host`].
 
-use crate::error::{Error, StoreError};
+use crate::error::{Error, StoreError, degrade};
 use crate::expiry::{Expiry, Lifetime, TimeToLive};
 use crate::host::Host;
 use crate::layout::{Kind, Layout, UserKeys};
@@ -176,14 +176,21 @@ impl Cache {
             Target::Bypass => misses(),
             Target::Global => {
                 let storage: Vec<String> = keys.iter().map(|k| self.layout.global_key(k)).collect();
-                match host.get_many(&storage) {
-                    Ok(values) if values.len() == keys.len() => values,
-                    _ => misses(),
+                let values = degrade(host.get_many(&storage), misses)?;
+                if values.len() != keys.len() {
+                    return Err(Error::Internal(format!(
+                        "get-many returned {} values for {} keys",
+                        values.len(),
+                        keys.len()
+                    )));
                 }
+                values
             }
-            Target::User(user) => self
-                .read_entries(host, &user, keys)
-                .map_or_else(|_| misses(), |(_, values)| values),
+            Target::User(user) => degrade(
+                self.read_entries(host, &user, keys)
+                    .map(|(_, values)| values),
+                misses,
+            )?,
         })
     }
 
@@ -215,17 +222,20 @@ impl Cache {
         let version = match &target {
             Target::Bypass => return Ok(()),
             Target::Global => 0,
-            Target::User(keys) => match self.versions(host).ensure_live(keys) {
-                Ok(v) => v,
-                Err(_) => return Ok(()),
-            },
+            Target::User(keys) => {
+                match degrade(self.versions(host).ensure_live(keys).map(Some), || None)? {
+                    Some(v) => v,
+                    None => return Ok(()),
+                }
+            }
         };
         let storage_key = |key: &str| match &target {
             Target::User(keys) => keys.entry_key(version, Kind::Data, key),
             _ => self.layout.global_key(key),
         };
-        // A failed write is skipped: the host has logged and counted it.
-        let _ = match ttl.lifetime(self.settings.default_ttl_ms) {
+        // A write the store could not take is skipped: the host has logged
+        // and counted it.
+        let written = match ttl.lifetime(self.settings.default_ttl_ms) {
             Lifetime::Remove => {
                 let keys: Vec<String> = entries.iter().map(|(k, _)| storage_key(k)).collect();
                 host.delete_many(&keys).map(drop)
@@ -241,7 +251,7 @@ impl Cache {
                 }
             },
         };
-        Ok(())
+        degrade(written, || ())
     }
 
     /// Store `value` only if `key` does not exist. True if stored.
@@ -314,10 +324,10 @@ impl Cache {
     pub fn has_key<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<bool, Error> {
         self.settings.check_key(key)?;
         let target = self.target(host, scope)?;
-        Ok(match self.resolve(host, &target, key) {
-            Ok(Some(k)) => host.exists(&k).unwrap_or(false),
-            _ => false,
-        })
+        match degrade(self.resolve(host, &target, key), || None)? {
+            Some(k) => degrade(host.exists(&k), || false),
+            None => Ok(false),
+        }
     }
 
     /// Add `delta` to the integer at `key`; [`Error::NotFound`] if it is missing.
@@ -373,10 +383,10 @@ impl Cache {
     pub fn ttl<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<TimeToLive, Error> {
         self.settings.check_key(key)?;
         let target = self.target(host, scope)?;
-        Ok(match self.resolve(host, &target, key) {
-            Ok(Some(k)) => host.ttl(&k).unwrap_or(TimeToLive::Missing),
-            _ => TimeToLive::Missing,
-        })
+        match degrade(self.resolve(host, &target, key), || None)? {
+            Some(k) => degrade(host.ttl(&k), || TimeToLive::Missing),
+            None => Ok(TimeToLive::Missing),
+        }
     }
 
     /// Remove the expiry of an existing key. True if the key exists.
@@ -400,23 +410,27 @@ impl Cache {
         Ok(match self.target(host, scope)? {
             Target::Bypass => bypass,
             Target::Global => VersionedRead {
-                value: host.get(&self.layout.global_key(key)).unwrap_or(None),
+                value: degrade(host.get(&self.layout.global_key(key)), || None)?,
                 version: self.settings.key_version,
             },
-            Target::User(keys) => match self.read_entries(host, &keys, &[key]) {
-                Ok((Some(version), mut values)) => VersionedRead {
-                    value: values.pop().flatten(),
-                    version,
-                },
-                Ok((None, _)) => match self.versions(host).ensure_live(&keys) {
-                    Ok(version) => VersionedRead {
-                        value: None,
+            Target::User(keys) => {
+                match degrade(self.read_entries(host, &keys, &[key]).map(Some), || None)? {
+                    Some((Some(version), mut values)) => VersionedRead {
+                        value: values.pop().flatten(),
                         version,
                     },
-                    Err(_) => bypass,
-                },
-                Err(_) => bypass,
-            },
+                    Some((None, _)) => {
+                        match degrade(self.versions(host).ensure_live(&keys).map(Some), || None)? {
+                            Some(version) => VersionedRead {
+                                value: None,
+                                version,
+                            },
+                            None => bypass,
+                        }
+                    }
+                    None => bypass,
+                }
+            }
         })
     }
 
@@ -451,12 +465,17 @@ impl Cache {
             Target::Global => {}
             Target::User(keys) => {
                 let keys_state = [keys.version_key.clone(), self.layout.floor_key()];
-                let Ok(state) = host.get_many(&keys_state) else {
+                let Some(state) = degrade(host.get_many(&keys_state).map(Some), || None)? else {
                     return Ok(());
                 };
                 let (raw_version, raw_floor) = match state.as_slice() {
                     [v, f] => (v.as_deref(), f.as_deref()),
-                    _ => return Ok(()),
+                    _ => {
+                        return Err(Error::Internal(format!(
+                            "get-many returned {} values for 2 keys",
+                            state.len()
+                        )));
+                    }
                 };
                 if versions::parse(raw_version).is_some_and(|current| version > current) {
                     return Err(Error::InvalidArgument(format!(
@@ -472,11 +491,11 @@ impl Cache {
             Target::User(keys) => keys.entry_key(version, Kind::Data, key),
             _ => self.layout.global_key(key),
         };
-        let _ = match ttl.lifetime(self.settings.default_ttl_ms) {
+        let written = match ttl.lifetime(self.settings.default_ttl_ms) {
             Lifetime::Remove => host.delete(&storage_key).map(drop),
             Lifetime::Keep(ttl_ms) => host.set(&storage_key, value, ttl_ms),
         };
-        Ok(())
+        degrade(written, || ())
     }
 
     /// Take the global lock `key` for `owner` for `timeout_ms`. True if taken.

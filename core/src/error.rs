@@ -47,12 +47,29 @@ pub enum StoreError {
 
 impl From<StoreError> for Error {
     /// The error a caller sees when a primitive fails during an operation that
-    /// must not pretend (add, incr, locks, invalidation...).
+    /// must not pretend (add, incr, locks, invalidation...), and when any
+    /// operation meets a store fault that is not an outage.
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unavailable(msg) => Error::Unavailable(msg),
             StoreError::NotAnInteger => Error::NotAnInteger,
-            StoreError::Other(msg) => Error::Unavailable(msg),
+            // A reply of the wrong shape, a script error: a fault to fix,
+            // not an outage to ride out.
+            StoreError::Other(msg) => Error::Internal(msg),
         }
+    }
+}
+
+/// The failure policy of reads and plain writes: when the store is
+/// unreachable they degrade to `fallback` (a miss, a skipped write); any
+/// other store failure is a fault and is reported as [`Error::Internal`].
+pub(crate) fn degrade<T>(
+    result: Result<T, StoreError>,
+    fallback: impl FnOnce() -> T,
+) -> Result<T, Error> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(StoreError::Unavailable(_)) => Ok(fallback()),
+        Err(other) => Err(other.into()),
     }
 }

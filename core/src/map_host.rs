@@ -12,7 +12,8 @@ type Entry = (Vec<u8>, Option<u64>);
 
 /// A [`Host`] over a `HashMap`, for unit tests, examples and benches of the
 /// cache logic. Its clock only moves when told ([`MapHost::advance_ms`]), it
-/// can be switched off to test the failure policy ([`MapHost::set_down`]),
+/// can be switched off to test the failure policy ([`MapHost::set_down`],
+/// [`MapHost::set_faulty`]),
 /// and it keeps per-user `cache_enabled` flags (default: enabled).
 ///
 /// It is not a production store: the host crate has the real ones (Redis and
@@ -22,6 +23,7 @@ pub struct MapHost {
     entries: RefCell<HashMap<String, Entry>>,
     now_ms: Cell<u64>,
     down: Cell<bool>,
+    faulty: Cell<bool>,
     disabled: RefCell<HashSet<String>>,
     calls: Cell<u64>,
 }
@@ -42,6 +44,12 @@ impl MapHost {
     /// Make every primitive fail with `unavailable` (`true`) or work again.
     pub fn set_down(&self, down: bool) {
         self.down.set(down);
+    }
+
+    /// Make every primitive fail with `other` (a reply the host could not
+    /// make sense of: a fault, not an outage) (`true`) or work again.
+    pub fn set_faulty(&self, faulty: bool) {
+        self.faulty.set(faulty);
     }
 
     /// Set a user's `cache_enabled` flag.
@@ -82,6 +90,9 @@ impl MapHost {
         self.calls.set(self.calls.get() + 1);
         if self.down.get() {
             return Err(StoreError::Unavailable("MapHost is down".into()));
+        }
+        if self.faulty.get() {
+            return Err(StoreError::Other("MapHost answered nonsense".into()));
         }
         self.purge();
         Ok(())

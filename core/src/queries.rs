@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::cache::{Cache, Scope, Target};
-use crate::error::Error;
+use crate::error::{Error, degrade};
 use crate::expiry::{Expiry, Lifetime};
 use crate::host::Host;
 use crate::layout::{Kind, UserKeys};
@@ -150,22 +150,22 @@ impl Cache {
         let hash = query_key(query, params);
         let mut also = vec![self.layout().floor_key()];
         also.extend(table_keys.iter().cloned());
-        let Ok(found) = host.get_indirect(
+        let read = host.get_indirect(
             &keys.version_key,
             &keys.entry_prefix,
             &[UserKeys::entry_suffix(Kind::Cacheops, &hash)],
             &also,
-        ) else {
+        );
+        let Some(found) = degrade(read.map(Some), || None)? else {
             return Ok(QueryLookup {
                 value: None,
                 token: QueryToken::bypass(),
             });
         };
         if found.also.len() != also.len() || found.values.len() != 1 {
-            return Ok(QueryLookup {
-                value: None,
-                token: QueryToken::bypass(),
-            });
+            return Err(Error::Internal(
+                "get-indirect returned the wrong number of values".into(),
+            ));
         }
         let live = versions::live(found.pointer.as_deref(), found.also[0].as_deref());
         let current: Vec<Option<u64>> = found.also[1..]
@@ -189,10 +189,11 @@ impl Cache {
         }
         // Something is missing: create it, so that the token names real versions.
         let versions = self.versions(host);
-        let Ok(ns) = (match live {
+        let created = match live {
             Some(v) => Ok(v),
             None => versions.ensure_live(&keys),
-        }) else {
+        };
+        let Some(ns) = degrade(created.map(Some), || None)? else {
             return Ok(QueryLookup {
                 value: None,
                 token: QueryToken::bypass(),
@@ -200,9 +201,12 @@ impl Cache {
         };
         let mut tvs = Vec::with_capacity(tables.len());
         for (key, v) in table_keys.iter().zip(current) {
-            match v.map_or_else(|| versions.ensure_table(key), Ok) {
-                Ok(v) => tvs.push(v),
-                Err(_) => {
+            match degrade(
+                v.map_or_else(|| versions.ensure_table(key), Ok).map(Some),
+                || None,
+            )? {
+                Some(v) => tvs.push(v),
+                None => {
                     return Ok(QueryLookup {
                         value: None,
                         token: QueryToken::bypass(),
@@ -249,12 +253,15 @@ impl Cache {
             Target::User(keys) => keys,
             _ => return Ok(()),
         };
-        let Ok(state) = host.get_many(&[keys.version_key.clone(), self.layout().floor_key()])
-        else {
+        let read = host.get_many(&[keys.version_key.clone(), self.layout().floor_key()]);
+        let Some(state) = degrade(read.map(Some), || None)? else {
             return Ok(());
         };
         let [raw_version, raw_floor] = state.as_slice() else {
-            return Ok(());
+            return Err(Error::Internal(format!(
+                "get-many returned {} values for 2 keys",
+                state.len()
+            )));
         };
         if versions::parse(raw_version.as_deref())
             .is_some_and(|current| token.namespace_version > current)
@@ -274,11 +281,11 @@ impl Cache {
             Kind::Cacheops,
             &query_key(query, params),
         );
-        let _ = match ttl.lifetime(self.settings().default_ttl_ms) {
+        let written = match ttl.lifetime(self.settings().default_ttl_ms) {
             Lifetime::Remove => host.delete(&key).map(drop),
             Lifetime::Keep(ttl_ms) => host.set(&key, &encode(&token.table_versions, value), ttl_ms),
         };
-        Ok(())
+        degrade(written, || ())
     }
 }
 

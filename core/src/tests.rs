@@ -303,6 +303,42 @@ fn disabled_user_behaves_like_the_dummy_cache() {
 }
 
 #[test]
+fn store_faults_that_are_not_outages_are_reported_not_ridden_out() {
+    let (host, cache) = setup();
+    let g = Scope::Global;
+    cache.set(&host, &g, "n", b"1", Expiry::Never).unwrap();
+    cache
+        .set(&host, &user("1"), "k", b"x", Expiry::Never)
+        .unwrap();
+    host.set_faulty(true);
+    let internal = |r: Result<_, Error>| matches!(r, Err(Error::Internal(_)));
+    assert!(
+        internal(cache.get(&host, &g, "n").map(drop)),
+        "a global read"
+    );
+    assert!(
+        internal(cache.get(&host, &user("1"), "k").map(drop)),
+        "a namespaced read"
+    );
+    assert!(
+        internal(cache.set(&host, &g, "n", b"2", Expiry::Never)),
+        "a write"
+    );
+    assert!(internal(cache.has_key(&host, &g, "n").map(drop)));
+    assert!(internal(cache.ttl(&host, &g, "n").map(drop)));
+    assert!(internal(cache.incr(&host, &g, "n", 1).map(drop)));
+    assert!(internal(cache.invalidate_user(&host, "1").map(drop)));
+    assert!(internal(
+        cache.read_for_update(&host, &user("1"), "k").map(drop)
+    ));
+    host.set_faulty(false);
+    assert_eq!(
+        cache.get(&host, &g, "n").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+}
+
+#[test]
 fn failure_policy() {
     let (host, cache) = setup();
     let g = Scope::Global;

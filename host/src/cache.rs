@@ -450,11 +450,7 @@ impl Cache {
 
     /// Check the store answers; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
-        self.inner
-            .store
-            .ping()
-            .await
-            .map_err(|e| CacheError::Unavailable(e.to_string()))
+        self.inner.store.ping().await.map_err(CacheError::from)
     }
 
     /// Take the global lock `key` with a fresh random token for at most

@@ -53,6 +53,21 @@ impl From<WitError> for CacheError {
     }
 }
 
+/// The host's own use of a store (health checks, memory figures): an outage
+/// is [`CacheError::Unavailable`], anything else a fault
+/// ([`CacheError::Internal`]) — the component's mapping, for the calls that
+/// do not go through it.
+impl From<crate::store::StoreError> for CacheError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Unavailable(m) => CacheError::Unavailable(m),
+            StoreError::NotAnInteger => CacheError::NotAnInteger,
+            StoreError::Other(m) => CacheError::Internal(m),
+        }
+    }
+}
+
 /// What [`Keyspace::get_or_set`](crate::Keyspace::get_or_set) returns on failure.
 #[derive(Debug, thiserror::Error)]
 pub enum GetOrSetError<E> {

@@ -419,3 +419,86 @@ async fn a_frozen_redis_times_out_at_the_socket_timeout() {
     }
     assert_eq!(cache.global().incr("g", 1).await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_value_in_a_reserved_key_is_an_internal_error_not_an_outage() {
+    use redis::AsyncCommands;
+    let url = nscache_tests::redis_url();
+    let (prefix, root) = (unique("p"), unique("ns"));
+    let cache = Cache::builder()
+        .redis(options(&url, Duration::from_secs(2)))
+        .key_prefix(prefix.clone())
+        .namespace_root(root.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut raw = raw_connection(&url).await;
+    // Another client put a list where nscache keeps a string.
+    let _: () = raw.rpush(format!("{prefix}:1:k"), "x").await.unwrap();
+    let _: () = raw
+        .rpush(format!("{root}_user_version:42"), "x")
+        .await
+        .unwrap();
+    let internal = |r: Result<(), CacheError>| matches!(r, Err(CacheError::Internal(_)));
+    // (Redis' MGET reads a key of another type as nil, and SET replaces it:
+    // global reads and writes do not notice; everything that reads a
+    // version, and INCRBY, does.)
+    assert!(
+        internal(cache.user("42").get("k").await.map(drop)),
+        "a namespaced read"
+    );
+    assert!(
+        internal(cache.user("42").set("k", "v", Expiry::Never).await),
+        "a namespaced write"
+    );
+    assert!(
+        internal(cache.global().incr("k", 1).await.map(drop)),
+        "an increment"
+    );
+    assert!(
+        internal(cache.invalidate_user("42").await.map(drop)),
+        "an invalidation"
+    );
+    let _: () = raw
+        .del(&[format!("{prefix}:1:k"), format!("{root}_user_version:42")])
+        .await
+        .unwrap();
+    cache.user("42").set("k", "v", Expiry::Never).await.unwrap();
+    assert_eq!(
+        cache.user("42").get("k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_with_noeviction_skips_writes_and_refuses_loud_ones() {
+    let server = RedisServer::start(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]);
+    let cache = cache_on(&server.url(1), Duration::from_secs(2), false).await;
+    let g = cache.global();
+    g.set("kept", "v", Expiry::Never).await.unwrap();
+    let mut raw = raw_connection(&server.url(1)).await;
+    let filler = "x".repeat(64 << 10);
+    for i in 0.. {
+        let written: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("fill:{i}"))
+            .arg(&filler)
+            .query_async(&mut raw)
+            .await;
+        if written.is_err() {
+            break; // OOM: full
+        }
+    }
+    // A plain write is skipped as during an outage; one whose result the
+    // caller acts on says the store is unavailable.
+    g.set("k", "v", Expiry::Never).await.unwrap();
+    assert_eq!(g.get("k").await.unwrap(), None);
+    assert!(matches!(
+        g.add("a", "v", Expiry::Never).await,
+        Err(CacheError::Unavailable(_))
+    ));
+    assert_eq!(
+        g.get("kept").await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "reads still work"
+    );
+}

@@ -209,6 +209,9 @@ fn store_err(err: redis::RedisError) -> StoreError {
         "BUSY",
         "TRYAGAIN",
         "CLUSTERDOWN",
+        // Full, with maxmemory-policy noeviction: writes are refused until
+        // memory is freed, as while the server is down.
+        "OOM",
     ]
     .iter()
     .any(|code| err.code() == Some(code))
