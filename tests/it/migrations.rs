@@ -152,3 +152,53 @@ async fn an_existing_profile_table_gets_the_column_with_true_for_existing_users(
     );
     schema.drop().await;
 }
+
+/// Profiles `1`..=`20`, `007`, `alice` and `bob` in `dir`'s own table, then
+/// the first page of users: numbers in numeric order, then the rest.
+async fn users_in_order(dir: &dyn Directory) -> Vec<String> {
+    let mut names: Vec<String> = (1..=20).rev().map(|n| n.to_string()).collect();
+    names.extend(["bob", "007", "alice"].map(str::to_owned));
+    for name in &names {
+        dir.create_account(&nscache_server::directory::NewAccount {
+            username: format!("account-{name}"),
+            role: Role::User,
+            user_id: Some(name.clone()),
+            password_hash: None,
+        })
+        .await
+        .unwrap();
+    }
+    let page = dir.list_users("", 0, 50).await.unwrap();
+    page.users.into_iter().map(|u| u.user_id).collect()
+}
+
+fn expected_order() -> Vec<String> {
+    let mut expected: Vec<String> = (1..=6).map(|n| n.to_string()).collect();
+    expected.extend(["007", "7"].map(str::to_owned));
+    expected.extend((8..=20).map(|n| n.to_string()));
+    expected.extend(["alice", "bob"].map(str::to_owned));
+    expected
+}
+
+#[tokio::test]
+async fn the_users_list_sorts_numeric_ids_as_numbers_on_postgres() {
+    let schema = PgSchema::create().await;
+    let dir =
+        PostgresDirectory::with_options(schema.options(), ProfileTable::default(), "test".into());
+    dir.migrate().await.unwrap();
+    assert_eq!(users_in_order(&dir).await, expected_order());
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn the_users_list_sorts_numeric_ids_as_numbers_on_sqlite() {
+    let path = std::env::temp_dir()
+        .join(nscache_tests::unique("order"))
+        .join("nscache.db");
+    let dir = nscache_server::directory::SqliteDirectory::open(&path, ProfileTable::default())
+        .await
+        .unwrap();
+    dir.migrate().await.unwrap();
+    assert_eq!(users_in_order(&dir).await, expected_order());
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

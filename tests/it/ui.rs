@@ -73,13 +73,34 @@ async fn pages_answer_each_visitor_as_they_should() {
         "/admin/invalidate-all",
         "/",
     ] {
-        let reply = page(&t, path, &Creds::Anonymous).await;
-        assert_eq!(reply.status, StatusCode::FOUND, "{path}: {}", reply.text);
-        let expected = if path == "/" { "/me" } else { "/login" };
+        // Browsers, and clients that do not say they take HTML (curl):
+        // alike, 303 to the sign-in page, no body.
+        for accept in [Some(HTML), None, Some("application/json")] {
+            let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+            let reply = t
+                .send(Method::GET, path, &Creds::Anonymous, None, &headers)
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SEE_OTHER,
+                "{path} {accept:?}: {}",
+                reply.text
+            );
+            assert_eq!(
+                reply.location.as_deref(),
+                Some("/login"),
+                "{path} {accept:?} sends anonymous visitors to sign in"
+            );
+            assert_eq!(reply.text, "", "{path}: a redirect has no body");
+        }
+    }
+    for (who, expected) in [(&user, "/me"), (&admin, "/me")] {
+        let reply = t.send(Method::GET, "/", &cookie_of(who), None, &[]).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
         assert_eq!(
             reply.location.as_deref(),
             Some(expected),
-            "{path} sends anonymous visitors on"
+            "signed in: on to the settings"
         );
     }
     let login = page(&t, "/login", &Creds::Anonymous).await;
@@ -167,7 +188,7 @@ async fn forms_change_nothing_without_the_sessions_csrf_token() {
         .await;
         assert_eq!(
             reply.status,
-            StatusCode::FOUND,
+            StatusCode::SEE_OTHER,
             "back to the page: {}",
             reply.text
         );
@@ -196,6 +217,25 @@ async fn forms_change_nothing_without_the_sessions_csrf_token() {
     )
     .await;
     assert_eq!(reply.location.as_deref(), Some("/login"));
+    assert_eq!(
+        reply.status,
+        StatusCode::SEE_OTHER,
+        "a form post: see the sign-in page"
+    );
+    // A hydrated page's own call (Leptos' client, which does not ask for
+    // HTML) keeps Leptos' answer: not an HTTP redirect, which would lose the
+    // reply, but the location for the client to follow.
+    let reply = t
+        .send(
+            Method::POST,
+            "/ui/fn/sign-in",
+            &Creds::Anonymous,
+            Some("username=vera&password=correct+horse+battery"),
+            &[("accept", "application/json"), ("content-type", FORM)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.location.as_deref(), Some("/me"));
 
     let reply = post_form(
         &t,
@@ -205,7 +245,7 @@ async fn forms_change_nothing_without_the_sessions_csrf_token() {
         "/me",
     )
     .await;
-    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.text);
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
     assert!(
         reply
             .set_cookie

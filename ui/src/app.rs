@@ -75,7 +75,7 @@ fn Layout() -> impl IntoView {
                 })}
             </Transition>
             <Routes fallback=|| view! { <NotFound/> }>
-                <Route path=path!("/") view=|| view! { <Redirect path="/me"/> } ssr=SsrMode::Async/>
+                <Route path=path!("/") view=Home ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/me") view=MePage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=AdminUsersPage ssr=SsrMode::Async/>
@@ -84,6 +84,20 @@ fn Layout() -> impl IntoView {
                 <Route path=path!("/admin/dashboard") view=DashboardPage ssr=SsrMode::Async/>
             </Routes>
         </main>
+    }
+}
+
+/// `/`: on to one's settings when signed in, else to the sign-in page.
+#[component]
+fn Home() -> impl IntoView {
+    let context = expect_context::<ContextResource>();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let signed_in = context.await.ok().and_then(|c| c.viewer).is_some();
+                view! { <Redirect path=if signed_in { "/me" } else { "/login" }/> }
+            })}
+        </Suspense>
     }
 }
 

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use leptos::prelude::*;
@@ -62,6 +63,32 @@ impl Default for UiSettings {
             hydrate: BUNDLE.is_some(),
         }
     }
+}
+
+/// Leptos answers a redirect with `302` only to requests that accept HTML,
+/// and otherwise with `200` and a `Location` header (for its own client).
+/// Here: a page that redirects answers `303 See Other` to every client, with
+/// no body; a form posted to a server function without JavaScript gets `303`
+/// back to the page (after a POST, the next request is a GET); a hydrated
+/// page's own server-function call keeps Leptos' redirect header.
+async fn see_other(request: Request, next: Next) -> Response {
+    let server_fn = request.uri().path().starts_with(crate::api::PREFIX);
+    let mut response = next.run(request).await;
+    if !response.headers().contains_key(header::LOCATION) {
+        return response;
+    }
+    let status = response.status();
+    if status == StatusCode::FOUND || (!server_fn && status.is_success()) {
+        let mut headers = std::mem::take(response.headers_mut());
+        headers.remove(leptos::server_fn::redirect::REDIRECT_HEADER);
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::CONTENT_TYPE);
+        let mut see_other = Response::new(Body::empty());
+        *see_other.status_mut() = StatusCode::SEE_OTHER;
+        *see_other.headers_mut() = headers;
+        return see_other;
+    }
+    response
 }
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
@@ -128,5 +155,7 @@ pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
             }),
         );
     }
-    router.with_state(options)
+    router
+        .layer(middleware::from_fn(see_other))
+        .with_state(options)
 }

@@ -222,8 +222,17 @@ impl Directory for PostgresDirectory {
         } else {
             ("$2", "$3")
         };
+        // Ids that are numbers in numeric order (by their digits without
+        // leading zeros, shorter first: 2 before 10, 007 next to 7), then
+        // every other id in text order.
+        let id = format!("p.{}::text", p.user_column);
+        let order = format!(
+            "CASE WHEN {id} ~ '^[0-9]+$' THEN length(ltrim({id}, '0')) ELSE 2147483647 END, \
+             CASE WHEN {id} ~ '^[0-9]+$' THEN ltrim({id}, '0') ELSE {id} END, {id}"
+        );
         let rows_sql = format!(
-            "SELECT p.{u}::text AS user_id, p.{f} AS cache_enabled, a.username, a.role {from} {filter} ORDER BY p.{u} LIMIT {lim} OFFSET {off}",
+            "SELECT p.{u}::text AS user_id, p.{f} AS cache_enabled, a.username, a.role \
+             {from} {filter} ORDER BY {order} LIMIT {lim} OFFSET {off}",
             u = p.user_column,
             f = p.flag_column
         );

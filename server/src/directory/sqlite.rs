@@ -212,9 +212,18 @@ impl Directory for SqliteDirectory {
             .bind(&pattern)
             .fetch_one(&self.pool)
             .await?;
+        // Ids that are numbers in numeric order (by their digits without
+        // leading zeros, shorter first: 2 before 10, 007 next to 7), then
+        // every other id in text order.
+        let id = format!("CAST(p.{} AS TEXT)", p.user_column);
+        let number = format!("{id} <> '' AND {id} NOT GLOB '*[^0-9]*'");
+        let order = format!(
+            "CASE WHEN {number} THEN length(ltrim({id}, '0')) ELSE 2147483647 END, \
+             CASE WHEN {number} THEN ltrim({id}, '0') ELSE {id} END, {id}"
+        );
         let rows = sqlx::query(&format!(
-            "SELECT CAST(p.{u} AS TEXT) AS user_id, p.{f} AS cache_enabled, a.username, a.role {from} {filter} ORDER BY p.{u} LIMIT ?2 OFFSET ?3",
-            u = p.user_column,
+            "SELECT {id} AS user_id, p.{f} AS cache_enabled, a.username, a.role \
+             {from} {filter} ORDER BY {order} LIMIT ?2 OFFSET ?3",
             f = p.flag_column
         ))
         .bind(&pattern)
