@@ -205,7 +205,9 @@ async fn authorization_matrix_every_route_and_principal() {
         } else {
             path
         };
-        let body: Option<Value> = route.body.map(|b| serde_json::from_str(b).unwrap());
+        let body: Option<Value> = route
+            .request
+            .map(|r| serde_json::from_str(r.example).unwrap());
         let mut row = format!("{:<6} {:<45}", route.method, route.path);
         for (who, creds) in &m.creds {
             let expected = allowed(route.access, route.path, *who);
