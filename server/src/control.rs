@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::{self, LoginLimiter, SESSION_LIFETIME};
 use crate::directory::{Account, Directory, DirectoryError, NewAccount, Role, unix_now};
@@ -95,7 +96,7 @@ impl From<DirectoryError> for ControlError {
 }
 
 /// What a signed-in person sees about themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct MeView {
     /// Login name.
     pub username: String,
@@ -106,26 +107,30 @@ pub struct MeView {
     /// Whether their data is cached.
     pub cache_enabled: bool,
     /// Their namespace version (`None`: nothing cached, or unknown).
+    #[schema(required = true)]
     pub namespace_version: Option<u64>,
 }
 
 /// One user as admins see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct UserView {
     /// Namespace id.
     pub user_id: String,
     /// Login name, if the user has an nscache account.
+    #[schema(required = true)]
     pub username: Option<String>,
     /// Role, if the user has an nscache account.
+    #[schema(required = true)]
     pub role: Option<&'static str>,
     /// The profile flag.
     pub cache_enabled: bool,
     /// Namespace version (`None`: nothing cached, or the cache is down).
+    #[schema(required = true)]
     pub namespace_version: Option<u64>,
 }
 
 /// A page of users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct UsersPage {
     /// The users on this page.
     pub users: Vec<UserView>,
@@ -140,35 +145,39 @@ pub struct UsersPage {
 }
 
 /// The state of one dependency.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DependencyHealth {
     /// Which backend (`redis`, `memory`, `postgres`, `sqlite`).
     pub backend: &'static str,
     /// Whether it answered.
     pub ok: bool,
     /// Round-trip time, if it answered.
+    #[schema(required = true)]
     pub latency_ms: Option<f64>,
     /// What went wrong, if it did not.
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
 /// The cache store's memory, for the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StoreMemory {
     /// Bytes used.
     pub used_bytes: u64,
     /// Limit, if any.
+    #[schema(required = true)]
     pub max_bytes: Option<u64>,
     /// Eviction policy.
     pub eviction_policy: String,
     /// Keys evicted since the store started.
     pub evicted_keys: u64,
     /// Server version, if any.
+    #[schema(required = true)]
     pub version: Option<String>,
 }
 
 /// What `/health` reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct HealthReport {
     /// `ok` or `degraded`.
     pub status: &'static str,
@@ -177,10 +186,12 @@ pub struct HealthReport {
     /// The cache store.
     pub cache_store: DependencyHealth,
     /// The cache store's memory (when it answered).
+    #[schema(required = true)]
     pub cache_memory: Option<StoreMemory>,
     /// The database of accounts and profiles.
     pub database: DependencyHealth,
     /// Whether profile changes from other processes are heard (`None`: single process).
+    #[schema(required = true)]
     pub profile_feed_live: Option<bool>,
     /// Which dependencies are down.
     pub failing: Vec<&'static str>,

@@ -4,6 +4,7 @@
 use axum::http::{Method, StatusCode};
 use nscache_server::directory::Role;
 use nscache_server::http::openapi::{Access, routes};
+use nscache_tests::openapi::{self, Response, check_response, check_value};
 use nscache_tests::server::{Creds, Reply, TestServer};
 use serde_json::{Value, json};
 
@@ -205,7 +206,9 @@ async fn authorization_matrix_every_route_and_principal() {
         } else {
             path
         };
-        let body: Option<Value> = route.body.map(|b| serde_json::from_str(b).unwrap());
+        let body: Option<Value> = route
+            .request
+            .map(|r| serde_json::from_str(r.example).unwrap());
         let mut row = format!("{:<6} {:<45}", route.method, route.path);
         for (who, creds) in &m.creds {
             let expected = allowed(route.access, route.path, *who);
@@ -731,6 +734,150 @@ async fn health_metrics_and_the_openapi_document() {
         );
     }
     t.cleanup().await;
+}
+
+#[test]
+fn every_operation_is_typed_and_every_example_matches_its_request_schema() {
+    let doc = openapi::document();
+    let mut ids = Vec::new();
+    for route in routes() {
+        let operation = &doc["paths"][route.path][route.method.to_lowercase()];
+        let name = format!("{} {}", route.method, route.path);
+        ids.push(operation["operationId"].as_str().expect("an operationId"));
+        let responses = operation["responses"].as_object().expect("responses");
+        for (status, response) in responses {
+            let content = response["content"].as_object().expect("content");
+            for (media, body) in content {
+                assert!(
+                    body["schema"].is_object(),
+                    "{name} {status} {media}: no schema"
+                );
+            }
+        }
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{name}: no success"
+        );
+        if let Some(request) = route.request {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+            let example: Value = serde_json::from_str(request.example).unwrap();
+            check_value(doc, schema, &example)
+                .unwrap_or_else(|e| panic!("{name}: the example does not match: {e}"));
+        }
+    }
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds are unique");
+}
+
+/// The check every test's responses go through catches what the document
+/// does not say (so that it cannot pass everything unnoticed).
+#[test]
+fn the_response_check_refuses_what_the_document_does_not_say() {
+    let doc = openapi::document();
+    let check = |method: &str, path: &str, status: u16, content_type: &str, body: &str| {
+        check_response(
+            doc,
+            &Response {
+                method,
+                path,
+                status,
+                content_type: Some(content_type),
+                body: body.as_bytes(),
+            },
+        )
+    };
+    let json = "application/json";
+    let key = "/api/v1/cache/global/keys/k";
+    let good = r#"{"key":"k","value":{"value":"v"}}"#;
+    check("GET", key, 200, json, good).expect("a documented answer passes");
+    check(
+        "GET",
+        key,
+        404,
+        json,
+        r#"{"error":{"code":"miss","message":"no"}}"#,
+    )
+    .expect("a documented error passes");
+    check(
+        "GET",
+        "/api/v1/nothing",
+        404,
+        json,
+        r#"{"error":{"code":"no_route","message":"x"}}"#,
+    )
+    .expect("the fallback passes");
+    let wrong = [
+        (
+            "GET",
+            key,
+            200,
+            json,
+            r#"{"key":"k","value":{"value":5}}"#,
+            "$.value",
+        ),
+        (
+            "GET",
+            key,
+            200,
+            json,
+            r#"{"value":{"value":"v"}}"#,
+            "\"key\" is missing",
+        ),
+        (
+            "GET",
+            key,
+            200,
+            json,
+            r#"{"key":"k","value":{"value":"v"},"x":1}"#,
+            "\"x\"",
+        ),
+        ("GET", key, 200, json, "not json", "not JSON"),
+        (
+            "GET",
+            key,
+            200,
+            "text/html",
+            good,
+            "text/html is not documented",
+        ),
+        ("GET", key, 418, json, good, "status 418 is not documented"),
+        ("GET", key, 404, json, r#"{"error":"miss"}"#, "$.error"),
+        ("PATCH", key, 200, json, good, "documents no PATCH"),
+        (
+            "GET",
+            "/api/v1/nothing",
+            200,
+            json,
+            good,
+            "the path is not documented",
+        ),
+        (
+            "GET",
+            "/api/v1/me",
+            200,
+            json,
+            r#"{"me":{},"csrf_token":null}"#,
+            "$.me",
+        ),
+        (
+            "GET",
+            "/health",
+            503,
+            json,
+            r#"{"error":{"code":"x","message":"y"}}"#,
+            "$",
+        ),
+    ];
+    for (method, path, status, content_type, body, expected) in wrong {
+        let mismatch = check(method, path, status, content_type, body)
+            .expect_err(&format!("{method} {path} {status} {body} is refused"));
+        assert!(
+            mismatch.contains(expected),
+            "{method} {path} {status} {body}: {mismatch}"
+        );
+    }
 }
 
 #[tokio::test]

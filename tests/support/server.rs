@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use tower::ServiceExt;
 
-use crate::{redis_url, unique};
+use crate::{openapi, redis_url, unique};
 
 /// The Postgres the tests use (`NSCACHE_TEST_DATABASE_URL`, default the
 /// `test` database on 127.0.0.1 as `postgres`).
@@ -272,7 +272,9 @@ impl TestServer {
     }
 
     /// Send a request with a raw body and extra headers (as a browser would:
-    /// `accept`, `referer`, a form's content type).
+    /// `accept`, `referer`, a form's content type). Every answer from the API
+    /// is checked against the OpenAPI document: one it does not describe
+    /// fails the test (see [`openapi`](crate::openapi)).
     pub async fn send(
         &self,
         method: Method,
@@ -281,6 +283,7 @@ impl TestServer {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Reply {
+        let method_name = method.to_string();
         let mut request = Request::builder().method(method).uri(path);
         match creds {
             Creds::Anonymous => {}
@@ -317,12 +320,26 @@ impl TestServer {
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response
             .into_body()
             .collect()
             .await
             .expect("body")
             .to_bytes();
+        if openapi::is_api(path) {
+            openapi::assert_documented(&openapi::Response {
+                method: &method_name,
+                path,
+                status: status.as_u16(),
+                content_type: content_type.as_deref(),
+                body: &bytes,
+            });
+        }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         Reply {
             status,

@@ -13,21 +13,26 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams};
+use super::openapi::TtlSchema;
 use crate::control::{Principal, Space, check_name};
 use nscache::{Expiry, Keyspace, LockToken, Ttl};
 
-/// A value in a request: text or base64, exactly one.
-#[derive(Debug, Deserialize)]
+/// A value to store: exactly one of `value` (text) and `value_base64`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueBody {
+    /// The value as text.
     value: Option<String>,
+    /// The value as base64 (any bytes).
     value_base64: Option<String>,
+    /// Expiry; absent for the default.
     #[serde(default)]
+    #[schema(value_type = Option<TtlSchema>)]
     ttl: Option<TtlSpec>,
 }
 
@@ -70,28 +75,180 @@ fn value_bytes(value: Option<String>, value_base64: Option<String>) -> Result<Ve
     }
 }
 
-/// A value in a response.
-#[derive(Debug, Serialize)]
-pub struct ValueOut {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value_base64: Option<String>,
+/// A stored value: `{"value": text}` when it is UTF-8, otherwise
+/// `{"value_base64": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CacheValue {
+    /// UTF-8 text.
+    Text {
+        /// The value.
+        value: String,
+    },
+    /// Any bytes.
+    Base64 {
+        /// The value, base64-encoded.
+        value_base64: String,
+    },
 }
 
-impl ValueOut {
-    fn from_bytes(bytes: Vec<u8>) -> ValueOut {
+impl CacheValue {
+    fn from_bytes(bytes: Vec<u8>) -> CacheValue {
         match String::from_utf8(bytes) {
-            Ok(s) => ValueOut {
-                value: Some(s),
-                value_base64: None,
-            },
-            Err(e) => ValueOut {
-                value: None,
-                value_base64: Some(STANDARD.encode(e.as_bytes())),
+            Ok(value) => CacheValue::Text { value },
+            Err(e) => CacheValue::Base64 {
+                value_base64: STANDARD.encode(e.as_bytes()),
             },
         }
     }
+}
+
+/// `GET .../keys/{key}`: the value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyValue {
+    /// The key.
+    key: String,
+    /// Its value.
+    value: CacheValue,
+}
+
+/// `PUT .../keys/{key}`: stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyStored {
+    /// The key.
+    key: String,
+    /// Always true (a write to a user whose cache is off is skipped silently).
+    stored: bool,
+}
+
+/// `DELETE .../keys/{key}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyDeleted {
+    /// The key.
+    key: String,
+    /// Whether it existed.
+    deleted: bool,
+}
+
+/// `POST .../keys/{key}/add`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyAdded {
+    /// The key.
+    key: String,
+    /// False when the key already had a value (nothing changed).
+    added: bool,
+}
+
+/// `POST .../keys/{key}/incr` and `decr`: the new value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyCounter {
+    /// The key.
+    key: String,
+    /// The value after the change.
+    value: i64,
+}
+
+/// `POST .../keys/{key}/touch`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTouched {
+    /// The key.
+    key: String,
+    /// False when the key does not exist.
+    touched: bool,
+}
+
+/// `POST .../keys/{key}/persist`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyPersisted {
+    /// The key.
+    key: String,
+    /// False when the key does not exist or already had no expiry.
+    persisted: bool,
+}
+
+/// The state of a key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TtlState {
+    /// The key does not exist.
+    Missing,
+    /// The key never expires.
+    Forever,
+    /// The key expires in `ttl` seconds.
+    Expires,
+}
+
+/// `GET .../keys/{key}/ttl`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTtl {
+    /// The key.
+    key: String,
+    /// Whether it exists and expires.
+    state: TtlState,
+    /// Seconds left when it `expires`, otherwise null.
+    #[schema(required = true)]
+    ttl: Option<f64>,
+}
+
+/// `GET .../keys/{key}/exists`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyExists {
+    /// The key.
+    key: String,
+    /// Whether it has a value.
+    exists: bool,
+}
+
+/// `POST .../get-many`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManyValues {
+    /// The values in the order of the keys asked, null for misses.
+    values: Vec<Option<CacheValue>>,
+}
+
+/// `POST .../set-many`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManyStored {
+    /// How many entries were written.
+    stored: u64,
+}
+
+/// `POST .../delete-many`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManyDeleted {
+    /// How many of the keys existed.
+    deleted: u32,
+}
+
+/// `GET /api/v1/cache/users/{user}/version`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserVersion {
+    /// The user's namespace id.
+    user_id: String,
+    /// The namespace version (null: nothing cached yet).
+    #[schema(required = true)]
+    version: Option<u64>,
+}
+
+/// `POST /api/v1/locks/{key}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockTaken {
+    /// The lock's key.
+    key: String,
+    /// Whether the lock was taken (false: someone else holds it).
+    acquired: bool,
+    /// The owner token to release it with, when acquired.
+    #[schema(required = true)]
+    owner: Option<String>,
+}
+
+/// `DELETE /api/v1/locks/{key}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockReleased {
+    /// The lock's key.
+    key: String,
+    /// False when the lock was not held by that owner.
+    released: bool,
 }
 
 fn space(params: &PathParams) -> Result<Space, ApiError> {
@@ -125,12 +282,13 @@ pub async fn get_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyValue>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     match ks.get(&key).await? {
-        Some(v) => Ok(Json(
-            json!({ "key": key, "value": ValueOut::from_bytes(v) }),
-        )),
+        Some(v) => Ok(Json(KeyValue {
+            key,
+            value: CacheValue::from_bytes(v),
+        })),
         None => Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "miss",
@@ -145,12 +303,12 @@ pub async fn set_key(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<ValueBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyStored>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
     ks.set(&key, value_bytes(body.value, body.value_base64)?, ttl)
         .await?;
-    Ok(Json(json!({ "key": key, "stored": true })))
+    Ok(Json(KeyStored { key, stored: true }))
 }
 
 /// `DELETE .../keys/{key}`
@@ -158,11 +316,10 @@ pub async fn delete_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyDeleted>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(
-        json!({ "key": key, "deleted": ks.delete(&key).await? }),
-    ))
+    let deleted = ks.delete(&key).await?;
+    Ok(Json(KeyDeleted { key, deleted }))
 }
 
 /// `POST .../keys/{key}/add`
@@ -171,20 +328,22 @@ pub async fn add_key(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<ValueBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyAdded>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
     let added = ks
         .add(&key, value_bytes(body.value, body.value_base64)?, ttl)
         .await?;
-    Ok(Json(json!({ "key": key, "added": added })))
+    Ok(Json(KeyAdded { key, added }))
 }
 
 /// Body of `incr`/`decr`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaBody {
+    /// How much to add (`incr`) or subtract (`decr`); 1 when absent.
     #[serde(default = "one")]
+    #[schema(default = 1)]
     delta: i64,
 }
 
@@ -198,11 +357,10 @@ pub async fn incr_key(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<DeltaBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyCounter>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(
-        json!({ "key": key, "value": ks.incr(&key, body.delta).await? }),
-    ))
+    let value = ks.incr(&key, body.delta).await?;
+    Ok(Json(KeyCounter { key, value }))
 }
 
 /// `POST .../keys/{key}/decr`
@@ -211,18 +369,19 @@ pub async fn decr_key(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<DeltaBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyCounter>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(
-        json!({ "key": key, "value": ks.decr(&key, body.delta).await? }),
-    ))
+    let value = ks.decr(&key, body.delta).await?;
+    Ok(Json(KeyCounter { key, value }))
 }
 
 /// Body of `touch`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TouchBody {
+    /// The new expiry; absent for the default.
     #[serde(default)]
+    #[schema(value_type = Option<TtlSchema>)]
     ttl: Option<TtlSpec>,
 }
 
@@ -232,12 +391,11 @@ pub async fn touch_key(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<TouchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyTouched>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
-    Ok(Json(
-        json!({ "key": key, "touched": ks.touch(&key, ttl).await? }),
-    ))
+    let touched = ks.touch(&key, ttl).await?;
+    Ok(Json(KeyTouched { key, touched }))
 }
 
 /// `POST .../keys/{key}/persist`
@@ -245,11 +403,10 @@ pub async fn persist_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyPersisted>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(
-        json!({ "key": key, "persisted": ks.persist(&key).await? }),
-    ))
+    let persisted = ks.persist(&key).await?;
+    Ok(Json(KeyPersisted { key, persisted }))
 }
 
 /// `GET .../keys/{key}/ttl`: `{"state": "missing"|"forever"|"expires", "ttl": seconds}`.
@@ -257,13 +414,14 @@ pub async fn ttl_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyTtl>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(match ks.ttl(&key).await? {
-        Ttl::Missing => json!({ "key": key, "state": "missing", "ttl": null }),
-        Ttl::Forever => json!({ "key": key, "state": "forever", "ttl": null }),
-        Ttl::Remaining(d) => json!({ "key": key, "state": "expires", "ttl": d.as_secs_f64() }),
-    }))
+    let (state, ttl) = match ks.ttl(&key).await? {
+        Ttl::Missing => (TtlState::Missing, None),
+        Ttl::Forever => (TtlState::Forever, None),
+        Ttl::Remaining(d) => (TtlState::Expires, Some(d.as_secs_f64())),
+    };
+    Ok(Json(KeyTtl { key, state, ttl }))
 }
 
 /// `GET .../keys/{key}/exists`
@@ -271,17 +429,17 @@ pub async fn exists_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyExists>, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    Ok(Json(
-        json!({ "key": key, "exists": ks.has_key(&key).await? }),
-    ))
+    let exists = ks.has_key(&key).await?;
+    Ok(Json(KeyExists { key, exists }))
 }
 
 /// Body of `get-many` / `delete-many`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeysBody {
+    /// The keys (at most 1000).
     keys: Vec<String>,
 }
 
@@ -305,33 +463,40 @@ pub async fn get_many(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<KeysBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ManyValues>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     check_batch(&body.keys)?;
-    let values: Vec<Option<ValueOut>> = ks
+    let values = ks
         .get_many(&body.keys)
         .await?
         .into_iter()
-        .map(|v| v.map(ValueOut::from_bytes))
+        .map(|v| v.map(CacheValue::from_bytes))
         .collect();
-    Ok(Json(json!({ "values": values })))
+    Ok(Json(ManyValues { values }))
 }
 
-/// One entry of `set-many`.
-#[derive(Debug, Deserialize)]
+/// One entry of `set-many`: a key and exactly one of `value` and
+/// `value_base64`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntryBody {
+    /// The key.
     key: String,
+    /// The value as text.
     value: Option<String>,
+    /// The value as base64 (any bytes).
     value_base64: Option<String>,
 }
 
 /// Body of `set-many`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetManyBody {
+    /// The entries (at most 1000).
     entries: Vec<EntryBody>,
+    /// Expiry of every entry; absent for the default.
     #[serde(default)]
+    #[schema(value_type = Option<TtlSchema>)]
     ttl: Option<TtlSpec>,
 }
 
@@ -341,7 +506,7 @@ pub async fn set_many(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<SetManyBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ManyStored>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     let ttl = expiry(body.ttl)?;
     let keys: Vec<String> = body.entries.iter().map(|e| e.key.clone()).collect();
@@ -352,7 +517,9 @@ pub async fn set_many(
         .map(|e| Ok((e.key, value_bytes(e.value, e.value_base64)?)))
         .collect::<Result<Vec<(String, Vec<u8>)>, ApiError>>()?;
     ks.set_many(&entries, ttl).await?;
-    Ok(Json(json!({ "stored": entries.len() })))
+    Ok(Json(ManyStored {
+        stored: entries.len() as u64,
+    }))
 }
 
 /// `POST .../delete-many`
@@ -361,12 +528,11 @@ pub async fn delete_many(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<KeysBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ManyDeleted>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     check_batch(&body.keys)?;
-    Ok(Json(
-        json!({ "deleted": ks.delete_many(&body.keys).await? }),
-    ))
+    let deleted = ks.delete_many(&body.keys).await?;
+    Ok(Json(ManyDeleted { deleted }))
 }
 
 /// `GET /api/v1/cache/users/{user}/version`
@@ -374,22 +540,23 @@ pub async fn user_version(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserVersion>, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
-    let user = ks
+    let user_id = ks
         .user_id()
         .ok_or_else(|| ApiError::internal("version route without a user"))?
         .to_owned();
-    Ok(Json(
-        json!({ "user_id": user, "version": state.control.cache().version_of(&user).await? }),
-    ))
+    let version = state.control.cache().version_of(&user_id).await?;
+    Ok(Json(UserVersion { user_id, version }))
 }
 
 /// Body of `POST /api/v1/locks/{key}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LockBody {
+    /// How long the lock holds unless released, in milliseconds (> 0).
     timeout_ms: u64,
+    /// The owner token to take it as (a worker name); absent: a random one.
     owner: Option<String>,
 }
 
@@ -399,7 +566,7 @@ pub async fn lock(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<LockBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockTaken>, ApiError> {
     state.control.check_locks(&who)?;
     let key = params.get("key")?;
     check_name("key", key)?;
@@ -415,15 +582,19 @@ pub async fn lock(
         .cache()
         .lock_as(key, &owner, Duration::from_millis(body.timeout_ms))
         .await?;
-    Ok(Json(
-        json!({ "key": key, "acquired": acquired, "owner": acquired.then(|| owner.as_str().to_owned()) }),
-    ))
+    Ok(Json(LockTaken {
+        key: key.to_owned(),
+        acquired,
+        owner: acquired.then(|| owner.as_str().to_owned()),
+    }))
 }
 
 /// Query of `DELETE /api/v1/locks/{key}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UnlockQuery {
+    /// The owner token the lock was taken with.
     owner: String,
 }
 
@@ -433,7 +604,7 @@ pub async fn unlock(
     Caller(who): Caller,
     params: PathParams,
     QueryParams(q): QueryParams<UnlockQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockReleased>, ApiError> {
     state.control.check_locks(&who)?;
     let key = params.get("key")?;
     check_name("key", key)?;
@@ -442,5 +613,8 @@ pub async fn unlock(
         .cache()
         .unlock(key, &LockToken::from_owner(q.owner))
         .await?;
-    Ok(Json(json!({ "key": key, "released": released })))
+    Ok(Json(LockReleased {
+        key: key.to_owned(),
+        released,
+    }))
 }

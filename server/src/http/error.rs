@@ -7,7 +7,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::control::ControlError;
 use crate::directory::DirectoryError;
@@ -24,6 +25,23 @@ pub struct ApiError {
     pub message: String,
     /// For 429: when to retry.
     pub retry_after: Option<Duration>,
+}
+
+/// The body of every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a code for programs, a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`miss`, `forbidden`, `invalid`, ...).
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
 }
 
 impl ApiError {
@@ -60,11 +78,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(wait) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {

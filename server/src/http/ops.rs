@@ -38,6 +38,6 @@ pub async fn metrics(
 }
 
 /// `GET /api/v1/openapi.json`
-pub async fn openapi_json() -> Json<serde_json::Value> {
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi::document())
 }

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -13,11 +13,55 @@ use super::extract::{Caller, ClientAddress, JsonBody, SESSION_COOKIE};
 use crate::control::{ControlError, MeView, Via};
 
 /// `POST /api/v1/session`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    /// Login name.
     username: String,
+    /// Password.
     password: String,
+}
+
+/// `POST /api/v1/session`: signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedIn {
+    /// The account.
+    me: MeView,
+    /// Send it in `X-CSRF-Token` on requests that change state.
+    csrf_token: String,
+}
+
+/// `DELETE /api/v1/session`: signed out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedOut {
+    /// Always true.
+    signed_out: bool,
+}
+
+/// `GET /api/v1/me`: the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The account.
+    me: MeView,
+    /// The session's CSRF token (null when signed in with an API token).
+    #[schema(required = true)]
+    csrf_token: Option<String>,
+}
+
+/// `POST /api/v1/me/invalidate`: one's own cache cleared.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cleared {
+    /// The namespace's new version.
+    version: u64,
+}
+
+/// `PUT /api/v1/users/{user}/cache`: the flag as set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserCacheFlag {
+    /// The user's namespace id.
+    user_id: String,
+    /// Whether the user's data is cached.
+    cache_enabled: bool,
 }
 
 /// The `Set-Cookie` value of a session cookie (empty value and 0: clear it).
@@ -59,7 +103,10 @@ pub async fn login(
     Ok((
         StatusCode::OK,
         headers,
-        Json(json!({ "me": me, "csrf_token": csrf })),
+        Json(SignedIn {
+            me,
+            csrf_token: csrf,
+        }),
     )
         .into_response())
 }
@@ -72,26 +119,25 @@ pub async fn logout(
     state.control.logout(&who).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie(&state, "", 0)?);
-    Ok((StatusCode::OK, headers, Json(json!({ "signed_out": true }))).into_response())
+    let body = SignedOut { signed_out: true };
+    Ok((StatusCode::OK, headers, Json(body)).into_response())
 }
 
 /// `GET /api/v1/me`
-pub async fn me(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn me(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<Me>, ApiError> {
     let me = state.control.me(&who).await?;
-    let csrf = match &who.via {
+    let csrf_token = match &who.via {
         Via::Session { csrf_token, .. } => Some(csrf_token.clone()),
         Via::ApiToken => None,
     };
-    Ok(Json(json!({ "me": me, "csrf_token": csrf })))
+    Ok(Json(Me { me, csrf_token }))
 }
 
-/// `PUT /api/v1/me/cache`
-#[derive(Debug, Deserialize)]
+/// Body of `PUT /api/v1/me/cache` and `PUT /api/v1/users/{user}/cache`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheFlag {
+    /// Whether the user's data is cached.
     enabled: bool,
 }
 
@@ -108,9 +154,9 @@ pub async fn set_my_cache(
 pub async fn clear_my_cache(
     State(state): State<AppState>,
     Caller(who): Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Cleared>, ApiError> {
     let version = state.control.clear_my_cache(&who).await?;
-    Ok(Json(json!({ "version": version })))
+    Ok(Json(Cleared { version }))
 }
 
 /// `PUT /api/v1/users/{user}/cache`: an admin's override.
@@ -119,13 +165,14 @@ pub async fn set_user_cache(
     Caller(who): Caller,
     params: super::extract::PathParams,
     JsonBody(flag): JsonBody<CacheFlag>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserCacheFlag>, ApiError> {
     let user = params.get("user")?;
     state
         .control
         .set_user_cache(&who, user, flag.enabled)
         .await?;
-    Ok(Json(
-        json!({ "user_id": user, "cache_enabled": flag.enabled }),
-    ))
+    Ok(Json(UserCacheFlag {
+        user_id: user.to_owned(),
+        cache_enabled: flag.enabled,
+    }))
 }
