@@ -46,21 +46,14 @@ pub enum TtlSpec {
     Word(String),
 }
 
+/// `ttl` as an [`Expiry`], with the library's one TTL parser.
 fn expiry(ttl: Option<TtlSpec>) -> Result<Expiry, ApiError> {
     match ttl {
         None => Ok(Expiry::Default),
-        Some(TtlSpec::Seconds(s)) if s.is_finite() && (0.0..1e12).contains(&s) => {
-            Ok(Expiry::After(Duration::from_secs_f64(s)))
-        }
-        Some(TtlSpec::Seconds(s)) => Err(ApiError::invalid(format!(
-            "ttl {s} is not a number of seconds >= 0"
-        ))),
-        Some(TtlSpec::Word(w)) if w == "none" => Ok(Expiry::Never),
-        Some(TtlSpec::Word(w)) if w == "default" => Ok(Expiry::Default),
-        Some(TtlSpec::Word(w)) => Err(ApiError::invalid(format!(
-            "ttl {w:?} is not a number of seconds, \"none\" or \"default\""
-        ))),
+        Some(TtlSpec::Seconds(s)) => Expiry::from_secs_f64(s),
+        Some(TtlSpec::Word(w)) => w.parse(),
     }
+    .map_err(|e| ApiError::invalid(format!("ttl: {e}")))
 }
 
 fn value_bytes(value: Option<String>, value_base64: Option<String>) -> Result<Vec<u8>, ApiError> {
