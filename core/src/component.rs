@@ -265,16 +265,16 @@ impl wit_queries::Guest for Component {
     fn query_key(query: String, params: Vec<u8>) -> String {
         crate::query_key(&query, &params)
     }
-    fn find_result(
+    fn query_lookup(
         user: String,
         query: String,
         params: Vec<u8>,
         tables: Vec<String>,
-    ) -> Result<wit_queries::QueryLookup, types::Error> {
+    ) -> Result<wit_queries::QueryResult, types::Error> {
         let found =
             with_cache(|c| c.query_lookup(&Imports, &user, &query, &params, &strs(&tables)))
                 .map_err(wit_err)?;
-        Ok(wit_queries::QueryLookup {
+        Ok(wit_queries::QueryResult {
             value: found.value,
             token: wit_queries::QueryToken {
                 namespace_version: found.token.namespace_version,
@@ -282,7 +282,7 @@ impl wit_queries::Guest for Component {
             },
         })
     }
-    fn store_result(
+    fn query_store(
         user: String,
         query: String,
         params: Vec<u8>,

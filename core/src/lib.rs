@@ -49,7 +49,7 @@ pub use expiry::{Expiry, TimeToLive};
 pub use host::{Host, Indirect};
 pub use layout::{Kind, Layout};
 pub use map_host::MapHost;
-pub use queries::{MAX_TABLES, QueryLookup, QueryToken, normalise_query, query_key};
+pub use queries::{MAX_TABLES, QueryResult, QueryToken, normalise_query, query_key};
 pub use settings::{MAX_NAME_BYTES, Settings};
 
 #[cfg(test)]

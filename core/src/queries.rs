@@ -37,7 +37,7 @@ impl QueryToken {
 
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryLookup {
+pub struct QueryResult {
     /// The cached result, when valid.
     pub value: Option<Vec<u8>>,
     /// The versions to store a freshly loaded result under.
@@ -136,12 +136,12 @@ impl Cache {
         query: &str,
         params: &[u8],
         tables: &[&str],
-    ) -> Result<QueryLookup, Error> {
+    ) -> Result<QueryResult, Error> {
         let table_keys = self.check_tables(tables)?;
         let keys = match self.target(host, &Scope::User(user.to_owned()))? {
             Target::User(keys) => keys,
             _ => {
-                return Ok(QueryLookup {
+                return Ok(QueryResult {
                     value: None,
                     token: QueryToken::bypass(),
                 });
@@ -157,7 +157,7 @@ impl Cache {
             &also,
         );
         let Some(found) = degrade(read.map(Some), || None)? else {
-            return Ok(QueryLookup {
+            return Ok(QueryResult {
                 value: None,
                 token: QueryToken::bypass(),
             });
@@ -179,7 +179,7 @@ impl Cache {
                 .and_then(decode)
                 .filter(|(stored, _)| *stored == tvs)
                 .map(|(_, v)| v.to_vec());
-            return Ok(QueryLookup {
+            return Ok(QueryResult {
                 value,
                 token: QueryToken {
                     namespace_version: ns,
@@ -194,7 +194,7 @@ impl Cache {
             None => versions.ensure_live(&keys),
         };
         let Some(ns) = degrade(created.map(Some), || None)? else {
-            return Ok(QueryLookup {
+            return Ok(QueryResult {
                 value: None,
                 token: QueryToken::bypass(),
             });
@@ -207,14 +207,14 @@ impl Cache {
             )? {
                 Some(v) => tvs.push(v),
                 None => {
-                    return Ok(QueryLookup {
+                    return Ok(QueryResult {
                         value: None,
                         token: QueryToken::bypass(),
                     });
                 }
             }
         }
-        Ok(QueryLookup {
+        Ok(QueryResult {
             value: None,
             token: QueryToken {
                 namespace_version: ns,

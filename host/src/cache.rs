@@ -393,6 +393,14 @@ impl Cache {
         }
     }
 
+    /// The keyspace `scope` names.
+    pub fn keyspace(&self, scope: Scope) -> Keyspace {
+        Keyspace {
+            cache: self.clone(),
+            scope,
+        }
+    }
+
     /// The namespace of `user` (an opaque id: any non-empty string).
     pub fn user(&self, user: impl Into<String>) -> Keyspace {
         Keyspace {
@@ -557,6 +565,11 @@ fn owned_keys<K: AsRef<str>>(keys: &[K]) -> Vec<String> {
 }
 
 impl Keyspace {
+    /// Which keyspace this is.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     /// The user id of this namespace; `None` for the global keyspace.
     pub fn user_id(&self) -> Option<&str> {
         match &self.scope {

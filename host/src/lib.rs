@@ -64,6 +64,9 @@ mod types;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// Which keyspace an operation targets: the global one, or a user's
+/// namespace (the WIT `scope`). [`Cache::keyspace`] gives its handle.
+pub use bindings::nscache::cache::types::Scope;
 pub use cache::{Cache, CacheBuilder, Keyspace};
 pub use error::{CacheError, GetOrSetError};
 pub use runtime::COMPONENT_WASM;

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::{self, LoginLimiter, SESSION_LIFETIME};
 use crate::directory::{Account, Directory, DirectoryError, NewAccount, Role, unix_now};
 use nscache::profiles::{CachedProfiles, ProfileError, ProfileSource};
-use nscache::{Cache, CacheError, Keyspace};
+use nscache::{Cache, CacheError, Keyspace, Scope};
 
 /// Who is asking, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,15 +35,6 @@ pub enum Via {
     },
     /// An API token (`Authorization: Bearer nsc_...`).
     ApiToken,
-}
-
-/// Which keyspace a cache request targets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Space {
-    /// The global keyspace.
-    Global,
-    /// A user's namespace.
-    User(String),
 }
 
 /// Why a request was refused or failed.
@@ -659,15 +650,15 @@ impl Control {
 
     /// The keyspace `who` may use for `space`: services any; users and admins
     /// only their own namespace.
-    pub fn keyspace(&self, who: &Principal, space: &Space) -> Result<Keyspace, ControlError> {
-        match (who.account.role, space) {
-            (Role::Service, Space::Global) => Ok(self.cache.global()),
-            (Role::Service, Space::User(u)) => Ok(self.cache.user(u.clone())),
-            (_, Space::User(u)) if *u == who.account.user_id => Ok(self.cache.user(u.clone())),
-            (_, Space::User(_)) => Err(ControlError::Forbidden(
+    pub fn keyspace(&self, who: &Principal, scope: &Scope) -> Result<Keyspace, ControlError> {
+        match (who.account.role, scope) {
+            (Role::Service, Scope::Global) => Ok(self.cache.global()),
+            (Role::Service, Scope::User(u)) => Ok(self.cache.user(u.clone())),
+            (_, Scope::User(u)) if *u == who.account.user_id => Ok(self.cache.user(u.clone())),
+            (_, Scope::User(_)) => Err(ControlError::Forbidden(
                 "users reach only their own namespace".into(),
             )),
-            (_, Space::Global) => Err(ControlError::Forbidden(
+            (_, Scope::Global) => Err(ControlError::Forbidden(
                 "the global keyspace needs the service role".into(),
             )),
         }

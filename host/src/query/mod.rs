@@ -105,7 +105,7 @@ impl Keyspace {
             let found = call!(
                 self.cache,
                 Op::QueryLookup,
-                nscache_cache_queries.call_find_result(&user, query, params, &tables)
+                nscache_cache_queries.call_query_lookup(&user, query, params, &tables)
             )?;
             self.cache.inner.metrics.record_reads(
                 u64::from(found.value.is_some()),
@@ -138,7 +138,7 @@ impl Keyspace {
             call!(
                 self.cache,
                 Op::QueryStore,
-                nscache_cache_queries.call_store_result(
+                nscache_cache_queries.call_query_store(
                     &user,
                     query,
                     params,

@@ -3,14 +3,14 @@
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
 use super::{BenchOptions, Machine, Report, Row, plot};
 use nscache::store::{L1Options, RedisOptions, RedisStore, Store};
-use nscache::{Cache, CacheError, Expiry};
+use nscache::{Cache, CacheError, Expiry, Keyspace};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,282 +120,251 @@ const OP_SCENARIOS: [&str; 7] = [
     "get-or-set-contended",
 ];
 
+/// What one cell runs with: the implementations, the clients, the timing.
+#[derive(Clone)]
+struct Cell {
+    setup: Arc<Setup>,
+    clients: usize,
+    warmup: Duration,
+    duration: Duration,
+}
+
+impl Cell {
+    /// Measure a raw redis-rs command, built for each (task, iteration).
+    async fn raw<C>(&self, command: C) -> Result<(f64, f64, f64), BenchError>
+    where
+        C: Fn(usize, u64) -> redis::Cmd + Clone + Send + Sync + 'static,
+    {
+        let setup = self.setup.clone();
+        measure(self.clients, self.warmup, self.duration, move |t, i| {
+            let (mut conn, command) = (raw_conn(&setup), command(t, i));
+            async move {
+                command
+                    .query_async::<redis::Value>(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+        })
+        .await
+    }
+
+    /// Measure an operation on `keyspace`, for each (task, iteration).
+    async fn on<F, Fut>(&self, keyspace: Keyspace, op: F) -> Result<(f64, f64, f64), BenchError>
+    where
+        F: Fn(Keyspace, usize, u64) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), CacheError>> + Send,
+    {
+        measure(self.clients, self.warmup, self.duration, move |t, i| {
+            let op = op.clone();
+            let keyspace = keyspace.clone();
+            async move { op(keyspace, t, i).await.map_err(err) }
+        })
+        .await
+    }
+}
+
+/// A raw `GET key`.
+fn get_command(key: &str) -> redis::Cmd {
+    let mut command = redis::cmd("GET");
+    command.arg(key);
+    command
+}
+
+/// A raw `SET key VALUE PX 300000` (the default TTL).
+fn set_command(key: &str) -> redis::Cmd {
+    let mut command = redis::cmd("SET");
+    command.arg(key).arg(&VALUE[..]).arg("PX").arg(300_000);
+    command
+}
+
+/// Measure `scenario` on implementation `imp` with `clients` clients.
 async fn cell(
     setup: &Arc<Setup>,
     scenario: &str,
     imp: &str,
-    c: usize,
+    clients: usize,
     o: &BenchOptions,
 ) -> Result<(f64, f64, f64), BenchError> {
+    let cell = Cell {
+        setup: setup.clone(),
+        clients,
+        warmup: o.warmup,
+        duration: o.duration,
+    };
     let cache = if imp == "nscache-l1" {
         setup.l1.clone()
     } else {
         setup.nscache.clone()
     };
     let prefix = setup.prefix.clone();
-    let raw = imp == "raw-redis";
-    let s = setup.clone();
-    let (w, d) = (o.warmup, o.duration);
-    match scenario {
-        "get-hit" => {
+    match (scenario, imp == "raw-redis") {
+        ("get-hit", true) => {
             let key = format!("{prefix}:1:bench:hit");
-            if raw {
-                measure(c, w, d, move |_, _| {
-                    let (mut conn, key) = (raw_conn(&s), key.clone());
-                    async move {
-                        redis::cmd("GET")
-                            .arg(&key)
-                            .query_async::<Option<Vec<u8>>>(&mut conn)
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            } else {
-                let g = cache.global();
-                measure(c, w, d, move |_, _| {
-                    let g = g.clone();
-                    async move { g.get("bench:hit").await.map(drop).map_err(err) }
-                })
-                .await
-            }
+            cell.raw(move |_, _| get_command(&key)).await
         }
-        "get-miss" => {
-            if raw {
-                measure(c, w, d, move |t, _| {
-                    let (mut conn, key) = (raw_conn(&s), format!("{prefix}:1:bench:miss:{t}"));
-                    async move {
-                        redis::cmd("GET")
-                            .arg(&key)
-                            .query_async::<Option<Vec<u8>>>(&mut conn)
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            } else {
-                let g = cache.global();
-                measure(c, w, d, move |t, _| {
-                    let g = g.clone();
-                    async move {
-                        g.get(&format!("bench:miss:{t}"))
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            }
+        ("get-hit", false) => {
+            cell.on(cache.global(), |g, _, _| async move {
+                g.get("bench:hit").await.map(drop)
+            })
+            .await
         }
-        "set" => {
-            if raw {
-                measure(c, w, d, move |t, _| {
-                    let (mut conn, key) = (raw_conn(&s), format!("{prefix}:1:bench:set:{t}"));
-                    async move {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(&VALUE[..])
-                            .arg("PX")
-                            .arg(300_000)
-                            .query_async::<()>(&mut conn)
-                            .await
-                            .map_err(err)
-                    }
-                })
+        ("get-miss", true) => {
+            cell.raw(move |t, _| get_command(&format!("{prefix}:1:bench:miss:{t}")))
                 .await
-            } else {
-                let g = cache.global();
-                measure(c, w, d, move |t, _| {
-                    let g = g.clone();
-                    async move {
-                        g.set(&format!("bench:set:{t}"), VALUE, Expiry::Default)
-                            .await
-                            .map_err(err)
-                    }
-                })
-                .await
-            }
         }
-        "incr" => {
-            if raw {
-                let key = format!("{prefix}:1:bench:ctr");
-                measure(c, w, d, move |_, _| {
-                    let (mut conn, key) = (raw_conn(&s), key.clone());
-                    async move {
-                        redis::cmd("INCRBY")
-                            .arg(&key)
-                            .arg(1)
-                            .query_async::<i64>(&mut conn)
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            } else {
-                let g = cache.global();
-                measure(c, w, d, move |_, _| {
-                    let g = g.clone();
-                    async move { g.incr("bench:ctr", 1).await.map(drop).map_err(err) }
-                })
-                .await
-            }
-        }
-        "add" => {
-            let run = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            if raw {
-                measure(c, w, d, move |t, i| {
-                    let (mut conn, key) = (
-                        raw_conn(&s),
-                        format!(
-                            "{prefix}:1:bench:add:{imp_tag}:{run}:{t}:{i}",
-                            imp_tag = "raw"
-                        ),
-                    );
-                    async move {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg("1")
-                            .arg("NX")
-                            .arg("PX")
-                            .arg(60_000)
-                            .query_async::<Option<String>>(&mut conn)
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            } else {
-                let g = cache.global();
-                let tag = imp.to_owned();
-                measure(c, w, d, move |t, i| {
-                    let (g, key) = (g.clone(), format!("bench:add:{tag}:{run}:{t}:{i}"));
-                    async move {
-                        g.add(&key, "1", Expiry::secs(60))
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            }
-        }
-        "namespaced-get" => {
-            if raw {
-                let version = setup
-                    .nscache
-                    .version_of("bench-user")
-                    .await?
-                    .ok_or_else(|| BenchError::Failed("bench-user has no namespace".into()))?;
-                let key = format!("{}:bench-user:v{version}:data:hit", setup.root);
-                measure(c, w, d, move |_, _| {
-                    let (mut conn, key) = (raw_conn(&s), key.clone());
-                    async move {
-                        redis::cmd("GET")
-                            .arg(&key)
-                            .query_async::<Option<Vec<u8>>>(&mut conn)
-                            .await
-                            .map(drop)
-                            .map_err(err)
-                    }
-                })
-                .await
-            } else {
-                let u = cache.user("bench-user");
-                measure(c, w, d, move |_, _| {
-                    let u = u.clone();
-                    async move { u.get("hit").await.map(drop).map_err(err) }
-                })
-                .await
-            }
-        }
-        "get-or-set-contended" => {
-            // 8 hot keys, a loader that takes 1 ms, and the namespace (or, for
-            // raw-redis, the 8 keys) invalidated every 50 ms.
-            let stop = Arc::new(AtomicBool::new(false));
-            let loads = Arc::new(AtomicU64::new(0));
-            let invalidator = {
-                let (stop, s, cache, prefix) =
-                    (stop.clone(), s.clone(), cache.clone(), prefix.clone());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        if raw {
-                            let keys: Vec<String> = (0..8)
-                                .map(|k| format!("{prefix}:1:bench:gos:{k}"))
-                                .collect();
-                            let _: Result<i64, _> = redis::cmd("UNLINK")
-                                .arg(&keys)
-                                .query_async(&mut raw_conn(&s))
-                                .await;
-                        } else {
-                            let _ = cache.invalidate_user("bench-gos").await;
-                        }
-                    }
-                })
+        ("get-miss", false) => {
+            let op = |g: Keyspace, t: usize, _| async move {
+                g.get(&format!("bench:miss:{t}")).await.map(drop)
             };
-            let result = if raw {
-                let loads = loads.clone();
-                measure(c, w, d, move |t, i| {
-                    let (mut conn, key, loads) = (
-                        raw_conn(&s),
-                        format!("{prefix}:1:bench:gos:{}", (t as u64 + i) % 8),
-                        loads.clone(),
-                    );
-                    async move {
-                        let hit: Option<Vec<u8>> = redis::cmd("GET")
-                            .arg(&key)
-                            .query_async(&mut conn)
-                            .await
-                            .map_err(err)?;
-                        if hit.is_none() {
-                            loads.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                            redis::cmd("SET")
-                                .arg(&key)
-                                .arg(&VALUE[..])
-                                .arg("PX")
-                                .arg(300_000)
-                                .query_async::<()>(&mut conn)
-                                .await
-                                .map_err(err)?;
-                        }
-                        Ok(())
-                    }
-                })
-                .await
-            } else {
-                let (u, loads) = (cache.user("bench-gos"), loads.clone());
-                measure(c, w, d, move |t, i| {
-                    let (u, loads) = (u.clone(), loads.clone());
-                    async move {
-                        u.get_or_set(
-                            &format!("gos:{}", (t as u64 + i) % 8),
-                            Expiry::Default,
-                            || async {
-                                loads.fetch_add(1, Ordering::Relaxed);
-                                tokio::time::sleep(Duration::from_millis(1)).await;
-                                Ok::<_, std::convert::Infallible>(VALUE.to_vec())
-                            },
-                        )
-                        .await
-                        .map(drop)
-                        .map_err(err)
-                    }
-                })
-                .await
-            };
-            stop.store(true, Ordering::Relaxed);
-            let _ = invalidator.await;
-            result
+            cell.on(cache.global(), op).await
         }
-        other => Err(BenchError::Failed(format!("unknown scenario {other}"))),
+        ("set", true) => {
+            cell.raw(move |t, _| set_command(&format!("{prefix}:1:bench:set:{t}")))
+                .await
+        }
+        ("set", false) => {
+            let op = |g: Keyspace, t: usize, _| async move {
+                g.set(&format!("bench:set:{t}"), VALUE, Expiry::Default)
+                    .await
+            };
+            cell.on(cache.global(), op).await
+        }
+        ("incr", true) => {
+            let key = format!("{prefix}:1:bench:ctr");
+            cell.raw(move |_, _| {
+                let mut command = redis::cmd("INCRBY");
+                command.arg(&key).arg(1);
+                command
+            })
+            .await
+        }
+        ("incr", false) => {
+            cell.on(cache.global(), |g, _, _| async move {
+                g.incr("bench:ctr", 1).await.map(drop)
+            })
+            .await
+        }
+        ("add", raw) => add(&cell, &cache, imp, raw).await,
+        ("namespaced-get", true) => {
+            let version = setup
+                .nscache
+                .version_of("bench-user")
+                .await?
+                .ok_or_else(|| BenchError::Failed("bench-user has no namespace".into()))?;
+            let key = format!("{}:bench-user:v{version}:data:hit", setup.root);
+            cell.raw(move |_, _| get_command(&key)).await
+        }
+        ("namespaced-get", false) => {
+            cell.on(cache.user("bench-user"), |u, _, _| async move {
+                u.get("hit").await.map(drop)
+            })
+            .await
+        }
+        ("get-or-set-contended", raw) => contended(&cell, &cache, raw).await,
+        (other, _) => Err(BenchError::Failed(format!("unknown scenario {other}"))),
     }
+}
+
+/// `add` of a fresh key each time (raw: `SET NX PX`).
+async fn add(
+    cell: &Cell,
+    cache: &Cache,
+    imp: &str,
+    raw: bool,
+) -> Result<(f64, f64, f64), BenchError> {
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    if raw {
+        let prefix = cell.setup.prefix.clone();
+        return cell
+            .raw(move |t, i| {
+                let mut command = redis::cmd("SET");
+                command.arg(format!("{prefix}:1:bench:add:raw:{run}:{t}:{i}"));
+                command.arg("1").arg("NX").arg("PX").arg(60_000);
+                command
+            })
+            .await;
+    }
+    let tag = imp.to_owned();
+    cell.on(cache.global(), move |g, t, i| {
+        let key = format!("bench:add:{tag}:{run}:{t}:{i}");
+        async move { g.add(&key, "1", Expiry::secs(60)).await.map(drop) }
+    })
+    .await
+}
+
+/// `get_or_set` on 8 hot keys with a loader that takes 1 ms, while the
+/// namespace (or, for raw-redis, the 8 keys) is invalidated every 50 ms.
+async fn contended(cell: &Cell, cache: &Cache, raw: bool) -> Result<(f64, f64, f64), BenchError> {
+    let prefix = cell.setup.prefix.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let invalidator = {
+        let (stop, setup, cache, prefix) = (
+            stop.clone(),
+            cell.setup.clone(),
+            cache.clone(),
+            prefix.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if raw {
+                    let keys: Vec<String> = (0..8)
+                        .map(|k| format!("{prefix}:1:bench:gos:{k}"))
+                        .collect();
+                    let _: Result<i64, _> = redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut raw_conn(&setup))
+                        .await;
+                } else {
+                    let _ = cache.invalidate_user("bench-gos").await;
+                }
+            }
+        })
+    };
+    let result = if raw {
+        let setup = cell.setup.clone();
+        measure(cell.clients, cell.warmup, cell.duration, move |t, i| {
+            let mut conn = raw_conn(&setup);
+            let key = format!("{prefix}:1:bench:gos:{}", (t as u64 + i) % 8);
+            async move {
+                let hit: Option<Vec<u8>> = get_command(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(err)?;
+                if hit.is_none() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    set_command(&key)
+                        .query_async::<()>(&mut conn)
+                        .await
+                        .map_err(err)?;
+                }
+                Ok(())
+            }
+        })
+        .await
+    } else {
+        cell.on(cache.user("bench-gos"), |u, t, i| async move {
+            let load = || async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok::<_, std::convert::Infallible>(VALUE.to_vec())
+            };
+            let key = format!("gos:{}", (t as u64 + i) % 8);
+            u.get_or_set(&key, Expiry::Default, load)
+                .await
+                .map(drop)
+                .map_err(|e| match e {
+                    nscache::GetOrSetError::Cache(e) => e,
+                    nscache::GetOrSetError::Load(never) => match never {},
+                })
+        })
+        .await
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = invalidator.await;
+    result
 }
 
 async fn fill(cache: &Cache, user: &str, n: u64) -> Result<(), BenchError> {

@@ -19,8 +19,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams};
 use super::openapi::TtlSchema;
-use crate::control::{Principal, Space, check_name};
-use nscache::{Expiry, Keyspace, LockToken, Ttl};
+use crate::control::{Principal, check_name};
+use nscache::{Expiry, Keyspace, LockToken, Scope, Ttl};
 
 /// A value to store: exactly one of `value` (text) and `value_base64`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -244,13 +244,13 @@ pub struct LockReleased {
     released: bool,
 }
 
-fn space(params: &PathParams) -> Result<Space, ApiError> {
+fn scope(params: &PathParams) -> Result<Scope, ApiError> {
     match params.0.get("user") {
         Some(user) => {
             check_name("user id", user)?;
-            Ok(Space::User(user.clone()))
+            Ok(Scope::User(user.clone()))
         }
-        None => Ok(Space::Global),
+        None => Ok(Scope::Global),
     }
 }
 
@@ -260,14 +260,14 @@ fn target(
     who: &Principal,
     params: &PathParams,
 ) -> Result<(Keyspace, String), ApiError> {
-    let keyspace = state.control.keyspace(who, &space(params)?)?;
+    let keyspace = state.control.keyspace(who, &scope(params)?)?;
     let key = params.get("key")?;
     check_name("key", key)?;
     Ok((keyspace, key.to_owned()))
 }
 
 fn keyspace(state: &AppState, who: &Principal, params: &PathParams) -> Result<Keyspace, ApiError> {
-    Ok(state.control.keyspace(who, &space(params)?)?)
+    Ok(state.control.keyspace(who, &scope(params)?)?)
 }
 
 /// `GET .../keys/{key}`: 404 `miss` when absent.
