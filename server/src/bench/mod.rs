@@ -56,6 +56,11 @@ impl BenchOptions {
         }
     }
 
+    /// Whether `scenario` is to run (`only` is empty, or names it).
+    pub fn selects(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == scenario)
+    }
+
     /// The quick run (under a minute).
     pub fn quick(redis_url: String) -> BenchOptions {
         BenchOptions {

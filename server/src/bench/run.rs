@@ -471,8 +471,9 @@ async fn invalidation_rows(
     Ok(rows)
 }
 
-/// Run the benchmark; progress goes to `progress`.
-pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Report, BenchError> {
+/// The three implementations on `options`' Redis, under fresh names, with
+/// the data every read scenario finds.
+async fn setup(options: &BenchOptions) -> Result<Arc<Setup>, BenchError> {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -482,54 +483,45 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
     );
     let mut redis = RedisOptions::new(options.redis_url.clone());
     redis.pool_size = options.pool_size;
-    let nscache = Cache::builder()
-        .redis(redis.clone())
-        .key_prefix(&prefix)
-        .namespace_root(&root)
-        .build()
-        .await?;
-    let l1 = Cache::builder()
-        .redis(redis.clone())
-        .key_prefix(&prefix)
-        .namespace_root(&root)
-        .l1(L1Options::default())
-        .build()
-        .await?;
+    let builder = || {
+        Cache::builder()
+            .redis(redis.clone())
+            .key_prefix(&prefix)
+            .namespace_root(&root)
+    };
+    let nscache = builder().build().await?;
+    let l1 = builder().l1(L1Options::default()).build().await?;
     let raw = RedisStore::new(&redis).map_err(|e| BenchError::Failed(e.to_string()))?;
     raw.ping()
         .await
         .map_err(|e| BenchError::Failed(format!("Redis at {}: {e}", raw.url())))?;
-    let setup = Arc::new(Setup {
+    tokio::time::sleep(Duration::from_millis(200)).await; // the L1's subscription comes up
+    let global = nscache.global();
+    global.set("bench:hit", VALUE, Expiry::Never).await?;
+    global.set("bench:ctr", "0", Expiry::Never).await?;
+    nscache
+        .user("bench-user")
+        .set("hit", VALUE, Expiry::Never)
+        .await?;
+    Ok(Arc::new(Setup {
         raw,
         nscache,
         l1,
         prefix,
         root,
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await; // the L1's subscription comes up
+    }))
+}
 
-    // Data every read scenario finds.
-    setup
-        .nscache
-        .global()
-        .set("bench:hit", VALUE, Expiry::Never)
-        .await?;
-    setup
-        .nscache
-        .global()
-        .set("bench:ctr", "0", Expiry::Never)
-        .await?;
-    setup
-        .nscache
-        .user("bench-user")
-        .set("hit", VALUE, Expiry::Never)
-        .await?;
-
-    let selected = |s: &str| options.only.is_empty() || options.only.iter().any(|o| o == s);
+/// Every selected (scenario, concurrency, implementation) cell, in order.
+async fn op_rows(
+    setup: &Arc<Setup>,
+    options: &BenchOptions,
+    progress: &mut impl Write,
+) -> Result<Vec<Row>, BenchError> {
     let scenarios: Vec<&str> = OP_SCENARIOS
         .iter()
         .copied()
-        .filter(|s| selected(s))
+        .filter(|s| options.selects(s))
         .collect();
     let implementations: Vec<&str> = ["raw-redis", "nscache", "nscache-l1"]
         .into_iter()
@@ -539,17 +531,16 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
         .collect();
     let total = scenarios.len() * options.concurrency.len() * implementations.len();
     let mut rows = Vec::new();
-    let mut done = 0;
     for scenario in &scenarios {
         for &c in &options.concurrency {
             for &imp in &implementations {
-                done += 1;
                 let _ = write!(
                     progress,
-                    "\r[{done:>3}/{total}] {scenario:<22} {imp:<11} c={c:<3}                 "
+                    "\r[{:>3}/{total}] {scenario:<22} {imp:<11} c={c:<3}                 ",
+                    rows.len() + 1
                 );
                 let _ = progress.flush();
-                let (ops, p50, p99) = cell(&setup, scenario, imp, c, &options).await?;
+                let (ops, p50, p99) = cell(setup, scenario, imp, c, options).await?;
                 rows.push(Row {
                     scenario: (*scenario).to_owned(),
                     implementation: imp.to_owned(),
@@ -562,20 +553,14 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
             }
         }
     }
-    if selected("invalidate-user") {
-        rows.extend(invalidation_rows(&setup, &options.invalidation_keys, progress).await?);
-    }
-    let _ = writeln!(
-        progress,
-        "\r  cleaning up...                                              "
-    );
-    let mut conn = setup.raw.connection();
-    scan_del(&mut conn, &format!("{}:*", setup.prefix)).await?;
-    scan_del(&mut conn, &format!("{}*", setup.root)).await?;
+    Ok(rows)
+}
 
+/// What the results were measured on.
+async fn machine(setup: &Setup, options: &BenchOptions) -> Result<Machine, BenchError> {
     let info: String = redis::cmd("INFO")
         .arg("server")
-        .query_async(&mut conn)
+        .query_async(&mut setup.raw.connection())
         .await?;
     let redis_version = info
         .lines()
@@ -586,27 +571,50 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
     let os = std::fs::read_to_string("/proc/version")
         .map(|v| v.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| std::env::consts::OS.to_owned());
-    let report = Report {
-        machine: Machine {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            os,
-            redis_version,
-            nscache_version: env!("CARGO_PKG_VERSION"),
-            unix_time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            duration_secs: options.duration.as_secs_f64(),
-        },
-        rows,
-    };
+    Ok(Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        os,
+        redis_version,
+        nscache_version: env!("CARGO_PKG_VERSION"),
+        unix_time: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        duration_secs: options.duration.as_secs_f64(),
+    })
+}
+
+/// Write the report as JSON and as a plot where the options say.
+fn write_outputs(report: &Report, options: &BenchOptions) -> Result<(), BenchError> {
     if let Some(path) = &options.json {
         let text =
-            serde_json::to_string_pretty(&report).map_err(|e| BenchError::Failed(e.to_string()))?;
+            serde_json::to_string_pretty(report).map_err(|e| BenchError::Failed(e.to_string()))?;
         std::fs::write(path, text).map_err(|e| BenchError::Io(path.display().to_string(), e))?;
     }
     if let Some(path) = &options.plot {
-        std::fs::write(path, plot::svg(&report))
+        std::fs::write(path, plot::svg(report))
             .map_err(|e| BenchError::Io(path.display().to_string(), e))?;
     }
+    Ok(())
+}
+
+/// Run the benchmark; progress goes to `progress`.
+pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Report, BenchError> {
+    let setup = setup(&options).await?;
+    let mut rows = op_rows(&setup, &options, progress).await?;
+    if options.selects("invalidate-user") {
+        rows.extend(invalidation_rows(&setup, &options.invalidation_keys, progress).await?);
+    }
+    let _ = writeln!(
+        progress,
+        "\r  cleaning up...                                              "
+    );
+    let mut conn = setup.raw.connection();
+    scan_del(&mut conn, &format!("{}:*", setup.prefix)).await?;
+    scan_del(&mut conn, &format!("{}*", setup.root)).await?;
+    let report = Report {
+        machine: machine(&setup, &options).await?,
+        rows,
+    };
+    write_outputs(&report, &options)?;
     Ok(report)
 }
