@@ -240,6 +240,15 @@ impl Server {
                 cache.key_prefix(),
                 cache.namespace_root()
             ),
+            match cache.settings().l1_options() {
+                Some(l1) => format!(
+                    "l1:          on, {} MiB; a change made elsewhere is seen within {:?} \
+                     (at once when announced)",
+                    l1.capacity_bytes >> 20,
+                    l1.max_age
+                ),
+                None => "l1:          off (--l1 or NSCACHE_L1=1 puts one in front of Redis)".into(),
+            },
             format!(
                 "table watcher: {}",
                 if self.watcher.is_some() {

@@ -26,6 +26,10 @@ async fn the_embedded_default_serves_with_no_services() {
         banner.contains("database:    sqlite"),
         "announces SQLite:\n{banner}"
     );
+    assert!(
+        banner.contains("l1:          off"),
+        "announces the L1's state:\n{banner}"
+    );
     let password = banner
         .split("with password ")
         .nth(1)
@@ -70,6 +74,28 @@ async fn the_embedded_default_serves_with_no_services() {
     ]);
     assert!(!again.banner.join("\n").contains("created the first admin"));
     login(&again.address, "admin", password).await;
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn serve_takes_the_l1_and_announces_its_bound() {
+    let data = std::env::temp_dir().join(unique("data"));
+    let redis = std::env::var("NSCACHE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/15".to_owned());
+    let served = Served::start(&[
+        ("REDIS_URL", Some(&redis)),
+        ("DATABASE_URL", None),
+        ("NSCACHE_NAMESPACE_ROOT", Some(&unique("ns"))),
+        ("NSCACHE_L1", Some("1")),
+        ("NSCACHE_L1_MAX_AGE", Some("0.25")),
+        ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap())),
+    ]);
+    let banner = served.banner.join("\n");
+    assert!(
+        banner.contains("l1:          on, 64 MiB") && banner.contains("within 250ms"),
+        "announces the L1 and its bound:\n{banner}"
+    );
+    drop(served);
     let _ = std::fs::remove_dir_all(&data);
 }
 
