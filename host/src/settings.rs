@@ -485,6 +485,56 @@ impl Settings {
     }
 }
 
+/// `url` with every secret replaced by `***`: the password of the user
+/// part (`scheme://user:secret@host`) and the value of every query parameter
+/// whose name says it holds one (`password`, `sslpassword`, `secret`,
+/// `token`, …). For banners, logs and `/health`.
+///
+/// ```
+/// use nscache::settings::redact_url;
+/// assert_eq!(redact_url("redis://u:pw@h:6379/1"), "redis://u:***@h:6379/1");
+/// assert_eq!(redact_url("postgres://h/db?user=a&password=pw"), "postgres://h/db?user=a&password=***");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***@{host}"),
+                    None => format!("{userinfo}@{host}"),
+                },
+                None => authority.to_owned(),
+            };
+            match path {
+                Some(path) => format!("{scheme}://{authority}/{path}"),
+                None => format!("{scheme}://{authority}"),
+            }
+        }
+        None => head.to_owned(),
+    };
+    if let Some(query) = query {
+        let secret = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            ["pass", "pwd", "secret", "token", "key"].iter().any(|s| name.contains(s))
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if secret(name) => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
 /// `Duration` as a number of seconds (fractions allowed).
 mod secs {
     use std::time::Duration;
@@ -524,6 +574,24 @@ mod opt_secs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_secrets() {
+        for (url, shown) in [
+            ("redis://u:secret@h:1/1", "redis://u:***@h:1/1"),
+            ("redis://:secret@h/1", "redis://:***@h/1"),
+            ("redis://h/1", "redis://h/1"),
+            ("rediss://user@h", "rediss://user@h"),
+            ("postgres://app:S3cret@db/prod?sslmode=require", "postgres://app:***@db/prod?sslmode=require"),
+            ("postgres://db/prod?password=S3cretPw", "postgres://db/prod?password=***"),
+            ("postgres://db/prod?user=a&sslpassword=x&PASSWORD=y", "postgres://db/prod?user=a&sslpassword=***&PASSWORD=***"),
+            ("redis://h/1?token=abc&db=2", "redis://h/1?token=***&db=2"),
+            ("postgres://u:p@w@h/db", "postgres://u:***@h/db"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("ecret"), "{url}");
+        }
+    }
 
     #[test]
     fn every_option_has_a_parser_and_a_unique_env_name() {

@@ -35,6 +35,26 @@ impl Identifier {
         Ok(Identifier { parts })
     }
 
+    /// Validate an identifier as [`Identifier`] displays it (each part in
+    /// double quotes), or unquoted: what nscache wrote into a table of its
+    /// own, read back and checked again before it goes into SQL.
+    pub fn parse_quoted(text: &str) -> Result<Identifier, InvalidIdentifier> {
+        let unquoted: Option<Vec<&str>> = text
+            .split('.')
+            .map(|part| {
+                part.strip_prefix('"')
+                    .and_then(|p| p.strip_suffix('"'))
+                    .or(Some(part))
+            })
+            .collect();
+        match unquoted {
+            Some(parts) => {
+                Identifier::parse(&parts.join(".")).map_err(|_| InvalidIdentifier(text.to_owned()))
+            }
+            None => Err(InvalidIdentifier(text.to_owned())),
+        }
+    }
+
     /// The last part (the table or column name itself), unquoted.
     pub fn name(&self) -> &str {
         self.parts.last().expect("at least one part")
@@ -138,6 +158,19 @@ mod tests {
         );
         for bad in ["", "1abc", "a-b", "a;drop table x", "a.b.c", "\"x\"", "a b"] {
             assert!(Identifier::parse(bad).is_err(), "{bad}");
+        }
+        let quoted = Identifier::parse("app.invoices").unwrap().to_string();
+        assert_eq!(
+            Identifier::parse_quoted(&quoted).unwrap().to_string(),
+            quoted
+        );
+        for bad in [
+            "\"x\"; DROP TABLE y; --",
+            "\"a\".\"b\".\"c\"",
+            "\"a b\"",
+            "\"\"",
+        ] {
+            assert!(Identifier::parse_quoted(bad).is_err(), "{bad}");
         }
     }
 }

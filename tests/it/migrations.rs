@@ -202,3 +202,30 @@ async fn the_users_list_sorts_numeric_ids_as_numbers_on_sqlite() {
     assert_eq!(users_in_order(&dir).await, expected_order());
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_embedded_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(nscache_tests::unique("private")).join("data");
+    let path = dir.join("nscache.db");
+    let db = nscache_server::directory::SqliteDirectory::open(&path, ProfileTable::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the directory");
+    assert_eq!(mode(&path), 0o600, "the database file");
+    let wal = dir.join("nscache.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600, "the write-ahead log");
+    }
+    // A file created earlier with a looser mode is tightened on open.
+    drop(db);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _db = nscache_server::directory::SqliteDirectory::open(&path, ProfileTable::default())
+        .await
+        .unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}

@@ -196,6 +196,79 @@ async fn a_lost_listen_connection_bumps_every_watched_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_that_name_no_watched_table_are_dropped_and_the_watcher_carries_on() {
+    let (schema, pool) = schema_with_tables().await;
+    let cache = Backend::Redis.cache().await;
+    watch_table(&pool, "invoices", "invoices").await.unwrap();
+    let watcher = TableWatcher::spawn(pool.clone(), cache.clone());
+    while !watcher.is_listening() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let loads = AtomicU64::new(0);
+    invoices_of(&cache, &pool, "u1", &loads).await;
+    // Any role may NOTIFY the channel: an empty name, one longer than the
+    // cache takes, an unwatched table, SQL.
+    let long = "t".repeat(300);
+    for payload in [
+        "",
+        long.as_str(),
+        "not_watched_here",
+        "x'); DROP TABLE invoices; --",
+    ] {
+        sqlx::query("SELECT pg_notify('nscache_table_changes', $1)")
+            .bind(payload)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let sent = Instant::now();
+    while watcher.dropped() < 4 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "dropped {}",
+            watcher.dropped()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Nothing was retried in a loop, and a real change still invalidates.
+    sqlx::query("UPDATE invoices SET amount_cents = amount_cents + 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let changed = Instant::now();
+    while loads.load(Ordering::SeqCst) < 2 {
+        invoices_of(&cache, &pool, "u1", &loads).await;
+        assert!(
+            changed.elapsed() < Duration::from_secs(10),
+            "the watcher stopped working"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(watcher);
+
+    // A relation changed behind nscache's back is checked again before it
+    // goes into SQL.
+    sqlx::query("CREATE TABLE victim (id INT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE nscache_watched_tables SET relation = 'invoices; DROP TABLE victim' WHERE name = 'invoices'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        unwatch_table(&pool, "invoices").await,
+        Err(nscache::query::WatchError::InvalidName(_))
+    ));
+    let victim: Option<String> = sqlx::query_scalar("SELECT to_regclass('victim')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(victim.as_deref(), Some("victim"), "nothing was dropped");
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidating_one_table_leaves_queries_over_others_cached() {
     let (schema, pool) = schema_with_tables().await;
     let cache = Backend::Redis.cache().await;

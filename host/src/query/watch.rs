@@ -6,14 +6,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use crate::Cache;
 use crate::sql::{Identifier, InvalidIdentifier};
+use crate::{Cache, CacheError};
 
 /// Why a table could not be watched or unwatched.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,9 @@ pub async fn unwatch_table(pool: &PgPool, name: &str) -> Result<bool, WatchError
     let Some(relation) = relation else {
         return Ok(false);
     };
-    // `relation` was written by watch_table from a validated identifier, quoted.
+    // Written by watch_table from a validated identifier, but anyone who can
+    // write that table could have changed it since: check it again.
+    let relation = Identifier::parse_quoted(&relation)?;
     for trigger in ["nscache_watch", "nscache_watch_truncate"] {
         sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger} ON {relation}"))
             .execute(&mut *tx)
@@ -118,11 +120,15 @@ pub async fn watched_tables(pool: &PgPool) -> Result<Vec<String>, WatchError> {
 ///
 /// When the `LISTEN` connection is lost it reconnects and bumps every watched
 /// table, since a change may have been missed meanwhile (also on start).
-/// When an invalidation fails (Redis unreachable) it is retried every second
-/// until it succeeds.
+/// When an invalidation fails because the store is unreachable it is retried
+/// every second until it succeeds. Any database role can `NOTIFY` the
+/// channel: a notification that does not name a watched table (not an
+/// identifier, too long, or not in `nscache_watched_tables`) is dropped and
+/// counted ([`TableWatcher::dropped`]), never retried.
 #[derive(Debug)]
 pub struct TableWatcher {
     listening: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -130,13 +136,32 @@ impl TableWatcher {
     /// Start listening on `pool`'s database, invalidating through `cache`.
     pub fn spawn(pool: PgPool, cache: Cache) -> TableWatcher {
         let listening = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(listen(pool, cache, listening.clone()));
-        TableWatcher { listening, task }
+        let dropped = Arc::new(AtomicU64::new(0));
+        let state = Listening {
+            pool,
+            cache,
+            listening: listening.clone(),
+            dropped: dropped.clone(),
+            watched: BTreeSet::new(),
+            pending: BTreeSet::new(),
+        };
+        let task = tokio::spawn(state.run());
+        TableWatcher {
+            listening,
+            dropped,
+            task,
+        }
     }
 
     /// True while subscribed to the channel.
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
+    }
+
+    /// Notifications dropped because they named no watched table, and
+    /// invalidations dropped because the cache refused the name.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::SeqCst)
     }
 }
 
@@ -146,59 +171,105 @@ impl Drop for TableWatcher {
     }
 }
 
-async fn invalidate_all(pending: &mut BTreeSet<String>, cache: &Cache) {
-    let tables: Vec<String> = pending.iter().cloned().collect();
-    for table in tables {
-        match cache.invalidate_table(&table).await {
-            Ok(_) => {
-                pending.remove(&table);
-            }
-            Err(e) => {
-                tracing::warn!(table, error = %e, "invalidating a changed table failed; retrying")
-            }
-        }
-    }
+/// The watcher's task.
+struct Listening {
+    pool: PgPool,
+    cache: Cache,
+    listening: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+    /// The names in `nscache_watched_tables`, as last read.
+    watched: BTreeSet<String>,
+    /// Tables changed and not yet invalidated (the store was unreachable).
+    pending: BTreeSet<String>,
 }
 
-async fn listen(pool: PgPool, cache: Cache, listening: Arc<AtomicBool>) {
-    let mut pending = BTreeSet::new();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "table watcher: cannot connect; retrying");
+impl Listening {
+    async fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "table watcher: cannot connect; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "table watcher: LISTEN failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
-        };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "table watcher: LISTEN failed; retrying");
-            tokio::time::sleep(backoff).await;
-            continue;
+            // Changes made while nobody listened are unknown: bump every watched table.
+            self.refresh_watched().await;
+            self.pending.extend(self.watched.iter().cloned());
+            self.invalidate_pending().await;
+            self.listening.store(true, Ordering::SeqCst);
+            backoff = Duration::from_millis(100);
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await {
+                    Ok(Ok(Some(notification))) => {
+                        self.heard(notification.payload()).await;
+                        self.invalidate_pending().await;
+                    }
+                    // The connection was lost: start over (and bump everything).
+                    Ok(Ok(None)) | Ok(Err(_)) => break,
+                    // Quiet second: retry failed invalidations, if any.
+                    Err(_) => self.invalidate_pending().await,
+                }
+            }
+            self.listening.store(false, Ordering::SeqCst);
+            tracing::warn!("table watcher: LISTEN connection lost; reconnecting");
         }
-        // Changes made while nobody listened are unknown: bump every watched table.
-        match watched_tables(&pool).await {
-            Ok(tables) => pending.extend(tables),
+    }
+
+    async fn refresh_watched(&mut self) {
+        match watched_tables(&self.pool).await {
+            Ok(tables) => self.watched = tables.into_iter().collect(),
             Err(e) => tracing::warn!(error = %e, "table watcher: cannot list watched tables"),
         }
-        invalidate_all(&mut pending, &cache).await;
-        listening.store(true, Ordering::SeqCst);
-        backoff = Duration::from_millis(100);
-        loop {
-            match tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await {
-                Ok(Ok(Some(notification))) => {
-                    pending.insert(notification.payload().to_owned());
-                    invalidate_all(&mut pending, &cache).await;
+    }
+
+    /// A notification: queue the table if it is a watched one, else drop it.
+    async fn heard(&mut self, payload: &str) {
+        let valid = Identifier::parse(payload).is_ok();
+        if valid && !self.watched.contains(payload) {
+            // Watched since we last looked?
+            self.refresh_watched().await;
+        }
+        if valid && self.watched.contains(payload) {
+            self.pending.insert(payload.to_owned());
+        } else {
+            self.drop_one(payload, "names no watched table");
+        }
+    }
+
+    fn drop_one(&self, name: &str, why: &str) {
+        let n = self.dropped.fetch_add(1, Ordering::SeqCst) + 1;
+        // Logged once per power of two, so that a flood does not flood the log.
+        if n.is_power_of_two() {
+            let shown: String = name.chars().take(64).collect();
+            tracing::warn!(name = %shown, dropped = n, "table watcher: dropped a notification that {why}");
+        }
+    }
+
+    async fn invalidate_pending(&mut self) {
+        let tables: Vec<String> = self.pending.iter().cloned().collect();
+        for table in tables {
+            match self.cache.invalidate_table(&table).await {
+                Ok(_) => {
+                    self.pending.remove(&table);
                 }
-                // The connection was lost: start over (and bump everything).
-                Ok(Ok(None)) | Ok(Err(_)) => break,
-                // Quiet second: retry failed invalidations, if any.
-                Err(_) => invalidate_all(&mut pending, &cache).await,
+                Err(CacheError::Unavailable(e)) => {
+                    tracing::warn!(table, error = %e, "invalidating a changed table failed; retrying")
+                }
+                Err(e) => {
+                    // Not an outage: retrying would fail the same way forever.
+                    self.pending.remove(&table);
+                    self.drop_one(&table, &format!("the cache refused ({e})"));
+                }
             }
         }
-        listening.store(false, Ordering::SeqCst);
-        tracing::warn!("table watcher: LISTEN connection lost; reconnecting");
     }
 }

@@ -59,18 +59,6 @@ fn account_from(row: &sqlx::postgres::PgRow) -> Result<Account, DirectoryError> 
     })
 }
 
-fn redact(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
-        rest.split_once('@')
-            .map(|(auth, host)| (scheme, auth, host))
-    }) {
-        Some((scheme, auth, host)) => format!(
-            "{scheme}://{}:***@{host}",
-            auth.split_once(':').map_or(auth, |(u, _)| u)
-        ),
-        None => url.to_owned(),
-    }
-}
 
 impl PostgresDirectory {
     /// A directory at `url` (`postgres://user@host/db`), profiles in `profiles`.
@@ -80,7 +68,7 @@ impl PostgresDirectory {
         Ok(PostgresDirectory::with_options(
             options,
             profiles,
-            redact(url),
+            nscache::settings::redact_url(url),
         ))
     }
 

@@ -56,17 +56,47 @@ fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<Account, DirectoryError
     })
 }
 
+/// Create `path`'s directory (mode 0700) and the file itself (mode 0600) if
+/// missing, and make an existing file 0600: it holds password hashes and
+/// session tokens' hashes. (SQLite gives its `-wal` and `-shm` files the
+/// database file's mode.)
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            } else if std::fs::metadata(dir)?.permissions().mode() & 0o077 != 0 {
+                // Not ours to change (it may be shared); the file itself is private.
+                tracing::warn!(dir = %dir.display(), "the data directory is readable by others");
+            }
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(())
+    }
+}
+
 impl SqliteDirectory {
-    /// Open (or create) the database file at `path`.
+    /// Open (or create) the database file at `path`, readable by its owner
+    /// only.
     pub async fn open(
         path: &Path,
         profiles: ProfileTable,
     ) -> Result<SqliteDirectory, DirectoryError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DirectoryError::Unavailable(format!("creating {}: {e}", dir.display()))
-            })?;
-        }
+        private_file(path)
+            .map_err(|e| DirectoryError::Unavailable(format!("creating {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| DirectoryError::Invalid(e.to_string()))?
             .create_if_missing(true)
