@@ -10,7 +10,8 @@ use redis::{AsyncCommands, Script, Value};
 
 use crate::settings::defaults;
 
-use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads};
+use crate::types::Ttl;
 
 /// How to reach Redis. Defaults follow the reference deployment: pool of 50,
 /// connect and socket timeouts of 5 s, database 1 when the URL names none.
@@ -221,16 +222,18 @@ fn store_err(err: redis::RedisError) -> StoreError {
     StoreError::Other(text)
 }
 
-fn key_ttl(ms: i64) -> Result<KeyTtl, StoreError> {
+/// What a `PTTL` reply says of a key's life.
+fn key_ttl(ms: i64) -> Result<Ttl, StoreError> {
     match ms {
-        -2 => Ok(KeyTtl::Missing),
-        -1 => Ok(KeyTtl::Forever),
-        ms if ms >= 0 => Ok(KeyTtl::RemainingMs(ms as u64)),
-        other => Err(StoreError::Other(format!("PTTL answered {other}"))),
+        -2 => Ok(Ttl::Missing),
+        -1 => Ok(Ttl::Forever),
+        ms => u64::try_from(ms)
+            .map(|ms| Ttl::Remaining(Duration::from_millis(ms)))
+            .map_err(|_| StoreError::Other(format!("PTTL answered {ms}"))),
     }
 }
 
-fn ttl_list(value: Value, what: &str) -> Result<Vec<KeyTtl>, StoreError> {
+fn ttl_list(value: Value, what: &str) -> Result<Vec<Ttl>, StoreError> {
     match value {
         Value::Array(items) => items
             .into_iter()
@@ -443,7 +446,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
         let ms: i64 = read_retry(self, |mut c| async move {
             redis::cmd("PTTL").arg(key).query_async(&mut c).await
         })
@@ -541,75 +544,6 @@ impl Store for RedisStore {
         })
     }
 
-    async fn get_many_ttl(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let call = self.inner.scripts.get_many_ttl.key(keys);
-        let reply = read_script(self, &call).await?;
-        let Value::Array(items) = reply else {
-            return Err(unexpected("get-many-ttl", &reply));
-        };
-        if items.len() != 2 * keys.len() {
-            return Err(StoreError::Other(format!(
-                "get-many-ttl returned {} items for {} keys",
-                items.len(),
-                keys.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(keys.len());
-        let mut items = items.into_iter();
-        while let (Some(v), Some(t)) = (items.next(), items.next()) {
-            let ttl = match t {
-                Value::Int(ms) => key_ttl(ms)?,
-                other => return Err(unexpected("get-many-ttl", &other)),
-            };
-            out.push((bytes(v, "get-many-ttl")?, ttl));
-        }
-        Ok(out)
-    }
-
-    async fn get_indirect_ttl(
-        &self,
-        pointer: &str,
-        prefix: &str,
-        suffixes: &[String],
-        also: &[String],
-    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
-        let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
-        call.key(also).arg(prefix).arg(suffixes);
-        let reply = read_script(self, &call).await?;
-        let Value::Array(mut parts) = reply else {
-            return Err(unexpected("get-indirect-ttl", &reply));
-        };
-        if parts.len() != 4 {
-            return Err(StoreError::Other(format!(
-                "get-indirect-ttl returned {} parts",
-                parts.len()
-            )));
-        }
-        let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
-            return Err(StoreError::Other(
-                "get-indirect-ttl returned the wrong number of values".into(),
-            ));
-        }
-        Ok((
-            IndirectRead {
-                pointer: ptr,
-                values,
-                also: also_values,
-            },
-            ttls,
-        ))
-    }
-
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
         self.inner
             .scripts
@@ -674,6 +608,78 @@ impl Store for RedisStore {
             .await
             .map_err(store_err)?;
         Ok(n == 1)
+    }
+}
+
+#[async_trait]
+impl TtlReads for RedisStore {
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call = self.inner.scripts.get_many_ttl.key(keys);
+        let reply = read_script(self, &call).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get-many-ttl", &reply));
+        };
+        if items.len() != 2 * keys.len() {
+            return Err(StoreError::Other(format!(
+                "get-many-ttl returned {} items for {} keys",
+                items.len(),
+                keys.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let mut items = items.into_iter();
+        while let (Some(v), Some(t)) = (items.next(), items.next()) {
+            let ttl = match t {
+                Value::Int(ms) => key_ttl(ms)?,
+                other => return Err(unexpected("get-many-ttl", &other)),
+            };
+            out.push((bytes(v, "get-many-ttl")?, ttl));
+        }
+        Ok(out)
+    }
+
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<Ttl>), StoreError> {
+        let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
+        call.key(also).arg(prefix).arg(suffixes);
+        let reply = read_script(self, &call).await?;
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected("get-indirect-ttl", &reply));
+        };
+        if parts.len() != 4 {
+            return Err(StoreError::Other(format!(
+                "get-indirect-ttl returned {} parts",
+                parts.len()
+            )));
+        }
+        let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
+            return Err(StoreError::Other(
+                "get-indirect-ttl returned the wrong number of values".into(),
+            ));
+        }
+        Ok((
+            IndirectRead {
+                pointer: ptr,
+                values,
+                also: also_values,
+            },
+            ttls,
+        ))
     }
 }
 

@@ -14,8 +14,9 @@
 //!   ([`announcer`]), so a write costs one round trip as without the L1.
 //!   An invalidation is a write of the version key, so a dead namespace is
 //!   never served after that delay.
-//! - Expiry is exact: an entry read with its remaining TTL (in the same atomic
-//!   step) leaves the L1 when its TTL runs out in the store.
+//! - Expiry is exact: an entry is read with its remaining TTL in the same
+//!   atomic step (the [`TtlReads`] the L1 requires of the store it fronts) and
+//!   leaves the L1 when its TTL runs out in the store.
 //! - Changes nscache does not announce — eviction, another client writing to
 //!   Redis — are seen within `max_age` (default 1 s), when the L1 entry expires.
 //! - While the subscription is down, the L1 is emptied and bypassed; it is
@@ -45,9 +46,10 @@ use moka::sync::Cache as Moka;
 
 use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
-use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads};
 use crate::feed::ChangeFeed;
 use crate::settings::defaults;
+use crate::types::Ttl;
 
 /// Separates keys in one change message (a byte no key layout produces on
 /// its own: user ids are percent-encoded; an application key containing it is
@@ -99,7 +101,7 @@ impl Expiry<String, Remembered> for Lifetime {
 /// The L1 in front of a store. See the module documentation.
 #[derive(Debug)]
 pub struct L1Store {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn TtlReads>,
     l1: Moka<String, Remembered>,
     answers: Answers,
     /// The last stamp given to an entry.
@@ -115,10 +117,11 @@ pub struct L1Store {
 }
 
 impl L1Store {
-    /// An L1 in front of `inner`; with a `feed`, writes are announced to and
-    /// heard from other processes (call [`L1Store::start`]). Without one (a
-    /// single process), only local writes evict.
-    pub fn new(inner: Arc<dyn Store>, options: L1Options, feed: Option<ChangeFeed>) -> L1Store {
+    /// An L1 in front of `inner` (which answers lifetimes with values: see
+    /// [`TtlReads`]); with a `feed`, writes are announced to and heard from
+    /// other processes (call [`L1Store::start`]). Without one (a single
+    /// process), only local writes evict.
+    pub fn new(inner: Arc<dyn TtlReads>, options: L1Options, feed: Option<ChangeFeed>) -> L1Store {
         let l1 = Moka::builder()
             .max_capacity(options.capacity_bytes)
             .weigher(|k: &String, v: &Remembered| {
@@ -188,15 +191,15 @@ impl L1Store {
 
     /// Remember what one atomic read found, unless a change was heard since
     /// it started; note what was remembered for the answer being computed.
-    fn remember(&self, epoch: u64, found: &[(&str, &Option<Vec<u8>>, KeyTtl)]) {
+    fn remember(&self, epoch: u64, found: &[(&str, &Option<Vec<u8>>, Ttl)]) {
         if !self.usable() || self.epoch.load(Ordering::SeqCst) != epoch {
             poison();
             return;
         }
         for (key, value, ttl) in found {
             let lifetime = match ttl {
-                KeyTtl::RemainingMs(ms) => self.max_age.min(Duration::from_millis(*ms)),
-                KeyTtl::Forever | KeyTtl::Missing => self.max_age,
+                Ttl::Remaining(left) => self.max_age.min(*left),
+                Ttl::Forever | Ttl::Missing => self.max_age,
             };
             if lifetime.is_zero() {
                 poison();
@@ -365,7 +368,7 @@ impl Store for L1Store {
         result
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
         poison();
         self.inner.ttl(key).await
     }
@@ -405,7 +408,7 @@ impl Store for L1Store {
                 keys.len()
             )));
         }
-        let triples: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = keys
+        let triples: Vec<(&str, &Option<Vec<u8>>, Ttl)> = keys
             .iter()
             .zip(found.iter())
             .map(|(k, (v, t))| (k.as_str(), v, *t))
@@ -486,7 +489,7 @@ impl Store for L1Store {
             && found.also.len() == also.len()
             && ttls.len() == 1 + suffixes.len() + also.len()
         {
-            let mut triples: Vec<(String, &Option<Vec<u8>>, KeyTtl)> =
+            let mut triples: Vec<(String, &Option<Vec<u8>>, Ttl)> =
                 vec![(pointer.to_owned(), &found.pointer, ttls[0])];
             if let Some(p) = &found.pointer {
                 let p = String::from_utf8_lossy(p);
@@ -505,7 +508,7 @@ impl Store for L1Store {
                     .zip(&ttls[1 + suffixes.len()..])
                     .map(|((k, v), t)| (k, v, *t)),
             );
-            let borrowed: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = triples
+            let borrowed: Vec<(&str, &Option<Vec<u8>>, Ttl)> = triples
                 .iter()
                 .map(|(k, v, t)| (k.as_str(), *v, *t))
                 .collect();
@@ -514,27 +517,6 @@ impl Store for L1Store {
             poison();
         }
         Ok(found)
-    }
-
-    async fn get_many_ttl(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
-        poison();
-        self.inner.get_many_ttl(keys).await
-    }
-
-    async fn get_indirect_ttl(
-        &self,
-        pointer: &str,
-        prefix: &str,
-        suffixes: &[String],
-        also: &[String],
-    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
-        poison();
-        self.inner
-            .get_indirect_ttl(pointer, prefix, suffixes, also)
-            .await
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
