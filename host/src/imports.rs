@@ -31,7 +31,12 @@ impl HostState {
         result.map_err(|e| {
             let unavailable = matches!(e, StoreError::Unavailable(_));
             if self.stats.record_error(unavailable) {
-                tracing::warn!(backend = self.store.kind(), op, error = %e, "cache store call failed");
+                tracing::warn!(
+                    backend = self.store.kind(),
+                    op,
+                    error = %e,
+                    "cache store call failed"
+                );
             }
             match e {
                 StoreError::Unavailable(m) => WitStoreError::Unavailable(m),

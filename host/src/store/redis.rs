@@ -133,7 +133,9 @@ impl Scripts {
                 r"local p = redis.call('GET', KEYS[1])
                   local values = {}
                   if p then
-                    for i = 2, #ARGV do values[i - 1] = redis.call('GET', ARGV[1] .. p .. ARGV[i]) end
+                    for i = 2, #ARGV do
+                      values[i - 1] = redis.call('GET', ARGV[1] .. p .. ARGV[i])
+                    end
                   end
                   local also = {}
                   for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
