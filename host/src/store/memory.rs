@@ -207,10 +207,14 @@ impl Default for MemoryStore {
     }
 }
 
+/// The counter `value` holds: a decimal integer in its canonical form (no
+/// sign but `-`, no leading zero, no `-0`, no spaces), as Redis's `INCRBY`
+/// reads it and as `increment` writes it.
 fn parse_integer(value: &[u8]) -> Result<i64, StoreError> {
     std::str::from_utf8(value)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
+        .filter(|n| n.to_string().as_bytes() == value)
         .ok_or(StoreError::NotAnInteger)
 }
 
@@ -511,5 +515,9 @@ mod tests {
         assert_eq!(store.increment("missing", 1).await.unwrap(), None);
         store.set("s", b"abc", None).await.unwrap();
         assert_eq!(store.increment("s", 1).await, Err(StoreError::NotAnInteger));
+        for not_canonical in ["+1", "01", "-0", " 1"] {
+            store.set("s", not_canonical.as_bytes(), None).await.unwrap();
+            assert_eq!(store.increment("s", 1).await, Err(StoreError::NotAnInteger));
+        }
     }
 }
