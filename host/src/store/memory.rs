@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 
-use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, remaining};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, pointer_text, remaining};
 use crate::types::Ttl;
 
 /// Bytes counted per entry on top of its key and value.
@@ -330,14 +330,11 @@ impl Store for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         let ptr = inner.read(pointer, now);
-        let values = match &ptr {
-            Some(p) => {
-                let p = String::from_utf8_lossy(p).into_owned();
-                suffixes
-                    .iter()
-                    .map(|s| inner.read(&format!("{prefix}{p}{s}"), now))
-                    .collect()
-            }
+        let values = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes
+                .iter()
+                .map(|s| inner.read(&format!("{prefix}{p}{s}"), now))
+                .collect(),
             None => vec![None; suffixes.len()],
         };
         let also = also.iter().map(|k| inner.read(k, now)).collect();
@@ -428,18 +425,15 @@ impl TtlReads for MemoryStore {
         let mut inner = self.lock();
         let (ptr, ptr_ttl) = inner.read_ttl(pointer, now);
         let mut ttls = vec![ptr_ttl];
-        let values = match &ptr {
-            Some(p) => {
-                let p = String::from_utf8_lossy(p).into_owned();
-                suffixes
-                    .iter()
-                    .map(|s| {
-                        let (v, t) = inner.read_ttl(&format!("{prefix}{p}{s}"), now);
-                        ttls.push(t);
-                        v
-                    })
-                    .collect()
-            }
+        let values = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes
+                .iter()
+                .map(|s| {
+                    let (v, t) = inner.read_ttl(&format!("{prefix}{p}{s}"), now);
+                    ttls.push(t);
+                    v
+                })
+                .collect(),
             None => {
                 ttls.extend(suffixes.iter().map(|_| Ttl::Missing));
                 vec![None; suffixes.len()]
@@ -516,7 +510,10 @@ mod tests {
         store.set("s", b"abc", None).await.unwrap();
         assert_eq!(store.increment("s", 1).await, Err(StoreError::NotAnInteger));
         for not_canonical in ["+1", "01", "-0", " 1"] {
-            store.set("s", not_canonical.as_bytes(), None).await.unwrap();
+            store
+                .set("s", not_canonical.as_bytes(), None)
+                .await
+                .unwrap();
             assert_eq!(store.increment("s", 1).await, Err(StoreError::NotAnInteger));
         }
     }

@@ -161,6 +161,13 @@ pub trait TtlReads: Store {
     ) -> Result<(IndirectRead, Vec<Ttl>), StoreError>;
 }
 
+/// The pointer's value as the text it puts in the keys `prefix ++ pointer ++
+/// suffix` that [`Store::get_indirect`] reads; `None` when it is not UTF-8:
+/// then it names no key (keys are strings) and every such entry is missing.
+pub(crate) fn pointer_text(pointer: &[u8]) -> Option<&str> {
+    std::str::from_utf8(pointer).ok()
+}
+
 /// A remaining lifetime as the stores answer it: whole milliseconds, rounded
 /// down.
 pub(crate) fn remaining(left: Duration) -> Ttl {

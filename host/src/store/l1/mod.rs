@@ -46,7 +46,7 @@ use moka::sync::Cache as Moka;
 
 use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
-use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, pointer_text};
 use crate::feed::ChangeFeed;
 use crate::settings::defaults;
 use crate::types::Ttl;
@@ -452,14 +452,11 @@ impl Store for L1Store {
                 seen.push((key, stamp));
                 Some(value)
             };
-            let values = match &ptr {
-                Some(p) => {
-                    let p = String::from_utf8_lossy(p);
-                    suffixes
-                        .iter()
-                        .map(|s| look(format!("{prefix}{p}{s}")))
-                        .collect::<Option<Vec<_>>>()
-                }
+            let values = match ptr.as_deref().and_then(pointer_text) {
+                Some(p) => suffixes
+                    .iter()
+                    .map(|s| look(format!("{prefix}{p}{s}")))
+                    .collect::<Option<Vec<_>>>(),
                 None => Some(vec![None; suffixes.len()]),
             };
             let also_values = match values {
@@ -491,8 +488,7 @@ impl Store for L1Store {
         {
             let mut triples: Vec<(String, &Option<Vec<u8>>, Ttl)> =
                 vec![(pointer.to_owned(), &found.pointer, ttls[0])];
-            if let Some(p) = &found.pointer {
-                let p = String::from_utf8_lossy(p);
+            if let Some(p) = found.pointer.as_deref().and_then(pointer_text) {
                 triples.extend(
                     suffixes
                         .iter()
