@@ -104,9 +104,12 @@ impl Scripts {
     fn new() -> Scripts {
         Scripts {
             // Django's incr: never creates the key; INCRBY keeps the expiry.
+            // The sum is answered as the stored text: a Lua number is a
+            // double, exact only up to 2^53.
             increment: Script::new(
                 r"if redis.call('EXISTS', KEYS[1]) == 1 then
-                    return redis.call('INCRBY', KEYS[1], ARGV[1])
+                    redis.call('INCRBY', KEYS[1], ARGV[1])
+                    return redis.call('GET', KEYS[1])
                   end
                   return false",
             ),
