@@ -227,6 +227,17 @@ fn store_err(err: redis::RedisError) -> StoreError {
     StoreError::Other(text)
 }
 
+/// The longest lifetime given to Redis, in milliseconds: some 146 million
+/// years. Redis refuses a TTL past `i64::MAX` ms, or one that ends past
+/// `i64::MAX` ms since the epoch; the WIT takes any `u64`, and no key can
+/// tell a longer lifetime from this one.
+const LONGEST_TTL_MS: u64 = i64::MAX as u64 / 2;
+
+/// A TTL of `ms` milliseconds as Redis takes it (`PX`, `PEXPIRE`).
+fn lifetime(ms: u64) -> u64 {
+    ms.min(LONGEST_TTL_MS)
+}
+
 /// What a `PTTL` reply says of a key's life.
 fn key_ttl(ms: i64) -> Result<Ttl, StoreError> {
     match ms {
@@ -406,7 +417,7 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value);
         if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(ms);
+            cmd.arg("PX").arg(lifetime(ms));
         }
         let _: Value = cmd
             .query_async(&mut self.connection())
@@ -430,7 +441,7 @@ impl Store for RedisStore {
             Some(ms) => {
                 let n: i64 = redis::cmd("PEXPIRE")
                     .arg(key)
-                    .arg(ms)
+                    .arg(lifetime(ms))
                     .query_async(&mut conn)
                     .await
                     .map_err(store_err)?;
@@ -491,7 +502,7 @@ impl Store for RedisStore {
         for (key, value) in entries {
             let cmd = pipe.cmd("SET").arg(key).arg(value);
             if let Some(ms) = ttl_ms {
-                cmd.arg("PX").arg(ms);
+                cmd.arg("PX").arg(lifetime(ms));
             }
             cmd.ignore();
         }
@@ -569,7 +580,7 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("NX");
         if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(ms);
+            cmd.arg("PX").arg(lifetime(ms));
         }
         let v: Value = cmd
             .query_async(&mut self.connection())
