@@ -23,6 +23,8 @@
 //!   used again once resubscribed.
 //! - A read that raced a change (the message arrived while the read was in
 //!   flight) is not remembered.
+//! - Several keys read together (`get-many`, `get-indirect`) are served from
+//!   memory as one step: never some keys before a change and others after it.
 //!
 //! ## Answers
 //! On top of storage reads, the L1 remembers the component's answers to
@@ -37,7 +39,7 @@ mod answers;
 pub(crate) use self::answers::{AnswerName, Reads, recording};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -113,6 +115,11 @@ pub struct L1Store {
     /// Bumped on every change heard; a read that started before a change is
     /// not remembered.
     epoch: Arc<AtomicU64>,
+    /// Held exclusively while the entries change (a change's evictions, one
+    /// read's remembering), shared while several are looked up together: a
+    /// lookup of several keys sees the entries between two such steps, never
+    /// in the middle of one, as `get-many` and `get-indirect` must.
+    steps: Arc<RwLock<()>>,
     hits: AtomicU64,
 }
 
@@ -140,6 +147,7 @@ impl L1Store {
             feed,
             announcer: OnceLock::new(),
             epoch: Arc::default(),
+            steps: Arc::default(),
             hits: AtomicU64::new(0),
         }
     }
@@ -154,19 +162,22 @@ impl L1Store {
             let _ = self
                 .announcer
                 .set(Announcer::start(feed.clone(), origin.clone()));
-            let (l1, epoch) = (self.l1.clone(), self.epoch.clone());
-            tokio::spawn(feed.run(move |message| match message {
-                Some(message) => {
-                    let mut lines = message.split(SEPARATOR);
-                    if lines.next() != Some(origin.as_str()) {
-                        epoch.fetch_add(1, Ordering::SeqCst);
-                        lines.for_each(|k| l1.invalidate(k));
+            let (l1, epoch, steps) = (self.l1.clone(), self.epoch.clone(), self.steps.clone());
+            tokio::spawn(feed.run(move |message| {
+                let _step = steps.write().unwrap_or_else(PoisonError::into_inner);
+                match message {
+                    Some(message) => {
+                        let mut lines = message.split(SEPARATOR);
+                        if lines.next() != Some(origin.as_str()) {
+                            epoch.fetch_add(1, Ordering::SeqCst);
+                            lines.for_each(|k| l1.invalidate(k));
+                        }
                     }
-                }
-                None => {
-                    // Answers need their entries: emptying these empties them too.
-                    epoch.fetch_add(1, Ordering::SeqCst);
-                    l1.invalidate_all();
+                    None => {
+                        // Answers need their entries: emptying these empties them too.
+                        epoch.fetch_add(1, Ordering::SeqCst);
+                        l1.invalidate_all();
+                    }
                 }
             }));
         }
@@ -182,6 +193,16 @@ impl L1Store {
         self.feed.as_ref().is_none_or(ChangeFeed::is_live)
     }
 
+    /// Keep the entries as they are while several are looked up.
+    fn shared_step(&self) -> RwLockReadGuard<'_, ()> {
+        self.steps.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Change the entries as one step.
+    fn exclusive_step(&self) -> RwLockWriteGuard<'_, ()> {
+        self.steps.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The remembered value of `key` and its stamp.
     fn lookup(&self, key: &str) -> Option<(Option<Vec<u8>>, u64)> {
         self.l1
@@ -192,6 +213,7 @@ impl L1Store {
     /// Remember what one atomic read found, unless a change was heard since
     /// it started; note what was remembered for the answer being computed.
     fn remember(&self, epoch: u64, found: &[(&str, &Option<Vec<u8>>, Ttl)]) {
+        let _step = self.exclusive_step();
         if !self.usable() || self.epoch.load(Ordering::SeqCst) != epoch {
             poison();
             return;
@@ -265,13 +287,52 @@ impl L1Store {
         }
     }
 
+    /// What `get-indirect` would read, if every key it reads is in the L1,
+    /// with the keys read and the stamps they were found with.
+    fn remembered_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Option<(IndirectRead, Vec<(String, u64)>)> {
+        let _step = self.shared_step();
+        let (ptr, ptr_stamp) = self.lookup(pointer)?;
+        let mut seen: Vec<(String, u64)> = vec![(pointer.to_owned(), ptr_stamp)];
+        let mut look = |key: String| {
+            let (value, stamp) = self.lookup(&key)?;
+            seen.push((key, stamp));
+            Some(value)
+        };
+        let values = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes
+                .iter()
+                .map(|s| look(format!("{prefix}{p}{s}")))
+                .collect::<Option<Vec<_>>>()?,
+            None => vec![None; suffixes.len()],
+        };
+        let also = also
+            .iter()
+            .map(|k| look(k.clone()))
+            .collect::<Option<Vec<_>>>()?;
+        let read = IndirectRead {
+            pointer: ptr,
+            values,
+            also,
+        };
+        Some((read, seen))
+    }
+
     /// Evict `keys` here and announce them to the other processes.
     async fn changed<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let keys: Vec<&str> = keys.into_iter().collect();
         poison();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        for k in &keys {
-            self.l1.invalidate(*k);
+        {
+            let _step = self.exclusive_step();
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            for k in &keys {
+                self.l1.invalidate(*k);
+            }
         }
         if let Some(announcer) = self.announcer.get() {
             announcer
@@ -380,8 +441,10 @@ impl Store for L1Store {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if self.usable() {
-            let found: Option<Vec<(Option<Vec<u8>>, u64)>> =
-                keys.iter().map(|k| self.lookup(k)).collect();
+            let found: Option<Vec<(Option<Vec<u8>>, u64)>> = {
+                let _step = self.shared_step();
+                keys.iter().map(|k| self.lookup(k)).collect()
+            };
             if let Some(found) = found {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(keys
@@ -443,38 +506,11 @@ impl Store for L1Store {
         also: &[String],
     ) -> Result<IndirectRead, StoreError> {
         if self.usable()
-            && let Some((ptr, ptr_stamp)) = self.lookup(pointer)
+            && let Some((read, seen)) = self.remembered_indirect(pointer, prefix, suffixes, also)
         {
-            // Every key this read depends on, with the stamp it was found with.
-            let mut seen: Vec<(String, u64)> = vec![(pointer.to_owned(), ptr_stamp)];
-            let mut look = |key: String| {
-                let (value, stamp) = self.lookup(&key)?;
-                seen.push((key, stamp));
-                Some(value)
-            };
-            let values = match ptr.as_deref().and_then(pointer_text) {
-                Some(p) => suffixes
-                    .iter()
-                    .map(|s| look(format!("{prefix}{p}{s}")))
-                    .collect::<Option<Vec<_>>>(),
-                None => Some(vec![None; suffixes.len()]),
-            };
-            let also_values = match values {
-                Some(_) => also
-                    .iter()
-                    .map(|k| look(k.clone()))
-                    .collect::<Option<Vec<_>>>(),
-                None => None,
-            };
-            if let (Some(values), Some(also_values)) = (values, also_values) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                seen.iter().for_each(|(k, stamp)| note(k, *stamp));
-                return Ok(IndirectRead {
-                    pointer: ptr,
-                    values,
-                    also: also_values,
-                });
-            }
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            seen.iter().for_each(|(k, stamp)| note(k, *stamp));
+            return Ok(read);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let (found, ttls) = self
