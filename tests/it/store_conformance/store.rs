@@ -534,9 +534,9 @@ pub async fn set_many_is_one_atomic_step(store: &dyn Store, k: &Keys) {
     tokio::task::block_in_place(|| {
         std::thread::scope(|threads| {
             let running = [
-                threads.spawn(&writer),
-                threads.spawn(&reader),
-                threads.spawn(&reader),
+                threads.spawn(writer),
+                threads.spawn(reader),
+                threads.spawn(reader),
             ];
             for thread in running {
                 if let Err(panic) = thread.join() {
@@ -671,7 +671,7 @@ pub async fn get_indirect_with_unusual_characters(store: &dyn Store, k: &Keys) {
             &ptr,
             &prefix,
             &[":é?".into(), ":é*".into()],
-            &[entry.clone()],
+            std::slice::from_ref(&entry),
         )
         .await
         .unwrap();
