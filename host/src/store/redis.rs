@@ -104,14 +104,13 @@ impl Scripts {
     fn new() -> Scripts {
         Scripts {
             // Django's incr: never creates the key; INCRBY keeps the expiry.
-            // The sum is answered as the stored text: a Lua number is a
-            // double, exact only up to 2^53.
+            // Answers the value found, from which the caller computes the
+            // sum: INCRBY's reply reaches Lua as a double, exact only up to
+            // 2^53.
             increment: Script::new(
-                r"if redis.call('EXISTS', KEYS[1]) == 1 then
-                    redis.call('INCRBY', KEYS[1], ARGV[1])
-                    return redis.call('GET', KEYS[1])
-                  end
-                  return false",
+                r"local before = redis.call('GET', KEYS[1])
+                  if before then redis.call('INCRBY', KEYS[1], ARGV[1]) end
+                  return before",
             ),
             // ARGV[1] = '1' when a value is expected (ARGV[2]), '0' when the
             // key must be missing; ARGV[3] is the new value (no expiry).
@@ -225,6 +224,19 @@ fn store_err(err: redis::RedisError) -> StoreError {
         return StoreError::Unavailable(text);
     }
     StoreError::Other(text)
+}
+
+/// The sum `INCRBY` stored, from the value it found: Redis took that value
+/// for an integer and found no overflow, so neither fails here.
+fn incremented(before: &[u8], delta: i64) -> Result<i64, StoreError> {
+    std::str::from_utf8(before)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .and_then(|n| n.checked_add(delta))
+        .ok_or_else(|| {
+            let before = String::from_utf8_lossy(before);
+            StoreError::Other(format!("INCRBY by {delta} accepted {before:?}"))
+        })
 }
 
 /// The longest lifetime given to Redis, in milliseconds: some 146 million
@@ -561,14 +573,16 @@ impl Store for RedisStore {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
-        self.inner
+        let before: Option<Vec<u8>> = self
+            .inner
             .scripts
             .increment
             .key(key)
             .arg(delta)
             .invoke_async(&mut self.connection())
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        before.map(|before| incremented(&before, delta)).transpose()
     }
 
     async fn set_if_absent(
