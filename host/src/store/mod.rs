@@ -17,7 +17,7 @@
 //! answered as [`Ttl`]: a remaining duration is a whole number of
 //! milliseconds, rounded down (what Redis's `PTTL` answers), so that nothing
 //! derived from it outlives the key. The integration tests hold every backend
-//! to this contract (`tests/it/store_conformance.rs`): a new backend is its
+//! to this contract (`tests/it/store_conformance/`): a new backend is its
 //! own file here and one line in that suite.
 
 mod l1;
