@@ -17,7 +17,8 @@ use crate::settings::Settings;
 use crate::single_flight::{Flights, Role, follow};
 use crate::stats::{StoreStats, StoreStatsSnapshot};
 use crate::store::{
-    AnswerName, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store, recording,
+    AnswerName, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store, TtlReads,
+    recording,
 };
 use crate::types::{Expiry, LockToken, Ttl};
 
@@ -88,13 +89,20 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
 }
 
+/// A store given to the builder, with the reads an L1 needs if it has them.
+#[derive(Debug)]
+enum GivenStore {
+    Plain(Arc<dyn Store>),
+    WithTtlReads(Arc<dyn TtlReads>),
+}
+
 /// Builds a [`Cache`] from [`Settings`] (unset options take the component's
 /// defaults) and, optionally, a store and a profile source of your own.
 #[derive(Debug, Default)]
 #[must_use]
 pub struct CacheBuilder {
     settings: Settings,
-    store: Option<Arc<dyn Store>>,
+    store: Option<GivenStore>,
     profiles: Option<Arc<dyn ProfileSource>>,
     flags: Option<Arc<dyn FlagStore>>,
 }
@@ -122,9 +130,17 @@ impl CacheBuilder {
     }
 
     /// Use this store (any [`Store`] implementation) instead of the one the
-    /// settings name.
+    /// settings name. An L1 cannot front it: for that, give a store with
+    /// [`TtlReads`] through [`CacheBuilder::store_with_ttl_reads`].
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+        self.store = Some(GivenStore::Plain(store));
+        self
+    }
+
+    /// Use this store instead of the one the settings name; it can have an
+    /// L1 in front ([`CacheBuilder::l1`]).
+    pub fn store_with_ttl_reads(mut self, store: Arc<dyn TtlReads>) -> Self {
+        self.store = Some(GivenStore::WithTtlReads(store));
         self
     }
 
@@ -238,15 +254,24 @@ impl CacheBuilder {
                 None => Ok(None),
             }
         };
-        let store: Arc<dyn Store> = match (store, &redis) {
+        let store = match (store, &redis) {
             (Some(store), _) => store,
-            (None, Some(options)) => {
-                Arc::new(RedisStore::new(options).map_err(|e| CacheError::Config(e.to_string()))?)
+            (None, Some(options)) => GivenStore::WithTtlReads(Arc::new(
+                RedisStore::new(options).map_err(|e| CacheError::Config(e.to_string()))?,
+            )),
+            (None, None) => {
+                GivenStore::WithTtlReads(Arc::new(MemoryStore::new(settings.memory_capacity)))
             }
-            (None, None) => Arc::new(MemoryStore::new(settings.memory_capacity)),
         };
         let l1 = match settings.l1_options() {
             Some(options) => {
+                let GivenStore::WithTtlReads(store) = &store else {
+                    return Err(CacheError::Config(
+                        "an L1 needs a store with TTL reads: give it with \
+                         `CacheBuilder::store_with_ttl_reads`"
+                            .into(),
+                    ));
+                };
                 let channel = redis.as_ref().map(|o| {
                     format!(
                         "nscache:l1:db{}",
@@ -263,9 +288,10 @@ impl CacheBuilder {
             }
             None => None,
         };
-        let store: Arc<dyn Store> = match &l1 {
-            Some(l1) => l1.clone(),
-            None => store,
+        let store: Arc<dyn Store> = match (&l1, store) {
+            (Some(l1), _) => l1.clone(),
+            (None, GivenStore::Plain(store)) => store,
+            (None, GivenStore::WithTtlReads(store)) => store,
         };
         let flags = match flags {
             Some(flags) => Some(flags),

@@ -10,7 +10,8 @@ use crate::bindings::nscache::cache::types::{StoreError as WitStoreError, TimeTo
 use crate::bindings::nscache::cache::{atomics, batch, profiles, store, types};
 use crate::profiles::ProfileSource;
 use crate::stats::StoreStats;
-use crate::store::{KeyTtl, Store, StoreError};
+use crate::store::{Store, StoreError};
+use crate::types::Ttl;
 
 /// The data of every wasmtime `Store` running the component.
 #[derive(Debug, Clone)]
@@ -30,7 +31,12 @@ impl HostState {
         result.map_err(|e| {
             let unavailable = matches!(e, StoreError::Unavailable(_));
             if self.stats.record_error(unavailable) {
-                tracing::warn!(backend = self.store.kind(), op, error = %e, "cache store call failed");
+                tracing::warn!(
+                    backend = self.store.kind(),
+                    op,
+                    error = %e,
+                    "cache store call failed"
+                );
             }
             match e {
                 StoreError::Unavailable(m) => WitStoreError::Unavailable(m),
@@ -42,6 +48,19 @@ impl HostState {
 }
 
 impl types::Host for HostState {}
+
+/// A store's answer to `ttl` as the component takes it: the one place the
+/// remaining duration becomes milliseconds (rounded down, as the stores
+/// answer it: a whole number of milliseconds already).
+fn wit_ttl(ttl: Ttl) -> WitTtl {
+    match ttl {
+        Ttl::Missing => WitTtl::Missing,
+        Ttl::Forever => WitTtl::Forever,
+        Ttl::Remaining(left) => {
+            WitTtl::RemainingMs(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+        }
+    }
+}
 
 impl store::Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, WitStoreError> {
@@ -71,11 +90,7 @@ impl store::Host for HostState {
 
     async fn ttl(&mut self, key: String) -> Result<WitTtl, WitStoreError> {
         let ttl = self.track("ttl", self.store.ttl(&key).await)?;
-        Ok(match ttl {
-            KeyTtl::Missing => WitTtl::Missing,
-            KeyTtl::Forever => WitTtl::Forever,
-            KeyTtl::RemainingMs(ms) => WitTtl::RemainingMs(ms),
-        })
+        Ok(wit_ttl(ttl))
     }
 
     async fn now_micros(&mut self) -> Result<u64, WitStoreError> {

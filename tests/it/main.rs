@@ -12,4 +12,5 @@ mod migrations;
 mod patterns;
 mod queries;
 mod semantics;
+mod store_conformance;
 mod ui;

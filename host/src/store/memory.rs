@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 
-use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, pointer_text, remaining};
+use crate::types::Ttl;
 
 /// Bytes counted per entry on top of its key and value.
 const ENTRY_OVERHEAD: usize = 64;
@@ -43,6 +44,15 @@ struct Inner {
     evicted: u64,
     tick: u64,
     rng: u64,
+}
+
+impl Entry {
+    /// What remains of the life of this (live) entry.
+    fn ttl(&self, now: Instant) -> Ttl {
+        self.expires_at.map_or(Ttl::Forever, |at| {
+            remaining(at.saturating_duration_since(now))
+        })
+    }
 }
 
 fn size_of(key: &str, value: &[u8]) -> usize {
@@ -85,15 +95,10 @@ impl Inner {
         self.live(key, now).map(|e| e.value.clone())
     }
 
-    fn read_ttl(&mut self, key: &str, now: Instant) -> (Option<Vec<u8>>, KeyTtl) {
+    fn read_ttl(&mut self, key: &str, now: Instant) -> (Option<Vec<u8>>, Ttl) {
         match self.live(key, now) {
-            None => (None, KeyTtl::Missing),
-            Some(e) => (
-                Some(e.value.clone()),
-                e.expires_at.map_or(KeyTtl::Forever, |at| {
-                    KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64)
-                }),
-            ),
+            None => (None, Ttl::Missing),
+            Some(e) => (Some(e.value.clone()), e.ttl(now)),
         }
     }
 
@@ -202,10 +207,14 @@ impl Default for MemoryStore {
     }
 }
 
+/// The counter `value` holds: a decimal integer in its canonical form (no
+/// sign but `-`, no leading zero, no `-0`, no spaces), as Redis's `INCRBY`
+/// reads it and as `increment` writes it.
 fn parse_integer(value: &[u8]) -> Result<i64, StoreError> {
     std::str::from_utf8(value)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
+        .filter(|n| n.to_string().as_bytes() == value)
         .ok_or(StoreError::NotAnInteger)
 }
 
@@ -264,18 +273,12 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
         let now = Instant::now();
-        Ok(match self.lock().live(key, now) {
-            None => KeyTtl::Missing,
-            Some(Entry {
-                expires_at: None, ..
-            }) => KeyTtl::Forever,
-            Some(Entry {
-                expires_at: Some(at),
-                ..
-            }) => KeyTtl::RemainingMs(at.saturating_duration_since(now).as_millis() as u64),
-        })
+        Ok(self
+            .lock()
+            .live(key, now)
+            .map_or(Ttl::Missing, |e| e.ttl(now)))
     }
 
     async fn now_micros(&self) -> Result<u64, StoreError> {
@@ -327,14 +330,11 @@ impl Store for MemoryStore {
         let now = Instant::now();
         let mut inner = self.lock();
         let ptr = inner.read(pointer, now);
-        let values = match &ptr {
-            Some(p) => {
-                let p = String::from_utf8_lossy(p).into_owned();
-                suffixes
-                    .iter()
-                    .map(|s| inner.read(&format!("{prefix}{p}{s}"), now))
-                    .collect()
-            }
+        let values = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes
+                .iter()
+                .map(|s| inner.read(&format!("{prefix}{p}{s}"), now))
+                .collect(),
             None => vec![None; suffixes.len()],
         };
         let also = also.iter().map(|k| inner.read(k, now)).collect();
@@ -343,61 +343,6 @@ impl Store for MemoryStore {
             values,
             also,
         })
-    }
-
-    async fn get_many_ttl(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        Ok(keys.iter().map(|k| inner.read_ttl(k, now)).collect())
-    }
-
-    async fn get_indirect_ttl(
-        &self,
-        pointer: &str,
-        prefix: &str,
-        suffixes: &[String],
-        also: &[String],
-    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        let (ptr, ptr_ttl) = inner.read_ttl(pointer, now);
-        let mut ttls = vec![ptr_ttl];
-        let values = match &ptr {
-            Some(p) => {
-                let p = String::from_utf8_lossy(p).into_owned();
-                suffixes
-                    .iter()
-                    .map(|s| {
-                        let (v, t) = inner.read_ttl(&format!("{prefix}{p}{s}"), now);
-                        ttls.push(t);
-                        v
-                    })
-                    .collect()
-            }
-            None => {
-                ttls.extend(suffixes.iter().map(|_| KeyTtl::Missing));
-                vec![None; suffixes.len()]
-            }
-        };
-        let also = also
-            .iter()
-            .map(|k| {
-                let (v, t) = inner.read_ttl(k, now);
-                ttls.push(t);
-                v
-            })
-            .collect();
-        Ok((
-            IndirectRead {
-                pointer: ptr,
-                values,
-                also,
-            },
-            ttls,
-        ))
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
@@ -458,6 +403,61 @@ impl Store for MemoryStore {
     }
 }
 
+#[async_trait]
+impl TtlReads for MemoryStore {
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        Ok(keys.iter().map(|k| inner.read_ttl(k, now)).collect())
+    }
+
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<Ttl>), StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let (ptr, ptr_ttl) = inner.read_ttl(pointer, now);
+        let mut ttls = vec![ptr_ttl];
+        let values = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes
+                .iter()
+                .map(|s| {
+                    let (v, t) = inner.read_ttl(&format!("{prefix}{p}{s}"), now);
+                    ttls.push(t);
+                    v
+                })
+                .collect(),
+            None => {
+                ttls.extend(suffixes.iter().map(|_| Ttl::Missing));
+                vec![None; suffixes.len()]
+            }
+        };
+        let also = also
+            .iter()
+            .map(|k| {
+                let (v, t) = inner.read_ttl(k, now);
+                ttls.push(t);
+                v
+            })
+            .collect();
+        Ok((
+            IndirectRead {
+                pointer: ptr,
+                values,
+                also,
+            },
+            ttls,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,10 +489,13 @@ mod tests {
     async fn expiry_and_ttl() {
         let store = MemoryStore::default();
         store.set("k", b"v", Some(30)).await.unwrap();
-        assert!(matches!(store.ttl("k").await.unwrap(), KeyTtl::RemainingMs(ms) if ms <= 30));
+        assert!(matches!(
+            store.ttl("k").await.unwrap(),
+            Ttl::Remaining(d) if d <= Duration::from_millis(30)
+        ));
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(store.get("k").await.unwrap(), None);
-        assert_eq!(store.ttl("k").await.unwrap(), KeyTtl::Missing);
+        assert_eq!(store.ttl("k").await.unwrap(), Ttl::Missing);
         assert_eq!(store.used_bytes(), 0);
     }
 
@@ -506,5 +509,12 @@ mod tests {
         assert_eq!(store.increment("missing", 1).await.unwrap(), None);
         store.set("s", b"abc", None).await.unwrap();
         assert_eq!(store.increment("s", 1).await, Err(StoreError::NotAnInteger));
+        for not_canonical in ["+1", "01", "-0", " 1"] {
+            store
+                .set("s", not_canonical.as_bytes(), None)
+                .await
+                .unwrap();
+            assert_eq!(store.increment("s", 1).await, Err(StoreError::NotAnInteger));
+        }
     }
 }

@@ -1,16 +1,24 @@
 //! Storage backends behind one trait: [`Store`] is what the component's
 //! `store`, `batch` and `atomics` imports need, one method per primitive.
+//! [`TtlReads`] adds what only a cache in front of a store needs: reads that
+//! answer each key's remaining lifetime with its value.
 //!
 //! - [`RedisStore`]: Redis through redis-rs connection managers (cheap clones
 //!   that reconnect by themselves); multi-key steps are server-side scripts or
-//!   atomic pipelines.
+//!   atomic pipelines. Implements [`TtlReads`].
 //! - [`MemoryStore`]: the embedded default, bounded and TTL-aware, for running
-//!   without services.
+//!   without services. Implements [`TtlReads`].
 //! - [`L1Store`]: an in-process cache in front of another store (Redis),
-//!   coherent across processes through Redis pub/sub.
+//!   coherent across processes through Redis pub/sub. It requires
+//!   [`TtlReads`] of the store it fronts, and does not offer them itself.
 //!
 //! The contract of each method is the WIT function of the same name
-//! (`wit/store.wit`, `wit/batch.wit`, `wit/atomics.wit`).
+//! (`wit/store.wit`, `wit/batch.wit`, `wit/atomics.wit`). Lifetimes are
+//! answered as [`Ttl`]: a remaining duration is a whole number of
+//! milliseconds, rounded down (what Redis's `PTTL` answers), so that nothing
+//! derived from it outlives the key. The integration tests hold every backend
+//! to this contract (`tests/it/store_conformance/`): a new backend is its
+//! own file here and one line in that suite.
 
 mod l1;
 mod memory;
@@ -20,6 +28,8 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::types::Ttl;
 
 pub(crate) use self::l1::{AnswerName, recording};
 pub use self::l1::{L1Options, L1Store};
@@ -39,17 +49,6 @@ pub enum StoreError {
     /// Any other failure, with a message for the log.
     #[error("store error: {0}")]
     Other(String),
-}
-
-/// What remains of a key's life (`store.ttl`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyTtl {
-    /// The key does not exist.
-    Missing,
-    /// The key never expires.
-    Forever,
-    /// The key expires in this many milliseconds.
-    RemainingMs(u64),
 }
 
 /// What one [`Store::get_indirect`] found.
@@ -98,8 +97,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn exists(&self, key: &str) -> Result<bool, StoreError>;
     /// `store.expire`
     async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError>;
-    /// `store.ttl`
-    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError>;
+    /// `store.ttl` (a remaining duration in whole milliseconds, rounded down)
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError>;
     /// `store.now-micros`
     async fn now_micros(&self) -> Result<u64, StoreError>;
     /// `batch.get-many`
@@ -120,22 +119,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         suffixes: &[String],
         also: &[String],
     ) -> Result<IndirectRead, StoreError>;
-    /// Values with their remaining lifetimes, read atomically: what a cache in
-    /// front of this store ([`L1Store`]) needs to honour expiry exactly.
-    async fn get_many_ttl(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError>;
-    /// [`Store::get_indirect`] with the remaining lifetime of every key read:
-    /// the pointer, then each entry (`Missing` when the pointer is), then the
-    /// `also` keys.
-    async fn get_indirect_ttl(
-        &self,
-        pointer: &str,
-        prefix: &str,
-        suffixes: &[String],
-        also: &[String],
-    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError>;
     /// `atomics.increment`
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
     /// `atomics.set-if-absent`
@@ -154,4 +137,41 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
     /// `atomics.delete-if`
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+}
+
+/// Reads that answer each key's remaining lifetime with its value, in the
+/// same atomic step: what a cache in front of a store ([`L1Store`]) needs to
+/// honour expiry exactly. Lifetimes are as [`Store::ttl`] answers them.
+#[async_trait]
+pub trait TtlReads: Store {
+    /// [`Store::get_many`], each value with its key's remaining lifetime.
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError>;
+    /// [`Store::get_indirect`] with the remaining lifetime of every key read:
+    /// the pointer, then each entry (`Missing` when the pointer is), then the
+    /// `also` keys.
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<Ttl>), StoreError>;
+}
+
+/// The pointer's value as the text it puts in the keys `prefix ++ pointer ++
+/// suffix` that [`Store::get_indirect`] reads; `None` when it is not UTF-8:
+/// then it names no key (keys are strings) and every such entry is missing.
+pub(crate) fn pointer_text(pointer: &[u8]) -> Option<&str> {
+    std::str::from_utf8(pointer).ok()
+}
+
+/// A remaining lifetime as the stores answer it: whole milliseconds, rounded
+/// down.
+pub(crate) fn remaining(left: Duration) -> Ttl {
+    Ttl::Remaining(Duration::from_millis(
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+    ))
 }

@@ -10,7 +10,8 @@ use redis::{AsyncCommands, Script, Value};
 
 use crate::settings::defaults;
 
-use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads};
+use crate::types::Ttl;
 
 /// How to reach Redis. Defaults follow the reference deployment: pool of 50,
 /// connect and socket timeouts of 5 s, database 1 when the URL names none.
@@ -103,11 +104,13 @@ impl Scripts {
     fn new() -> Scripts {
         Scripts {
             // Django's incr: never creates the key; INCRBY keeps the expiry.
+            // Answers the value found, from which the caller computes the
+            // sum: INCRBY's reply reaches Lua as a double, exact only up to
+            // 2^53.
             increment: Script::new(
-                r"if redis.call('EXISTS', KEYS[1]) == 1 then
-                    return redis.call('INCRBY', KEYS[1], ARGV[1])
-                  end
-                  return false",
+                r"local before = redis.call('GET', KEYS[1])
+                  if before then redis.call('INCRBY', KEYS[1], ARGV[1]) end
+                  return before",
             ),
             // ARGV[1] = '1' when a value is expected (ARGV[2]), '0' when the
             // key must be missing; ARGV[3] is the new value (no expiry).
@@ -132,7 +135,9 @@ impl Scripts {
                 r"local p = redis.call('GET', KEYS[1])
                   local values = {}
                   if p then
-                    for i = 2, #ARGV do values[i - 1] = redis.call('GET', ARGV[1] .. p .. ARGV[i]) end
+                    for i = 2, #ARGV do
+                      values[i - 1] = redis.call('GET', ARGV[1] .. p .. ARGV[i])
+                    end
                   end
                   local also = {}
                   for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
@@ -221,16 +226,42 @@ fn store_err(err: redis::RedisError) -> StoreError {
     StoreError::Other(text)
 }
 
-fn key_ttl(ms: i64) -> Result<KeyTtl, StoreError> {
+/// The sum `INCRBY` stored, from the value it found: Redis took that value
+/// for an integer and found no overflow, so neither fails here.
+fn incremented(before: &[u8], delta: i64) -> Result<i64, StoreError> {
+    std::str::from_utf8(before)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .and_then(|n| n.checked_add(delta))
+        .ok_or_else(|| {
+            let before = String::from_utf8_lossy(before);
+            StoreError::Other(format!("INCRBY by {delta} accepted {before:?}"))
+        })
+}
+
+/// The longest lifetime given to Redis, in milliseconds: some 146 million
+/// years. Redis refuses a TTL past `i64::MAX` ms, or one that ends past
+/// `i64::MAX` ms since the epoch; the WIT takes any `u64`, and no key can
+/// tell a longer lifetime from this one.
+const LONGEST_TTL_MS: u64 = i64::MAX as u64 / 2;
+
+/// A TTL of `ms` milliseconds as Redis takes it (`PX`, `PEXPIRE`).
+fn lifetime(ms: u64) -> u64 {
+    ms.min(LONGEST_TTL_MS)
+}
+
+/// What a `PTTL` reply says of a key's life.
+fn key_ttl(ms: i64) -> Result<Ttl, StoreError> {
     match ms {
-        -2 => Ok(KeyTtl::Missing),
-        -1 => Ok(KeyTtl::Forever),
-        ms if ms >= 0 => Ok(KeyTtl::RemainingMs(ms as u64)),
-        other => Err(StoreError::Other(format!("PTTL answered {other}"))),
+        -2 => Ok(Ttl::Missing),
+        -1 => Ok(Ttl::Forever),
+        ms => u64::try_from(ms)
+            .map(|ms| Ttl::Remaining(Duration::from_millis(ms)))
+            .map_err(|_| StoreError::Other(format!("PTTL answered {ms}"))),
     }
 }
 
-fn ttl_list(value: Value, what: &str) -> Result<Vec<KeyTtl>, StoreError> {
+fn ttl_list(value: Value, what: &str) -> Result<Vec<Ttl>, StoreError> {
     match value {
         Value::Array(items) => items
             .into_iter()
@@ -398,7 +429,7 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value);
         if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(ms);
+            cmd.arg("PX").arg(lifetime(ms));
         }
         let _: Value = cmd
             .query_async(&mut self.connection())
@@ -422,7 +453,7 @@ impl Store for RedisStore {
             Some(ms) => {
                 let n: i64 = redis::cmd("PEXPIRE")
                     .arg(key)
-                    .arg(ms)
+                    .arg(lifetime(ms))
                     .query_async(&mut conn)
                     .await
                     .map_err(store_err)?;
@@ -443,7 +474,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
         let ms: i64 = read_retry(self, |mut c| async move {
             redis::cmd("PTTL").arg(key).query_async(&mut c).await
         })
@@ -483,7 +514,7 @@ impl Store for RedisStore {
         for (key, value) in entries {
             let cmd = pipe.cmd("SET").arg(key).arg(value);
             if let Some(ms) = ttl_ms {
-                cmd.arg("PX").arg(ms);
+                cmd.arg("PX").arg(lifetime(ms));
             }
             cmd.ignore();
         }
@@ -541,84 +572,17 @@ impl Store for RedisStore {
         })
     }
 
-    async fn get_many_ttl(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let call = self.inner.scripts.get_many_ttl.key(keys);
-        let reply = read_script(self, &call).await?;
-        let Value::Array(items) = reply else {
-            return Err(unexpected("get-many-ttl", &reply));
-        };
-        if items.len() != 2 * keys.len() {
-            return Err(StoreError::Other(format!(
-                "get-many-ttl returned {} items for {} keys",
-                items.len(),
-                keys.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(keys.len());
-        let mut items = items.into_iter();
-        while let (Some(v), Some(t)) = (items.next(), items.next()) {
-            let ttl = match t {
-                Value::Int(ms) => key_ttl(ms)?,
-                other => return Err(unexpected("get-many-ttl", &other)),
-            };
-            out.push((bytes(v, "get-many-ttl")?, ttl));
-        }
-        Ok(out)
-    }
-
-    async fn get_indirect_ttl(
-        &self,
-        pointer: &str,
-        prefix: &str,
-        suffixes: &[String],
-        also: &[String],
-    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
-        let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
-        call.key(also).arg(prefix).arg(suffixes);
-        let reply = read_script(self, &call).await?;
-        let Value::Array(mut parts) = reply else {
-            return Err(unexpected("get-indirect-ttl", &reply));
-        };
-        if parts.len() != 4 {
-            return Err(StoreError::Other(format!(
-                "get-indirect-ttl returned {} parts",
-                parts.len()
-            )));
-        }
-        let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
-        if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
-            return Err(StoreError::Other(
-                "get-indirect-ttl returned the wrong number of values".into(),
-            ));
-        }
-        Ok((
-            IndirectRead {
-                pointer: ptr,
-                values,
-                also: also_values,
-            },
-            ttls,
-        ))
-    }
-
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
-        self.inner
+        let before: Option<Vec<u8>> = self
+            .inner
             .scripts
             .increment
             .key(key)
             .arg(delta)
             .invoke_async(&mut self.connection())
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        before.map(|before| incremented(&before, delta)).transpose()
     }
 
     async fn set_if_absent(
@@ -630,7 +594,7 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("NX");
         if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(ms);
+            cmd.arg("PX").arg(lifetime(ms));
         }
         let v: Value = cmd
             .query_async(&mut self.connection())
@@ -674,6 +638,78 @@ impl Store for RedisStore {
             .await
             .map_err(store_err)?;
         Ok(n == 1)
+    }
+}
+
+#[async_trait]
+impl TtlReads for RedisStore {
+    async fn get_many_ttl(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call = self.inner.scripts.get_many_ttl.key(keys);
+        let reply = read_script(self, &call).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get-many-ttl", &reply));
+        };
+        if items.len() != 2 * keys.len() {
+            return Err(StoreError::Other(format!(
+                "get-many-ttl returned {} items for {} keys",
+                items.len(),
+                keys.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let mut items = items.into_iter();
+        while let (Some(v), Some(t)) = (items.next(), items.next()) {
+            let ttl = match t {
+                Value::Int(ms) => key_ttl(ms)?,
+                other => return Err(unexpected("get-many-ttl", &other)),
+            };
+            out.push((bytes(v, "get-many-ttl")?, ttl));
+        }
+        Ok(out)
+    }
+
+    async fn get_indirect_ttl(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Result<(IndirectRead, Vec<Ttl>), StoreError> {
+        let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
+        call.key(also).arg(prefix).arg(suffixes);
+        let reply = read_script(self, &call).await?;
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected("get-indirect-ttl", &reply));
+        };
+        if parts.len() != 4 {
+            return Err(StoreError::Other(format!(
+                "get-indirect-ttl returned {} parts",
+                parts.len()
+            )));
+        }
+        let ttls = ttl_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let also_values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let values = bytes_list(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        let ptr = bytes(parts.pop().expect("4 parts"), "get-indirect-ttl")?;
+        if ttls.len() != 1 + suffixes.len() + also.len() || values.len() != suffixes.len() {
+            return Err(StoreError::Other(
+                "get-indirect-ttl returned the wrong number of values".into(),
+            ));
+        }
+        Ok((
+            IndirectRead {
+                pointer: ptr,
+                values,
+                also: also_values,
+            },
+            ttls,
+        ))
     }
 }
 

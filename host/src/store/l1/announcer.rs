@@ -43,7 +43,11 @@ impl Announcer {
                 }
                 if let Err(e) = feed.publish(&message).await {
                     // The other L1s serve the old value until their max age: say so.
-                    tracing::warn!(error = %e, keys = keys.len(), "could not announce writes to other L1 caches");
+                    tracing::warn!(
+                        error = %e,
+                        keys = keys.len(),
+                        "could not announce writes to other L1 caches"
+                    );
                 }
             }
         });

@@ -14,14 +14,17 @@
 //!   ([`announcer`]), so a write costs one round trip as without the L1.
 //!   An invalidation is a write of the version key, so a dead namespace is
 //!   never served after that delay.
-//! - Expiry is exact: an entry read with its remaining TTL (in the same atomic
-//!   step) leaves the L1 when its TTL runs out in the store.
+//! - Expiry is exact: an entry is read with its remaining TTL in the same
+//!   atomic step (the [`TtlReads`] the L1 requires of the store it fronts) and
+//!   leaves the L1 when its TTL runs out in the store.
 //! - Changes nscache does not announce — eviction, another client writing to
 //!   Redis — are seen within `max_age` (default 1 s), when the L1 entry expires.
 //! - While the subscription is down, the L1 is emptied and bypassed; it is
 //!   used again once resubscribed.
 //! - A read that raced a change (the message arrived while the read was in
 //!   flight) is not remembered.
+//! - Several keys read together (`get-many`, `get-indirect`) are served from
+//!   memory as one step: never some keys before a change and others after it.
 //!
 //! ## Answers
 //! On top of storage reads, the L1 remembers the component's answers to
@@ -36,7 +39,7 @@ mod answers;
 pub(crate) use self::answers::{AnswerName, Reads, recording};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,9 +48,10 @@ use moka::sync::Cache as Moka;
 
 use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
-use super::{IndirectRead, KeyTtl, MemoryInfo, Store, StoreError};
+use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, pointer_text};
 use crate::feed::ChangeFeed;
 use crate::settings::defaults;
+use crate::types::Ttl;
 
 /// Separates keys in one change message (a byte no key layout produces on
 /// its own: user ids are percent-encoded; an application key containing it is
@@ -99,7 +103,7 @@ impl Expiry<String, Remembered> for Lifetime {
 /// The L1 in front of a store. See the module documentation.
 #[derive(Debug)]
 pub struct L1Store {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn TtlReads>,
     l1: Moka<String, Remembered>,
     answers: Answers,
     /// The last stamp given to an entry.
@@ -111,14 +115,20 @@ pub struct L1Store {
     /// Bumped on every change heard; a read that started before a change is
     /// not remembered.
     epoch: Arc<AtomicU64>,
+    /// Held exclusively while the entries change (a change's evictions, one
+    /// read's remembering), shared while several are looked up together: a
+    /// lookup of several keys sees the entries between two such steps, never
+    /// in the middle of one, as `get-many` and `get-indirect` must.
+    steps: Arc<RwLock<()>>,
     hits: AtomicU64,
 }
 
 impl L1Store {
-    /// An L1 in front of `inner`; with a `feed`, writes are announced to and
-    /// heard from other processes (call [`L1Store::start`]). Without one (a
-    /// single process), only local writes evict.
-    pub fn new(inner: Arc<dyn Store>, options: L1Options, feed: Option<ChangeFeed>) -> L1Store {
+    /// An L1 in front of `inner` (which answers lifetimes with values: see
+    /// [`TtlReads`]); with a `feed`, writes are announced to and heard from
+    /// other processes (call [`L1Store::start`]). Without one (a single
+    /// process), only local writes evict.
+    pub fn new(inner: Arc<dyn TtlReads>, options: L1Options, feed: Option<ChangeFeed>) -> L1Store {
         let l1 = Moka::builder()
             .max_capacity(options.capacity_bytes)
             .weigher(|k: &String, v: &Remembered| {
@@ -137,6 +147,7 @@ impl L1Store {
             feed,
             announcer: OnceLock::new(),
             epoch: Arc::default(),
+            steps: Arc::default(),
             hits: AtomicU64::new(0),
         }
     }
@@ -151,19 +162,22 @@ impl L1Store {
             let _ = self
                 .announcer
                 .set(Announcer::start(feed.clone(), origin.clone()));
-            let (l1, epoch) = (self.l1.clone(), self.epoch.clone());
-            tokio::spawn(feed.run(move |message| match message {
-                Some(message) => {
-                    let mut lines = message.split(SEPARATOR);
-                    if lines.next() != Some(origin.as_str()) {
-                        epoch.fetch_add(1, Ordering::SeqCst);
-                        lines.for_each(|k| l1.invalidate(k));
+            let (l1, epoch, steps) = (self.l1.clone(), self.epoch.clone(), self.steps.clone());
+            tokio::spawn(feed.run(move |message| {
+                let _step = steps.write().unwrap_or_else(PoisonError::into_inner);
+                match message {
+                    Some(message) => {
+                        let mut lines = message.split(SEPARATOR);
+                        if lines.next() != Some(origin.as_str()) {
+                            epoch.fetch_add(1, Ordering::SeqCst);
+                            lines.for_each(|k| l1.invalidate(k));
+                        }
                     }
-                }
-                None => {
-                    // Answers need their entries: emptying these empties them too.
-                    epoch.fetch_add(1, Ordering::SeqCst);
-                    l1.invalidate_all();
+                    None => {
+                        // Answers need their entries: emptying these empties them too.
+                        epoch.fetch_add(1, Ordering::SeqCst);
+                        l1.invalidate_all();
+                    }
                 }
             }));
         }
@@ -179,6 +193,16 @@ impl L1Store {
         self.feed.as_ref().is_none_or(ChangeFeed::is_live)
     }
 
+    /// Keep the entries as they are while several are looked up.
+    fn shared_step(&self) -> RwLockReadGuard<'_, ()> {
+        self.steps.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Change the entries as one step.
+    fn exclusive_step(&self) -> RwLockWriteGuard<'_, ()> {
+        self.steps.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The remembered value of `key` and its stamp.
     fn lookup(&self, key: &str) -> Option<(Option<Vec<u8>>, u64)> {
         self.l1
@@ -188,15 +212,16 @@ impl L1Store {
 
     /// Remember what one atomic read found, unless a change was heard since
     /// it started; note what was remembered for the answer being computed.
-    fn remember(&self, epoch: u64, found: &[(&str, &Option<Vec<u8>>, KeyTtl)]) {
+    fn remember(&self, epoch: u64, found: &[(&str, &Option<Vec<u8>>, Ttl)]) {
+        let _step = self.exclusive_step();
         if !self.usable() || self.epoch.load(Ordering::SeqCst) != epoch {
             poison();
             return;
         }
         for (key, value, ttl) in found {
             let lifetime = match ttl {
-                KeyTtl::RemainingMs(ms) => self.max_age.min(Duration::from_millis(*ms)),
-                KeyTtl::Forever | KeyTtl::Missing => self.max_age,
+                Ttl::Remaining(left) => self.max_age.min(*left),
+                Ttl::Forever | Ttl::Missing => self.max_age,
             };
             if lifetime.is_zero() {
                 poison();
@@ -262,13 +287,52 @@ impl L1Store {
         }
     }
 
+    /// What `get-indirect` would read, if every key it reads is in the L1,
+    /// with the keys read and the stamps they were found with.
+    fn remembered_indirect(
+        &self,
+        pointer: &str,
+        prefix: &str,
+        suffixes: &[String],
+        also: &[String],
+    ) -> Option<(IndirectRead, Vec<(String, u64)>)> {
+        let _step = self.shared_step();
+        let (ptr, ptr_stamp) = self.lookup(pointer)?;
+        let mut seen: Vec<(String, u64)> = vec![(pointer.to_owned(), ptr_stamp)];
+        let mut look = |key: String| {
+            let (value, stamp) = self.lookup(&key)?;
+            seen.push((key, stamp));
+            Some(value)
+        };
+        let values = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes
+                .iter()
+                .map(|s| look(format!("{prefix}{p}{s}")))
+                .collect::<Option<Vec<_>>>()?,
+            None => vec![None; suffixes.len()],
+        };
+        let also = also
+            .iter()
+            .map(|k| look(k.clone()))
+            .collect::<Option<Vec<_>>>()?;
+        let read = IndirectRead {
+            pointer: ptr,
+            values,
+            also,
+        };
+        Some((read, seen))
+    }
+
     /// Evict `keys` here and announce them to the other processes.
     async fn changed<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let keys: Vec<&str> = keys.into_iter().collect();
         poison();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        for k in &keys {
-            self.l1.invalidate(*k);
+        {
+            let _step = self.exclusive_step();
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            for k in &keys {
+                self.l1.invalidate(*k);
+            }
         }
         if let Some(announcer) = self.announcer.get() {
             announcer
@@ -365,7 +429,7 @@ impl Store for L1Store {
         result
     }
 
-    async fn ttl(&self, key: &str) -> Result<KeyTtl, StoreError> {
+    async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
         poison();
         self.inner.ttl(key).await
     }
@@ -377,8 +441,10 @@ impl Store for L1Store {
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if self.usable() {
-            let found: Option<Vec<(Option<Vec<u8>>, u64)>> =
-                keys.iter().map(|k| self.lookup(k)).collect();
+            let found: Option<Vec<(Option<Vec<u8>>, u64)>> = {
+                let _step = self.shared_step();
+                keys.iter().map(|k| self.lookup(k)).collect()
+            };
             if let Some(found) = found {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(keys
@@ -405,7 +471,7 @@ impl Store for L1Store {
                 keys.len()
             )));
         }
-        let triples: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = keys
+        let triples: Vec<(&str, &Option<Vec<u8>>, Ttl)> = keys
             .iter()
             .zip(found.iter())
             .map(|(k, (v, t))| (k.as_str(), v, *t))
@@ -440,41 +506,11 @@ impl Store for L1Store {
         also: &[String],
     ) -> Result<IndirectRead, StoreError> {
         if self.usable()
-            && let Some((ptr, ptr_stamp)) = self.lookup(pointer)
+            && let Some((read, seen)) = self.remembered_indirect(pointer, prefix, suffixes, also)
         {
-            // Every key this read depends on, with the stamp it was found with.
-            let mut seen: Vec<(String, u64)> = vec![(pointer.to_owned(), ptr_stamp)];
-            let mut look = |key: String| {
-                let (value, stamp) = self.lookup(&key)?;
-                seen.push((key, stamp));
-                Some(value)
-            };
-            let values = match &ptr {
-                Some(p) => {
-                    let p = String::from_utf8_lossy(p);
-                    suffixes
-                        .iter()
-                        .map(|s| look(format!("{prefix}{p}{s}")))
-                        .collect::<Option<Vec<_>>>()
-                }
-                None => Some(vec![None; suffixes.len()]),
-            };
-            let also_values = match values {
-                Some(_) => also
-                    .iter()
-                    .map(|k| look(k.clone()))
-                    .collect::<Option<Vec<_>>>(),
-                None => None,
-            };
-            if let (Some(values), Some(also_values)) = (values, also_values) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                seen.iter().for_each(|(k, stamp)| note(k, *stamp));
-                return Ok(IndirectRead {
-                    pointer: ptr,
-                    values,
-                    also: also_values,
-                });
-            }
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            seen.iter().for_each(|(k, stamp)| note(k, *stamp));
+            return Ok(read);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let (found, ttls) = self
@@ -486,10 +522,9 @@ impl Store for L1Store {
             && found.also.len() == also.len()
             && ttls.len() == 1 + suffixes.len() + also.len()
         {
-            let mut triples: Vec<(String, &Option<Vec<u8>>, KeyTtl)> =
+            let mut triples: Vec<(String, &Option<Vec<u8>>, Ttl)> =
                 vec![(pointer.to_owned(), &found.pointer, ttls[0])];
-            if let Some(p) = &found.pointer {
-                let p = String::from_utf8_lossy(p);
+            if let Some(p) = found.pointer.as_deref().and_then(pointer_text) {
                 triples.extend(
                     suffixes
                         .iter()
@@ -505,7 +540,7 @@ impl Store for L1Store {
                     .zip(&ttls[1 + suffixes.len()..])
                     .map(|((k, v), t)| (k, v, *t)),
             );
-            let borrowed: Vec<(&str, &Option<Vec<u8>>, KeyTtl)> = triples
+            let borrowed: Vec<(&str, &Option<Vec<u8>>, Ttl)> = triples
                 .iter()
                 .map(|(k, v, t)| (k.as_str(), *v, *t))
                 .collect();
@@ -514,27 +549,6 @@ impl Store for L1Store {
             poison();
         }
         Ok(found)
-    }
-
-    async fn get_many_ttl(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Vec<u8>>, KeyTtl)>, StoreError> {
-        poison();
-        self.inner.get_many_ttl(keys).await
-    }
-
-    async fn get_indirect_ttl(
-        &self,
-        pointer: &str,
-        prefix: &str,
-        suffixes: &[String],
-        also: &[String],
-    ) -> Result<(IndirectRead, Vec<KeyTtl>), StoreError> {
-        poison();
-        self.inner
-            .get_indirect_ttl(pointer, prefix, suffixes, also)
-            .await
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError> {
