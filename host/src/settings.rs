@@ -502,7 +502,9 @@ pub fn redact_url(url: &str) -> String {
     };
     let mut out = match head.split_once("://") {
         Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+            let (authority, path) = rest
+                .split_once('/')
+                .map_or((rest, None), |(a, p)| (a, Some(p)));
             let authority = match authority.rsplit_once('@') {
                 Some((userinfo, host)) => match userinfo.split_once(':') {
                     Some((user, _)) => format!("{user}:***@{host}"),
@@ -520,7 +522,9 @@ pub fn redact_url(url: &str) -> String {
     if let Some(query) = query {
         let secret = |name: &str| {
             let name = name.to_ascii_lowercase();
-            ["pass", "pwd", "secret", "token", "key"].iter().any(|s| name.contains(s))
+            ["pass", "pwd", "secret", "token", "key"]
+                .iter()
+                .any(|s| name.contains(s))
         };
         let params: Vec<String> = query
             .split('&')
@@ -582,9 +586,18 @@ mod tests {
             ("redis://:secret@h/1", "redis://:***@h/1"),
             ("redis://h/1", "redis://h/1"),
             ("rediss://user@h", "rediss://user@h"),
-            ("postgres://app:S3cret@db/prod?sslmode=require", "postgres://app:***@db/prod?sslmode=require"),
-            ("postgres://db/prod?password=S3cretPw", "postgres://db/prod?password=***"),
-            ("postgres://db/prod?user=a&sslpassword=x&PASSWORD=y", "postgres://db/prod?user=a&sslpassword=***&PASSWORD=***"),
+            (
+                "postgres://app:S3cret@db/prod?sslmode=require",
+                "postgres://app:***@db/prod?sslmode=require",
+            ),
+            (
+                "postgres://db/prod?password=S3cretPw",
+                "postgres://db/prod?password=***",
+            ),
+            (
+                "postgres://db/prod?user=a&sslpassword=x&PASSWORD=y",
+                "postgres://db/prod?user=a&sslpassword=***&PASSWORD=***",
+            ),
             ("redis://h/1?token=abc&db=2", "redis://h/1?token=***&db=2"),
             ("postgres://u:p@w@h/db", "postgres://u:***@h/db"),
         ] {

@@ -207,7 +207,9 @@ async fn the_users_list_sorts_numeric_ids_as_numbers_on_sqlite() {
 #[tokio::test]
 async fn the_embedded_database_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(nscache_tests::unique("private")).join("data");
+    let dir = std::env::temp_dir()
+        .join(nscache_tests::unique("private"))
+        .join("data");
     let path = dir.join("nscache.db");
     let db = nscache_server::directory::SqliteDirectory::open(&path, ProfileTable::default())
         .await

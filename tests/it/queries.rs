@@ -231,7 +231,7 @@ async fn notifications_that_name_no_watched_table_are_dropped_and_the_watcher_ca
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Nothing was retried in a loop, and a real change still invalidates.
-    sqlx::query("UPDATE invoices SET amount_cents = amount_cents + 1")
+    sqlx::query("UPDATE invoices SET amount = amount + 1")
         .execute(&pool)
         .await
         .unwrap();

@@ -59,7 +59,6 @@ fn account_from(row: &sqlx::postgres::PgRow) -> Result<Account, DirectoryError> 
     })
 }
 
-
 impl PostgresDirectory {
     /// A directory at `url` (`postgres://user@host/db`), profiles in `profiles`.
     pub fn connect(url: &str, profiles: ProfileTable) -> Result<PostgresDirectory, DirectoryError> {

@@ -66,7 +66,10 @@ fn private_file(path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
             } else if std::fs::metadata(dir)?.permissions().mode() & 0o077 != 0 {
                 // Not ours to change (it may be shared); the file itself is private.
                 tracing::warn!(dir = %dir.display(), "the data directory is readable by others");
@@ -95,8 +98,9 @@ impl SqliteDirectory {
         path: &Path,
         profiles: ProfileTable,
     ) -> Result<SqliteDirectory, DirectoryError> {
-        private_file(path)
-            .map_err(|e| DirectoryError::Unavailable(format!("creating {}: {e}", path.display())))?;
+        private_file(path).map_err(|e| {
+            DirectoryError::Unavailable(format!("creating {}: {e}", path.display()))
+        })?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| DirectoryError::Invalid(e.to_string()))?
             .create_if_missing(true)
