@@ -96,6 +96,15 @@ enum GivenStore {
     WithTtlReads(Arc<dyn TtlReads>),
 }
 
+impl GivenStore {
+    fn into_store(self) -> Arc<dyn Store> {
+        match self {
+            GivenStore::Plain(store) => store,
+            GivenStore::WithTtlReads(store) => store,
+        }
+    }
+}
+
 /// Builds a [`Cache`] from [`Settings`] (unset options take the component's
 /// defaults) and, optionally, a store and a profile source of your own.
 #[derive(Debug, Default)]
@@ -245,76 +254,10 @@ impl CacheBuilder {
         } = self;
         settings.validate()?;
         let component_settings = component_settings(&settings).await?;
-        let redis = settings.redis_options();
-        let feed = |channel: String| -> Result<Option<ChangeFeed>, CacheError> {
-            match &redis {
-                Some(options) => ChangeFeed::new(&options.url, channel)
-                    .map(Some)
-                    .map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
-                None => Ok(None),
-            }
-        };
-        let store = match (store, &redis) {
-            (Some(store), _) => store,
-            (None, Some(options)) => GivenStore::WithTtlReads(Arc::new(
-                RedisStore::new(options).map_err(|e| CacheError::Config(e.to_string()))?,
-            )),
-            (None, None) => {
-                GivenStore::WithTtlReads(Arc::new(MemoryStore::new(settings.memory_capacity)))
-            }
-        };
-        let l1 = match settings.l1_options() {
-            Some(options) => {
-                let GivenStore::WithTtlReads(store) = &store else {
-                    return Err(CacheError::Config(
-                        "an L1 needs a store with TTL reads: give it with \
-                         `CacheBuilder::store_with_ttl_reads`"
-                            .into(),
-                    ));
-                };
-                let channel = redis.as_ref().map(|o| {
-                    format!(
-                        "nscache:l1:db{}",
-                        crate::store::redis_database_number(&o.url)
-                    )
-                });
-                let l1 = Arc::new(L1Store::new(
-                    store.clone(),
-                    options,
-                    channel.map(feed).transpose()?.flatten(),
-                ));
-                l1.start();
-                Some(l1)
-            }
-            None => None,
-        };
-        let store: Arc<dyn Store> = match (&l1, store) {
-            (Some(l1), _) => l1.clone(),
-            (None, GivenStore::Plain(store)) => store,
-            (None, GivenStore::WithTtlReads(store)) => store,
-        };
-        let flags = match flags {
-            Some(flags) => Some(flags),
-            None if profiles.is_none() => default_flag_store(&settings)?,
-            None => None,
-        };
-        let cached_profiles = match (profiles.is_none(), flags) {
-            (true, Some(flags)) => {
-                let channel = format!("{}:profile-changes", component_settings.namespace_root);
-                let cached = Arc::new(
-                    CachedProfiles::new(flags, feed(channel)?)
-                        .with_max_age(settings.profile_max_age),
-                );
-                cached.start_feed();
-                Some(cached)
-            }
-            _ => None,
-        };
-        let profiles: Arc<dyn ProfileSource> = match (profiles, &cached_profiles) {
-            (Some(profiles), _) => profiles,
-            (None, Some(cached)) => cached.clone(),
-            (None, None) => Arc::new(StaticProfiles::new()),
-        };
+        let feeds = Feeds(settings.redis_options().map(|o| o.url));
+        let (store, l1) = stores(&settings, store, &feeds)?;
+        let (profiles, cached_profiles) =
+            profile_source(&settings, &component_settings, profiles, flags, &feeds)?;
         let stats = Arc::new(StoreStats::default());
         let state = HostState {
             store: store.clone(),
@@ -347,6 +290,88 @@ impl CacheBuilder {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// Change feeds on the Redis of the settings, if any (pub/sub channels for
+/// the L1's evictions and for profile changes).
+struct Feeds(Option<String>);
+
+impl Feeds {
+    fn on(&self, channel: String) -> Result<Option<ChangeFeed>, CacheError> {
+        match &self.0 {
+            Some(url) => ChangeFeed::new(url, channel)
+                .map(Some)
+                .map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The store the component uses — the given one, Redis, or the embedded
+/// memory store — behind the L1 when it is on (the L1 is returned too).
+fn stores(
+    settings: &Settings,
+    given: Option<GivenStore>,
+    feeds: &Feeds,
+) -> Result<(Arc<dyn Store>, Option<Arc<L1Store>>), CacheError> {
+    let store = match (given, settings.redis_options()) {
+        (Some(store), _) => store,
+        (None, Some(options)) => GivenStore::WithTtlReads(Arc::new(
+            RedisStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?,
+        )),
+        (None, None) => {
+            GivenStore::WithTtlReads(Arc::new(MemoryStore::new(settings.memory_capacity)))
+        }
+    };
+    let Some(options) = settings.l1_options() else {
+        return Ok((store.into_store(), None));
+    };
+    let GivenStore::WithTtlReads(store) = store else {
+        return Err(CacheError::Config(
+            "an L1 needs a store with TTL reads: give it with \
+             `CacheBuilder::store_with_ttl_reads`"
+                .into(),
+        ));
+    };
+    let channel = feeds
+        .0
+        .as_ref()
+        .map(|url| format!("nscache:l1:db{}", crate::store::redis_database_number(url)));
+    let l1 = Arc::new(L1Store::new(
+        store,
+        options,
+        channel.map(|c| feeds.on(c)).transpose()?.flatten(),
+    ));
+    l1.start();
+    Ok((l1.clone(), Some(l1)))
+}
+
+/// Where the component's `profiles.cache-enabled` goes: the given source, or
+/// flags from a database kept in a [`CachedProfiles`] (returned too, to change
+/// them), or everyone enabled.
+fn profile_source(
+    settings: &Settings,
+    component_settings: &ComponentSettings,
+    given: Option<Arc<dyn ProfileSource>>,
+    flags: Option<Arc<dyn FlagStore>>,
+    feeds: &Feeds,
+) -> Result<(Arc<dyn ProfileSource>, Option<Arc<CachedProfiles>>), CacheError> {
+    if let Some(profiles) = given {
+        return Ok((profiles, None));
+    }
+    let flags = match flags {
+        Some(flags) => flags,
+        None => match default_flag_store(settings)? {
+            Some(flags) => flags,
+            None => return Ok((Arc::new(StaticProfiles::new()), None)),
+        },
+    };
+    let channel = format!("{}:profile-changes", component_settings.namespace_root);
+    let cached = Arc::new(
+        CachedProfiles::new(flags, feeds.on(channel)?).with_max_age(settings.profile_max_age),
+    );
+    cached.start_feed();
+    Ok((cached.clone(), Some(cached)))
 }
 
 /// The component's settings: its defaults, with what `settings` overrides.

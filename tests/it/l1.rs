@@ -321,3 +321,18 @@ async fn remembered_answers_follow_flags_kept_in_a_directory() {
     assert_eq!(alice.get("page").await.unwrap(), None, "and stays off");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn an_l1_in_front_of_a_store_without_ttl_reads_is_refused_with_a_reason() {
+    let plain: std::sync::Arc<dyn nscache::store::Store> =
+        std::sync::Arc::new(nscache::store::MemoryStore::new(1 << 20));
+    let built = Cache::builder()
+        .store(plain)
+        .l1(L1Options::default())
+        .build()
+        .await;
+    match built {
+        Err(nscache::CacheError::Config(why)) => assert!(why.contains("TTL reads"), "{why}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
