@@ -307,13 +307,19 @@ impl Feeds {
     }
 }
 
+/// The store the component uses, and the L1 when it is that store.
+type StoreChain = (Arc<dyn Store>, Option<Arc<L1Store>>);
+
+/// The profile source, and the [`CachedProfiles`] when it is that source.
+type ProfileChain = (Arc<dyn ProfileSource>, Option<Arc<CachedProfiles>>);
+
 /// The store the component uses — the given one, Redis, or the embedded
 /// memory store — behind the L1 when it is on (the L1 is returned too).
 fn stores(
     settings: &Settings,
     given: Option<GivenStore>,
     feeds: &Feeds,
-) -> Result<(Arc<dyn Store>, Option<Arc<L1Store>>), CacheError> {
+) -> Result<StoreChain, CacheError> {
     let store = match (given, settings.redis_options()) {
         (Some(store), _) => store,
         (None, Some(options)) => GivenStore::WithTtlReads(Arc::new(
@@ -355,7 +361,7 @@ fn profile_source(
     given: Option<Arc<dyn ProfileSource>>,
     flags: Option<Arc<dyn FlagStore>>,
     feeds: &Feeds,
-) -> Result<(Arc<dyn ProfileSource>, Option<Arc<CachedProfiles>>), CacheError> {
+) -> Result<ProfileChain, CacheError> {
     if let Some(profiles) = given {
         return Ok((profiles, None));
     }
