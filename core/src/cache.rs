@@ -2,7 +2,7 @@
 
 use crate::error::{Error, StoreError, degrade};
 use crate::expiry::{Expiry, Lifetime, TimeToLive};
-use crate::host::Host;
+use crate::host::{Counter, Host, PutOutcome};
 use crate::layout::{Kind, Layout, UserKeys};
 use crate::settings::{MAX_NAME_BYTES, Settings, check_name};
 use crate::versions::{self, Versions};
@@ -29,6 +29,43 @@ pub struct VersionedRead {
 
 /// Values read for a list of keys, in order (`None`: missing).
 type Values = Vec<Option<Vec<u8>>>;
+
+/// `keys` without repeats (first occurrences, in order), and for each key
+/// asked the position of its value among them.
+fn distinct_keys<'k>(keys: &[&'k str]) -> (Vec<&'k str>, Vec<usize>) {
+    let mut distinct: Vec<&str> = Vec::with_capacity(keys.len());
+    // A BTreeMap, not a HashMap: std's RandomState would ask the host for a
+    // random seed, which the component does not import.
+    let mut index = std::collections::BTreeMap::new();
+    let positions = keys
+        .iter()
+        .map(|k| {
+            *index.entry(*k).or_insert_with(|| {
+                distinct.push(k);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, positions)
+}
+
+/// The answer for every key asked, from the values of the distinct keys —
+/// unless it would hold more than `budget` bytes of values.
+fn expand(values: Values, positions: &[usize], budget: u64) -> Result<Values, Error> {
+    let size: u64 = positions
+        .iter()
+        .map(|&p| values[p].as_ref().map_or(0, |v| v.len() as u64))
+        .sum();
+    if size > budget {
+        return Err(Error::ReplyTooLarge(format!(
+            "the values asked for add up to {size} bytes, more than the {budget} a reply may hold"
+        )));
+    }
+    if positions.iter().enumerate().all(|(i, &p)| i == p) {
+        return Ok(values); // no repeats
+    }
+    Ok(positions.iter().map(|&p| values[p].clone()).collect())
+}
 
 /// Where an operation lands once its scope is resolved.
 pub(crate) enum Target {
@@ -123,6 +160,50 @@ impl Cache {
         })
     }
 
+    /// Write `entries` into `version` of a user's namespace, in one atomic
+    /// step: their expiry cut to the longest a namespaced entry may live, and
+    /// their sizes added to the version's byte count unless that would pass
+    /// the quota (then nothing is written). With `if_absent`, only the first
+    /// entry, and only if its key does not exist.
+    pub(crate) fn put_namespaced<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        version: u64,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        let ttl_ms = Some(self.settings.namespaced_ttl(ttl_ms));
+        let quota = self.settings.namespace_quota_bytes;
+        if quota > 0 {
+            let counter = Counter {
+                key: keys.counter_key(version),
+                limit: quota,
+                ttl_ms: self.settings.max_namespace_ttl_ms,
+            };
+            return host.put_counted(entries, ttl_ms, &counter, if_absent);
+        }
+        match entries {
+            [(key, value), ..] if if_absent => Ok(if host.set_if_absent(key, value, ttl_ms)? {
+                PutOutcome::Stored
+            } else {
+                PutOutcome::Exists
+            }),
+            [(key, value)] => host.set(key, value, ttl_ms).map(|()| PutOutcome::Stored),
+            _ => host.set_many(entries, ttl_ms).map(|()| PutOutcome::Stored),
+        }
+    }
+
+    /// The error of a write refused by the namespace quota.
+    pub(crate) fn quota_exceeded(&self) -> Error {
+        Error::QuotaExceeded(format!(
+            "more than {} bytes written into this namespace since it was last invalidated \
+             (invalidate it, or raise namespace-quota-bytes)",
+            self.settings.namespace_quota_bytes
+        ))
+    }
+
     /// Read entries of a namespace and its liveness in one round trip.
     fn read_entries<H: Host>(
         &self,
@@ -139,6 +220,7 @@ impl Cache {
             &keys.entry_prefix,
             &suffixes,
             &[self.layout.floor_key()],
+            self.settings.max_reply_bytes,
         )?;
         if found.values.len() != app_keys.len() || found.also.len() != 1 {
             return Err(StoreError::Other(
@@ -171,27 +253,33 @@ impl Cache {
         for key in keys {
             self.settings.check_key(key)?;
         }
-        let misses = || vec![None; keys.len()];
-        Ok(match self.target(host, scope)? {
+        // A key asked twice is read once; the reply still carries it twice,
+        // and that is what the budget counts.
+        let (distinct, positions) = distinct_keys(keys);
+        let misses = || vec![None; distinct.len()];
+        let budget = self.settings.max_reply_bytes;
+        let values = match self.target(host, scope)? {
             Target::Bypass => misses(),
             Target::Global => {
-                let storage: Vec<String> = keys.iter().map(|k| self.layout.global_key(k)).collect();
-                let values = degrade(host.get_many(&storage), misses)?;
-                if values.len() != keys.len() {
+                let storage: Vec<String> =
+                    distinct.iter().map(|k| self.layout.global_key(k)).collect();
+                let values = degrade(host.get_many(&storage, budget), misses)?;
+                if values.len() != distinct.len() {
                     return Err(Error::Internal(format!(
                         "get-many returned {} values for {} keys",
                         values.len(),
-                        keys.len()
+                        distinct.len()
                     )));
                 }
                 values
             }
             Target::User(user) => degrade(
-                self.read_entries(host, &user, keys)
+                self.read_entries(host, &user, &distinct)
                     .map(|(_, values)| values),
                 misses,
             )?,
-        })
+        };
+        expand(values, &positions, budget)
     }
 
     /// Store `value` at `key`. Skipped (without error) when the store fails.
@@ -235,12 +323,22 @@ impl Cache {
         };
         // A write the store could not take is skipped: the host has logged
         // and counted it.
-        let written = match ttl.lifetime(self.settings.default_ttl_ms) {
-            Lifetime::Remove => {
+        let written = match (ttl.lifetime(self.settings.default_ttl_ms), &target) {
+            (Lifetime::Remove, _) => {
                 let keys: Vec<String> = entries.iter().map(|(k, _)| storage_key(k)).collect();
                 host.delete_many(&keys).map(drop)
             }
-            Lifetime::Keep(ttl_ms) => match entries {
+            (Lifetime::Keep(ttl_ms), Target::User(keys)) => {
+                let batch: Vec<(String, Vec<u8>)> = entries
+                    .iter()
+                    .map(|(k, v)| (storage_key(k), v.to_vec()))
+                    .collect();
+                match self.put_namespaced(host, keys, version, &batch, ttl_ms, false) {
+                    Ok(PutOutcome::OverLimit) => return Err(self.quota_exceeded()),
+                    other => other.map(drop),
+                }
+            }
+            (Lifetime::Keep(ttl_ms), _) => match entries {
                 [(key, value)] => host.set(&storage_key(key), value, ttl_ms),
                 _ => {
                     let batch: Vec<(String, Vec<u8>)> = entries
@@ -268,18 +366,34 @@ impl Cache {
     ) -> Result<bool, Error> {
         self.settings.check_key(key)?;
         self.settings.check_value(value)?;
-        let storage_key = match self.target(host, scope)? {
+        let (storage_key, namespace) = match self.target(host, scope)? {
             Target::Bypass => return Ok(true),
-            Target::Global => self.layout.global_key(key),
+            Target::Global => (self.layout.global_key(key), None),
             Target::User(keys) => {
-                keys.entry_key(self.versions(host).ensure_live(&keys)?, Kind::Data, key)
+                let version = self.versions(host).ensure_live(&keys)?;
+                (
+                    keys.entry_key(version, Kind::Data, key),
+                    Some((keys, version)),
+                )
             }
         };
-        Ok(match ttl.lifetime(self.settings.default_ttl_ms) {
-            // Added and expired at once, unless something is there already.
-            Lifetime::Remove => !host.exists(&storage_key)?,
-            Lifetime::Keep(ttl_ms) => host.set_if_absent(&storage_key, value, ttl_ms)?,
-        })
+        Ok(
+            match (ttl.lifetime(self.settings.default_ttl_ms), namespace) {
+                // Added and expired at once, unless something is there already.
+                (Lifetime::Remove, _) => !host.exists(&storage_key)?,
+                (Lifetime::Keep(ttl_ms), Some((keys, version))) => {
+                    let entry = [(storage_key, value.to_vec())];
+                    match self.put_namespaced(host, &keys, version, &entry, ttl_ms, true)? {
+                        PutOutcome::Stored => true,
+                        PutOutcome::Exists => false,
+                        PutOutcome::OverLimit => return Err(self.quota_exceeded()),
+                    }
+                }
+                (Lifetime::Keep(ttl_ms), None) => {
+                    host.set_if_absent(&storage_key, value, ttl_ms)?
+                }
+            },
+        )
     }
 
     /// Remove `key`. True if it existed.
@@ -373,10 +487,16 @@ impl Cache {
         let Some(storage_key) = self.resolve(host, &target, key)? else {
             return Ok(false);
         };
-        Ok(match ttl.lifetime(self.settings.default_ttl_ms) {
-            Lifetime::Remove => host.delete(&storage_key)?,
-            Lifetime::Keep(ttl_ms) => host.expire(&storage_key, ttl_ms)?,
-        })
+        Ok(
+            match (ttl.lifetime(self.settings.default_ttl_ms), &target) {
+                (Lifetime::Remove, _) => host.delete(&storage_key)?,
+                // A namespaced entry never lives longer than the namespace allows.
+                (Lifetime::Keep(ttl_ms), Target::User(_)) => {
+                    host.expire(&storage_key, Some(self.settings.namespaced_ttl(ttl_ms)))?
+                }
+                (Lifetime::Keep(ttl_ms), _) => host.expire(&storage_key, ttl_ms)?,
+            },
+        )
     }
 
     /// How long `key` has left. `Missing` when the store fails.
@@ -389,7 +509,8 @@ impl Cache {
         }
     }
 
-    /// Remove the expiry of an existing key. True if the key exists.
+    /// Remove the expiry of an existing key (in a user's namespace: give it
+    /// the longest life a namespaced entry may have). True if the key exists.
     pub fn persist<H: Host>(&self, host: &H, scope: &Scope, key: &str) -> Result<bool, Error> {
         self.touch(host, scope, key, Expiry::Never)
     }
@@ -465,7 +586,12 @@ impl Cache {
             Target::Global => {}
             Target::User(keys) => {
                 let keys_state = [keys.version_key.clone(), self.layout.floor_key()];
-                let Some(state) = degrade(host.get_many(&keys_state).map(Some), || None)? else {
+                let Some(state) = degrade(
+                    host.get_many(&keys_state, versions::read_budget(2))
+                        .map(Some),
+                    || None,
+                )?
+                else {
                     return Ok(());
                 };
                 let (raw_version, raw_floor) = match state.as_slice() {
@@ -491,9 +617,16 @@ impl Cache {
             Target::User(keys) => keys.entry_key(version, Kind::Data, key),
             _ => self.layout.global_key(key),
         };
-        let written = match ttl.lifetime(self.settings.default_ttl_ms) {
-            Lifetime::Remove => host.delete(&storage_key).map(drop),
-            Lifetime::Keep(ttl_ms) => host.set(&storage_key, value, ttl_ms),
+        let written = match (ttl.lifetime(self.settings.default_ttl_ms), &target) {
+            (Lifetime::Remove, _) => host.delete(&storage_key).map(drop),
+            (Lifetime::Keep(ttl_ms), Target::User(keys)) => {
+                let entry = [(storage_key, value.to_vec())];
+                match self.put_namespaced(host, keys, version, &entry, ttl_ms, false) {
+                    Ok(PutOutcome::OverLimit) => return Err(self.quota_exceeded()),
+                    other => other.map(drop),
+                }
+            }
+            (Lifetime::Keep(ttl_ms), _) => host.set(&storage_key, value, ttl_ms),
         };
         degrade(written, || ())
     }
@@ -567,7 +700,7 @@ impl Cache {
             return Ok(Vec::new());
         }
         keys.push(self.layout.floor_key());
-        let mut values = host.get_many(&keys)?;
+        let mut values = host.get_many(&keys, versions::read_budget(keys.len()))?;
         if values.len() != keys.len() {
             return Err(Error::Internal(format!(
                 "get-many returned {} values for {} keys",

@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 
 use crate::{
-    Cache, Error, Expiry, Host, Indirect, QueryToken, Scope, Settings, StoreError, TimeToLive,
-    VersionedRead,
+    Cache, Counter, Error, Expiry, Host, Indirect, PutOutcome, QueryToken, Scope, Settings,
+    StoreError, TimeToLive, VersionedRead,
 };
 
 wit_bindgen::generate!({
@@ -36,6 +36,7 @@ fn store_err(e: types::StoreError) -> StoreError {
         types::StoreError::Unavailable(m) => StoreError::Unavailable(m),
         types::StoreError::NotAnInteger => StoreError::NotAnInteger,
         types::StoreError::Other(m) => StoreError::Other(m),
+        types::StoreError::TooLarge(m) => StoreError::TooLarge(m),
     }
 }
 
@@ -65,8 +66,12 @@ impl Host for Imports {
     fn now_micros(&self) -> Result<u64, StoreError> {
         store::now_micros().map_err(store_err)
     }
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        batch::get_many(keys).map_err(store_err)
+    fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        batch::get_many(keys, max_bytes).map_err(store_err)
     }
     fn set_many(
         &self,
@@ -84,8 +89,10 @@ impl Host for Imports {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<Indirect, StoreError> {
-        let found = batch::get_indirect(pointer, prefix, suffixes, also).map_err(store_err)?;
+        let found =
+            batch::get_indirect(pointer, prefix, suffixes, also, max_bytes).map_err(store_err)?;
         Ok(Indirect {
             pointer: found.pointer,
             values: found.values,
@@ -109,6 +116,26 @@ impl Host for Imports {
     fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
         atomics::delete_if(key, expected).map_err(store_err)
     }
+    fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        let counter = atomics::Counter {
+            key: counter.key.clone(),
+            limit: counter.limit,
+            ttl_ms: counter.ttl_ms,
+        };
+        Ok(
+            match atomics::put_counted(entries, ttl_ms, &counter, if_absent).map_err(store_err)? {
+                atomics::PutOutcome::Stored => PutOutcome::Stored,
+                atomics::PutOutcome::Exists => PutOutcome::Exists,
+                atomics::PutOutcome::OverLimit => PutOutcome::OverLimit,
+            },
+        )
+    }
     fn cache_enabled(&self, user: &str) -> Result<bool, String> {
         profiles::cache_enabled(user)
     }
@@ -124,6 +151,8 @@ fn wit_err(e: Error) -> types::Error {
         Error::NotFound => types::Error::NotFound,
         Error::NotAnInteger => types::Error::NotAnInteger,
         Error::Internal(m) => types::Error::Internal(m),
+        Error::ReplyTooLarge(m) => types::Error::ReplyTooLarge(m),
+        Error::QuotaExceeded(m) => types::Error::QuotaExceeded(m),
     }
 }
 
@@ -320,6 +349,9 @@ fn to_wit_settings(s: &Settings) -> wit_config::Settings {
         max_key_bytes: s.max_key_bytes,
         max_value_bytes: s.max_value_bytes,
         cluster_hash_tags: s.cluster_hash_tags,
+        max_reply_bytes: s.max_reply_bytes,
+        namespace_quota_bytes: s.namespace_quota_bytes,
+        max_namespace_ttl_ms: s.max_namespace_ttl_ms,
     }
 }
 
@@ -336,6 +368,9 @@ impl wit_config::Guest for Component {
             max_key_bytes: s.max_key_bytes,
             max_value_bytes: s.max_value_bytes,
             cluster_hash_tags: s.cluster_hash_tags,
+            max_reply_bytes: s.max_reply_bytes,
+            namespace_quota_bytes: s.namespace_quota_bytes,
+            max_namespace_ttl_ms: s.max_namespace_ttl_ms,
         })
         .map_err(wit_err)?;
         CACHE.with(|c| *c.borrow_mut() = cache);

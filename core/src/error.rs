@@ -29,6 +29,12 @@ pub enum Error {
     /// The store answered something the cache cannot interpret.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The values asked for add up to more than the reply budget.
+    #[error("reply too large: {0}")]
+    ReplyTooLarge(String),
+    /// The write would take the namespace past its quota; nothing was written.
+    #[error("namespace quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 /// Why a storage primitive failed (the WIT `store-error` variant).
@@ -43,6 +49,9 @@ pub enum StoreError {
     /// Any other failure of the store.
     #[error("store error: {0}")]
     Other(String),
+    /// A read found more bytes than it was allowed.
+    #[error("read over budget: {0}")]
+    TooLarge(String),
 }
 
 impl From<StoreError> for Error {
@@ -56,6 +65,7 @@ impl From<StoreError> for Error {
             // A reply of the wrong shape, a script error: a fault to fix,
             // not an outage to ride out.
             StoreError::Other(msg) => Error::Internal(msg),
+            StoreError::TooLarge(msg) => Error::ReplyTooLarge(msg),
         }
     }
 }

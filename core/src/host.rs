@@ -18,6 +18,28 @@ pub struct Indirect {
     pub also: Vec<Option<Vec<u8>>>,
 }
 
+/// A byte counter a counted write adds to (`atomics.counter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// The counter's key.
+    pub key: String,
+    /// The most it may reach.
+    pub limit: u64,
+    /// Its expiry, set at every counted write.
+    pub ttl_ms: u64,
+}
+
+/// What a counted write did (`atomics.put-outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored; the counter raised.
+    Stored,
+    /// `if_absent` and the key exists: nothing written.
+    Exists,
+    /// The counter would pass its limit: nothing written.
+    OverLimit,
+}
+
 /// Storage primitives and user flags, as the WIT imports define them. Every
 /// method is one atomic step on the store; see `wit/*.wit` for the contract.
 pub trait Host {
@@ -36,7 +58,8 @@ pub trait Host {
     /// `store.now-micros`
     fn now_micros(&self) -> Result<u64, StoreError>;
     /// `batch.get-many`
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    fn get_many(&self, keys: &[String], max_bytes: u64)
+    -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// `batch.set-many`
     fn set_many(
         &self,
@@ -52,6 +75,7 @@ pub trait Host {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<Indirect, StoreError>;
     /// `atomics.increment`
     fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
@@ -66,6 +90,14 @@ pub trait Host {
     fn swap_if(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool, StoreError>;
     /// `atomics.delete-if`
     fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+    /// `atomics.put-counted`
+    fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError>;
     /// `profiles.cache-enabled`
     fn cache_enabled(&self, user: &str) -> Result<bool, String>;
 }

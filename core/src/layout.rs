@@ -77,7 +77,15 @@ impl UserKeys {
         s
     }
 
-    /// The full key of an entry under `version`.
+    /// `{root}:{user}:v{version}:bytes`: the bytes written into that version,
+    /// for the namespace quota. (No entry key ends so: theirs go on with
+    /// `:{kind}:`.)
+    pub fn counter_key(&self, version: u64) -> String {
+        format!("{}{}:bytes", self.entry_prefix, version)
+    }
+
+    /// The full key of an entry under `version`:
+    /// `{root}:{user}:v{version}:{kind}:{key}`.
     pub fn entry_key(&self, version: u64, kind: Kind, key: &str) -> String {
         format!(
             "{}{}{}",

@@ -46,7 +46,7 @@ mod component;
 pub use cache::{Cache, Scope, VersionedRead};
 pub use error::{Error, StoreError};
 pub use expiry::{Expiry, TimeToLive};
-pub use host::{Host, Indirect};
+pub use host::{Counter, Host, Indirect, PutOutcome};
 pub use layout::{Kind, Layout};
 pub use map_host::MapHost;
 pub use queries::{MAX_TABLES, QueryResult, QueryToken, normalise_query, query_key};

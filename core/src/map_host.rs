@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::error::StoreError;
 use crate::expiry::TimeToLive;
-use crate::host::{Host, Indirect};
+use crate::host::{Counter, Host, Indirect, PutOutcome};
 
 /// A value and the time it expires at, in the host's clock (ms).
 type Entry = (Vec<u8>, Option<u64>);
@@ -26,6 +26,26 @@ pub struct MapHost {
     faulty: Cell<bool>,
     disabled: RefCell<HashSet<String>>,
     calls: Cell<u64>,
+}
+
+/// The bytes of the values found.
+fn size(values: &[Option<Vec<u8>>]) -> u64 {
+    values.iter().flatten().map(|v| v.len() as u64).sum()
+}
+
+fn over_budget(max_bytes: u64) -> StoreError {
+    StoreError::TooLarge(format!("the values found are more than {max_bytes} bytes"))
+}
+
+/// `values`, if they fit in `max_bytes`.
+fn within(
+    values: Vec<Option<Vec<u8>>>,
+    max_bytes: u64,
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    if size(&values) > max_bytes {
+        return Err(over_budget(max_bytes));
+    }
+    Ok(values)
 }
 
 impl MapHost {
@@ -159,9 +179,13 @@ impl Host for MapHost {
         Ok(self.now_ms.get() * 1000)
     }
 
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.enter()?;
-        Ok(keys.iter().map(|k| self.read(k)).collect())
+        within(keys.iter().map(|k| self.read(k)).collect(), max_bytes)
     }
 
     fn set_many(
@@ -192,6 +216,7 @@ impl Host for MapHost {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<Indirect, StoreError> {
         self.enter()?;
         let ptr = self.read(pointer);
@@ -205,10 +230,14 @@ impl Host for MapHost {
             }
             None => vec![None; suffixes.len()],
         };
+        let also: Vec<Option<Vec<u8>>> = also.iter().map(|k| self.read(k)).collect();
+        if size(&values) + size(&also) > max_bytes {
+            return Err(over_budget(max_bytes));
+        }
         Ok(Indirect {
             pointer: ptr,
             values,
-            also: also.iter().map(|k| self.read(k)).collect(),
+            also,
         })
     }
 
@@ -257,6 +286,49 @@ impl Host for MapHost {
         }
         self.entries.borrow_mut().remove(key);
         Ok(true)
+    }
+
+    fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        self.enter()?;
+        if if_absent
+            && entries
+                .first()
+                .is_some_and(|(k, _)| self.entries.borrow().contains_key(k))
+        {
+            return Ok(PutOutcome::Exists);
+        }
+        let entries = if if_absent {
+            &entries[..entries.len().min(1)]
+        } else {
+            entries
+        };
+        let used: u64 = match self.read(&counter.key) {
+            Some(raw) => std::str::from_utf8(&raw)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(StoreError::NotAnInteger)?,
+            None => 0,
+        };
+        let adding: u64 = entries.iter().map(|(_, v)| v.len() as u64).sum();
+        let total = used.saturating_add(adding);
+        if total > counter.limit {
+            return Ok(PutOutcome::OverLimit);
+        }
+        self.write(
+            &counter.key,
+            total.to_string().as_bytes(),
+            Some(counter.ttl_ms),
+        );
+        for (k, v) in entries {
+            self.write(k, v, ttl_ms);
+        }
+        Ok(PutOutcome::Stored)
     }
 
     fn cache_enabled(&self, user: &str) -> Result<bool, String> {

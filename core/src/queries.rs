@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::{Cache, Scope, Target};
 use crate::error::{Error, degrade};
 use crate::expiry::{Expiry, Lifetime};
-use crate::host::Host;
+use crate::host::{Host, PutOutcome};
 use crate::layout::{Kind, UserKeys};
 use crate::settings::check_name;
 use crate::versions;
@@ -150,11 +150,16 @@ impl Cache {
         let hash = query_key(query, params);
         let mut also = vec![self.layout().floor_key()];
         also.extend(table_keys.iter().cloned());
+        // A stored result carries its table versions ahead of the value.
+        let budget = self.settings().max_reply_bytes
+            + versions::read_budget(also.len())
+            + 8 * (tables.len() as u64 + 1);
         let read = host.get_indirect(
             &keys.version_key,
             &keys.entry_prefix,
             &[UserKeys::entry_suffix(Kind::Cacheops, &hash)],
             &also,
+            budget,
         );
         let Some(found) = degrade(read.map(Some), || None)? else {
             return Ok(QueryResult {
@@ -253,7 +258,10 @@ impl Cache {
             Target::User(keys) => keys,
             _ => return Ok(()),
         };
-        let read = host.get_many(&[keys.version_key.clone(), self.layout().floor_key()]);
+        let read = host.get_many(
+            &[keys.version_key.clone(), self.layout().floor_key()],
+            versions::read_budget(2),
+        );
         let Some(state) = degrade(read.map(Some), || None)? else {
             return Ok(());
         };
@@ -283,7 +291,14 @@ impl Cache {
         );
         let written = match ttl.lifetime(self.settings().default_ttl_ms) {
             Lifetime::Remove => host.delete(&key).map(drop),
-            Lifetime::Keep(ttl_ms) => host.set(&key, &encode(&token.table_versions, value), ttl_ms),
+            Lifetime::Keep(ttl_ms) => {
+                let entry = [(key, encode(&token.table_versions, value))];
+                let version = token.namespace_version;
+                match self.put_namespaced(host, &keys, version, &entry, ttl_ms, false) {
+                    Ok(PutOutcome::OverLimit) => return Err(self.quota_exceeded()),
+                    other => other.map(drop),
+                }
+            }
         };
         degrade(written, || ())
     }

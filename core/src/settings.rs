@@ -22,6 +22,12 @@ pub struct Settings {
     pub max_value_bytes: u32,
     /// Wrap user ids in a Redis Cluster hash tag.
     pub cluster_hash_tags: bool,
+    /// Most bytes of values one read returns (every key asked counts).
+    pub max_reply_bytes: u64,
+    /// Most bytes written into one version of a user's namespace (0: none).
+    pub namespace_quota_bytes: u64,
+    /// Longest life of a namespaced entry, in milliseconds.
+    pub max_namespace_ttl_ms: u64,
 }
 
 impl Default for Settings {
@@ -34,6 +40,9 @@ impl Default for Settings {
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,
             cluster_hash_tags: false,
+            max_reply_bytes: 8 << 20,
+            namespace_quota_bytes: 64 << 20,
+            max_namespace_ttl_ms: 86_400_000,
         }
     }
 }
@@ -87,6 +96,23 @@ impl Settings {
         if self.max_value_bytes == 0 {
             return bad("max-value-bytes must be at least 1".into());
         }
+        if self.max_reply_bytes < u64::from(self.max_value_bytes) {
+            return bad(format!(
+                "max-reply-bytes ({}) must be at least max-value-bytes ({}): one value must fit",
+                self.max_reply_bytes, self.max_value_bytes
+            ));
+        }
+        if self.namespace_quota_bytes != 0
+            && self.namespace_quota_bytes < u64::from(self.max_value_bytes)
+        {
+            return bad(format!(
+                "namespace-quota-bytes ({}) must be 0 (none) or at least max-value-bytes ({})",
+                self.namespace_quota_bytes, self.max_value_bytes
+            ));
+        }
+        if self.max_namespace_ttl_ms < 1000 {
+            return bad("max-namespace-ttl-ms must be at least 1000".into());
+        }
         Ok(())
     }
 
@@ -101,6 +127,14 @@ impl Settings {
             )));
         }
         Ok(())
+    }
+
+    /// The expiry of a namespaced entry: `ttl_ms` (`None`: never), cut to
+    /// the longest a namespaced entry may live.
+    pub(crate) fn namespaced_ttl(&self, ttl_ms: Option<u64>) -> u64 {
+        ttl_ms.map_or(self.max_namespace_ttl_ms, |ms| {
+            ms.min(self.max_namespace_ttl_ms)
+        })
     }
 
     /// Reject a value larger than the limit.

@@ -652,3 +652,173 @@ proptest! {
         prop_assert_eq!(layout::decode_name(&encoded), Some(name));
     }
 }
+
+fn small_limits() -> (MapHost, Cache) {
+    let settings = Settings {
+        max_value_bytes: 100,
+        max_reply_bytes: 250,
+        namespace_quota_bytes: 300,
+        max_namespace_ttl_ms: 60_000,
+        ..Settings::default()
+    };
+    (MapHost::new(), Cache::new(settings).unwrap())
+}
+
+#[test]
+fn a_reply_counts_every_key_asked_and_reads_repeats_once() {
+    let (host, cache) = small_limits();
+    for scope in [Scope::Global, user("7")] {
+        cache
+            .set(&host, &scope, "big", &[1; 100], Expiry::Never)
+            .unwrap();
+        let calls = host.calls();
+        let two = cache.get_many(&host, &scope, &["big", "big"]).unwrap();
+        assert_eq!(
+            two,
+            vec![Some(vec![1; 100]), Some(vec![1; 100])],
+            "{scope:?}"
+        );
+        assert!(host.calls() - calls <= 2, "one read for the repeated key");
+        assert!(
+            matches!(
+                cache.get_many(&host, &scope, &["big"; 3]),
+                Err(Error::ReplyTooLarge(_))
+            ),
+            "300 bytes asked of a 250-byte budget: {scope:?}"
+        );
+        assert_eq!(
+            cache
+                .get_many(&host, &scope, &["big", "none", "none"])
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+}
+
+#[test]
+fn a_namespace_quota_refuses_writes_past_it_until_invalidated() {
+    let (host, cache) = small_limits();
+    let alice = user("alice");
+    cache
+        .set(&host, &alice, "a", &[0; 100], Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &alice, "b", &[0; 100], Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &alice, "c", &[0; 100], Expiry::Never)
+        .unwrap();
+    for refused in [
+        cache.set(&host, &alice, "d", &[0; 1], Expiry::Never),
+        cache
+            .add(&host, &alice, "e", &[0; 1], Expiry::Never)
+            .map(drop),
+        cache.set_many(&host, &alice, &[("f", &[0; 1][..])], Expiry::Never),
+    ] {
+        assert!(
+            matches!(refused, Err(Error::QuotaExceeded(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        cache.get(&host, &alice, "d").unwrap(),
+        None,
+        "nothing written"
+    );
+    // Other users and the global keyspace are not affected.
+    cache
+        .set(&host, &user("bob"), "a", &[0; 100], Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &Scope::Global, "g", &[0; 100], Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &Scope::Global, "h", &[0; 100], Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &Scope::Global, "i", &[0; 100], Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &Scope::Global, "j", &[0; 100], Expiry::Never)
+        .unwrap();
+    // An invalidation starts the count again.
+    cache.invalidate_user(&host, "alice").unwrap();
+    cache
+        .set(&host, &alice, "d", &[0; 100], Expiry::Never)
+        .unwrap();
+}
+
+#[test]
+fn namespaced_entries_never_outlive_the_namespace_ttl() {
+    let (host, cache) = small_limits();
+    let alice = user("alice");
+    cache
+        .set(&host, &alice, "forever", b"v", Expiry::Never)
+        .unwrap();
+    cache
+        .set(&host, &alice, "long", b"v", Expiry::AfterMs(3_600_000))
+        .unwrap();
+    cache
+        .set(&host, &alice, "short", b"v", Expiry::AfterMs(1_000))
+        .unwrap();
+    assert!(
+        cache
+            .add(&host, &alice, "added", b"v", Expiry::Never)
+            .unwrap()
+    );
+    cache
+        .set(&host, &Scope::Global, "global", b"v", Expiry::Never)
+        .unwrap();
+    let remaining = |scope: &Scope, key: &str| cache.ttl(&host, scope, key).unwrap();
+    for key in ["forever", "long", "added"] {
+        assert_eq!(
+            remaining(&alice, key),
+            TimeToLive::RemainingMs(60_000),
+            "{key}"
+        );
+    }
+    assert_eq!(remaining(&alice, "short"), TimeToLive::RemainingMs(1_000));
+    assert!(cache.persist(&host, &alice, "short").unwrap());
+    assert_eq!(
+        remaining(&alice, "short"),
+        TimeToLive::RemainingMs(60_000),
+        "persist is capped"
+    );
+    assert_eq!(
+        remaining(&Scope::Global, "global"),
+        TimeToLive::Forever,
+        "global keys are not"
+    );
+    host.advance_ms(60_001);
+    assert_eq!(cache.get(&host, &alice, "forever").unwrap(), None);
+}
+
+#[test]
+fn limits_that_cannot_hold_one_value_are_refused() {
+    for settings in [
+        Settings {
+            max_reply_bytes: 10,
+            max_value_bytes: 11,
+            ..Settings::default()
+        },
+        Settings {
+            namespace_quota_bytes: 10,
+            max_value_bytes: 11,
+            ..Settings::default()
+        },
+        Settings {
+            max_namespace_ttl_ms: 999,
+            ..Settings::default()
+        },
+    ] {
+        assert!(Cache::new(settings).is_err());
+    }
+    assert!(
+        Cache::new(Settings {
+            namespace_quota_bytes: 0,
+            ..Settings::default()
+        })
+        .is_ok()
+    );
+}

@@ -25,6 +25,12 @@ use crate::layout::{Layout, UserKeys};
 /// A namespace's raw version and the raw floor, as read.
 type RawState = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// The most bytes a read of `keys` version keys may find: a version is at
+/// most 20 decimal digits, so anything near this is a foreign value.
+pub(crate) fn read_budget(keys: usize) -> u64 {
+    64 * keys as u64
+}
+
 /// How many times a compare-and-swap step is retried under contention before
 /// giving up with an error.
 const MAX_ATTEMPTS: usize = 64;
@@ -132,9 +138,10 @@ impl<H: Host> Versions<'_, H> {
 
     /// The raw version and floor of a namespace, in one round trip.
     fn read_state(&self, keys: &UserKeys) -> Result<RawState, StoreError> {
-        let mut vals = self
-            .host
-            .get_many(&[keys.version_key.clone(), self.layout.floor_key()])?;
+        let mut vals = self.host.get_many(
+            &[keys.version_key.clone(), self.layout.floor_key()],
+            read_budget(2),
+        )?;
         if vals.len() != 2 {
             return Err(StoreError::Other(format!(
                 "get-many returned {} values for 2 keys",

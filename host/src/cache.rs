@@ -213,6 +213,24 @@ impl CacheBuilder {
         self
     }
 
+    /// Most bytes of values one read returns (every key asked counts).
+    pub fn max_reply_bytes(mut self, bytes: u64) -> Self {
+        self.settings.max_reply_bytes = Some(bytes);
+        self
+    }
+
+    /// Most bytes written into one version of a user's namespace (0: none).
+    pub fn namespace_quota_bytes(mut self, bytes: u64) -> Self {
+        self.settings.namespace_quota_bytes = Some(bytes);
+        self
+    }
+
+    /// Longest life of a namespaced entry.
+    pub fn max_namespace_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.max_namespace_ttl = Some(ttl);
+        self
+    }
+
     /// Wrap user ids in Redis Cluster hash tags.
     pub fn cluster_hash_tags(mut self, on: bool) -> Self {
         self.settings.cluster_hash_tags = Some(on);
@@ -403,6 +421,15 @@ async fn component_settings(settings: &Settings) -> Result<ComponentSettings, Ca
     }
     if let Some(v) = settings.cluster_hash_tags {
         resolved.cluster_hash_tags = v;
+    }
+    if let Some(v) = settings.max_reply_bytes {
+        resolved.max_reply_bytes = v;
+    }
+    if let Some(v) = settings.namespace_quota_bytes {
+        resolved.namespace_quota_bytes = v;
+    }
+    if let Some(v) = settings.max_namespace_ttl {
+        resolved.max_namespace_ttl_ms = u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
     }
     Ok(resolved)
 }

@@ -2,7 +2,7 @@
 
 use crate::bindings::nscache::cache::types::Error as WitError;
 
-/// Why a cache operation failed. The first eight variants are the component's
+/// Why a cache operation failed. The first ten variants are the component's
 /// `error` variant (see `wit/types.wit`); the last two are host failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
@@ -30,6 +30,14 @@ pub enum CacheError {
     /// The store answered something the cache cannot interpret.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The values asked for add up to more than the reply budget
+    /// (`max-reply-bytes`); nothing is returned.
+    #[error("reply too large: {0}")]
+    ReplyTooLarge(String),
+    /// The write would take the user's namespace past its quota
+    /// (`namespace-quota-bytes`); nothing was written.
+    #[error("namespace quota exceeded: {0}")]
+    QuotaExceeded(String),
     /// The component could not be loaded or trapped: a bug, never a store failure.
     #[error("cache component failure: {0}")]
     Component(String),
@@ -49,6 +57,8 @@ impl From<WitError> for CacheError {
             WitError::NotFound => CacheError::NotFound,
             WitError::NotAnInteger => CacheError::NotAnInteger,
             WitError::Internal(m) => CacheError::Internal(m),
+            WitError::ReplyTooLarge(m) => CacheError::ReplyTooLarge(m),
+            WitError::QuotaExceeded(m) => CacheError::QuotaExceeded(m),
         }
     }
 }
@@ -64,6 +74,7 @@ impl From<crate::store::StoreError> for CacheError {
             StoreError::Unavailable(m) => CacheError::Unavailable(m),
             StoreError::NotAnInteger => CacheError::NotAnInteger,
             StoreError::Other(m) => CacheError::Internal(m),
+            StoreError::TooLarge(m) => CacheError::ReplyTooLarge(m),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::bindings::nscache::cache::types::{StoreError as WitStoreError, TimeTo
 use crate::bindings::nscache::cache::{atomics, batch, profiles, store, types};
 use crate::profiles::ProfileSource;
 use crate::stats::StoreStats;
-use crate::store::{Store, StoreError};
+use crate::store::{Counter, PutOutcome, Store, StoreError};
 use crate::types::Ttl;
 
 /// The data of every wasmtime `Store` running the component.
@@ -29,6 +29,11 @@ impl HostState {
     ) -> Result<T, WitStoreError> {
         self.stats.record_call();
         result.map_err(|e| {
+            if let StoreError::TooLarge(m) = e {
+                // A refusal the component turns into `reply-too-large`, not a
+                // failure of the store.
+                return WitStoreError::TooLarge(m);
+            }
             let unavailable = matches!(e, StoreError::Unavailable(_));
             if self.stats.record_error(unavailable) {
                 tracing::warn!(
@@ -42,6 +47,7 @@ impl HostState {
                 StoreError::Unavailable(m) => WitStoreError::Unavailable(m),
                 StoreError::NotAnInteger => WitStoreError::NotAnInteger,
                 StoreError::Other(m) => WitStoreError::Other(m),
+                StoreError::TooLarge(m) => WitStoreError::TooLarge(m),
             }
         })
     }
@@ -99,8 +105,12 @@ impl store::Host for HostState {
 }
 
 impl batch::Host for HostState {
-    async fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, WitStoreError> {
-        self.track("get-many", self.store.get_many(&keys).await)
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, WitStoreError> {
+        self.track("get-many", self.store.get_many(&keys, max_bytes).await)
     }
 
     async fn set_many(
@@ -121,11 +131,12 @@ impl batch::Host for HostState {
         prefix: String,
         suffixes: Vec<String>,
         also: Vec<String>,
+        max_bytes: u64,
     ) -> Result<Indirect, WitStoreError> {
         let found = self.track(
             "get-indirect",
             self.store
-                .get_indirect(&pointer, &prefix, &suffixes, &also)
+                .get_indirect(&pointer, &prefix, &suffixes, &also, max_bytes)
                 .await,
         )?;
         Ok(Indirect {
@@ -167,6 +178,31 @@ impl atomics::Host for HostState {
 
     async fn delete_if(&mut self, key: String, expected: Vec<u8>) -> Result<bool, WitStoreError> {
         self.track("delete-if", self.store.delete_if(&key, &expected).await)
+    }
+
+    async fn put_counted(
+        &mut self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl_ms: Option<u64>,
+        counter: atomics::Counter,
+        if_absent: bool,
+    ) -> Result<atomics::PutOutcome, WitStoreError> {
+        let counter = Counter {
+            key: counter.key,
+            limit: counter.limit,
+            ttl_ms: counter.ttl_ms,
+        };
+        let outcome = self.track(
+            "put-counted",
+            self.store
+                .put_counted(&entries, ttl_ms, &counter, if_absent)
+                .await,
+        )?;
+        Ok(match outcome {
+            PutOutcome::Stored => atomics::PutOutcome::Stored,
+            PutOutcome::Exists => atomics::PutOutcome::Exists,
+            PutOutcome::OverLimit => atomics::PutOutcome::OverLimit,
+        })
     }
 }
 

@@ -91,6 +91,15 @@ pub struct Settings {
     pub max_value_bytes: Option<u32>,
     /// Wrap user ids in Redis Cluster hash tags (`None`: the component's).
     pub cluster_hash_tags: Option<bool>,
+    /// Most bytes of values one read returns, every key asked counted
+    /// (`None`: the component's, 8 MiB).
+    pub max_reply_bytes: Option<u64>,
+    /// Most bytes written into one version of a user's namespace; 0: no
+    /// quota (`None`: the component's, 64 MiB).
+    pub namespace_quota_bytes: Option<u64>,
+    /// Longest life of a namespaced entry (`None`: the component's, a day).
+    #[serde(with = "opt_secs")]
+    pub max_namespace_ttl: Option<Duration>,
     /// An in-process L1 in front of the store.
     pub l1: bool,
     /// Bytes the L1 holds.
@@ -132,6 +141,9 @@ impl Default for Settings {
             max_key_bytes: None,
             max_value_bytes: None,
             cluster_hash_tags: None,
+            max_reply_bytes: None,
+            namespace_quota_bytes: None,
+            max_namespace_ttl: None,
             l1: false,
             l1_capacity: defaults::L1_CAPACITY,
             l1_max_age: defaults::L1_MAX_AGE,
@@ -255,6 +267,24 @@ pub const OPTIONS: &[SettingInfo] = &[
         "NSCACHE_CLUSTER_HASH_TAGS",
         "BOOL",
         "Wrap user ids in Redis Cluster hash tags [default: the component's]"
+    ),
+    setting!(
+        "max-reply-bytes",
+        "NSCACHE_MAX_REPLY_BYTES",
+        "BYTES",
+        "Most bytes of values one read returns, every key asked counted [default: the component's, 8 MiB]"
+    ),
+    setting!(
+        "namespace-quota-bytes",
+        "NSCACHE_NAMESPACE_QUOTA_BYTES",
+        "BYTES",
+        "Most bytes written into one version of a user's namespace; 0: none [default: the component's, 64 MiB]"
+    ),
+    setting!(
+        "max-namespace-ttl",
+        "NSCACHE_MAX_NAMESPACE_TTL",
+        "SECONDS",
+        "Longest life of a namespaced entry [default: the component's, 86400]"
     ),
     setting!(
         "l1",
@@ -385,6 +415,9 @@ impl Settings {
                 "max-key-bytes" => s.max_key_bytes = Some(parse_number(value)?),
                 "max-value-bytes" => s.max_value_bytes = Some(parse_number(value)?),
                 "cluster-hash-tags" => s.cluster_hash_tags = Some(parse_bool(value)?),
+                "max-reply-bytes" => s.max_reply_bytes = Some(parse_number(value)?),
+                "namespace-quota-bytes" => s.namespace_quota_bytes = Some(parse_number(value)?),
+                "max-namespace-ttl" => s.max_namespace_ttl = Some(parse_seconds(value)?),
                 "l1" => s.l1 = parse_bool(value)?,
                 "l1-capacity" => s.l1_capacity = parse_number(value)?,
                 "l1-max-age" => s.l1_max_age = parse_seconds(value)?,

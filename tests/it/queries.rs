@@ -151,8 +151,13 @@ async fn hits_match_the_database_and_an_update_from_another_connection_reloads()
     assert!(unwatch_table(&pool, "invoices").await.unwrap());
     assert!(!unwatch_table(&pool, "invoices").await.unwrap());
     let triggers: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'nscache_watch%'")
-            .fetch_one(&pool)
+        // This test's schema only: other tests watch tables of their own.
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE t.tgname LIKE 'nscache_watch%' AND n.nspname = current_schema()",
+        )
+        .fetch_one(&pool)
             .await
             .unwrap();
     assert_eq!(triggers, 0);

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 
-use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, pointer_text, remaining};
+use super::{
+    Counter, IndirectRead, MemoryInfo, PutOutcome, Store, StoreError, TtlReads, pointer_text,
+    remaining,
+};
 use crate::types::Ttl;
 
 /// Bytes counted per entry on top of its key and value.
@@ -89,6 +92,24 @@ impl Inner {
         let entry = self.map.get_mut(key)?;
         entry.last_access = tick;
         Some(entry)
+    }
+
+    /// Refuse a read of `keys` whose values add up to more than `max_bytes`
+    /// (before copying any of them).
+    fn fits<'k>(
+        &mut self,
+        keys: impl Iterator<Item = &'k str>,
+        max_bytes: u64,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        let mut total = 0u64;
+        for key in keys {
+            total += self.live(key, now).map_or(0, |e| e.value.len() as u64);
+            if total > max_bytes {
+                return Err(StoreError::over_budget(max_bytes));
+            }
+        }
+        Ok(())
     }
 
     fn read(&mut self, key: &str, now: Instant) -> Option<Vec<u8>> {
@@ -288,9 +309,14 @@ impl Store for MemoryStore {
             .map_err(|e| StoreError::Other(format!("system clock before 1970: {e}")))
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
+        inner.fits(keys.iter().map(String::as_str), max_bytes, now)?;
         Ok(keys.iter().map(|k| inner.read(k, now)).collect())
     }
 
@@ -326,15 +352,19 @@ impl Store for MemoryStore {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<IndirectRead, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         let ptr = inner.read(pointer, now);
+        let entries: Vec<String> = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes.iter().map(|s| format!("{prefix}{p}{s}")).collect(),
+            None => Vec::new(),
+        };
+        let read = entries.iter().chain(also).map(String::as_str);
+        inner.fits(read, max_bytes, now)?;
         let values = match ptr.as_deref().and_then(pointer_text) {
-            Some(p) => suffixes
-                .iter()
-                .map(|s| inner.read(&format!("{prefix}{p}{s}"), now))
-                .collect(),
+            Some(_) => entries.iter().map(|k| inner.read(k, now)).collect(),
             None => vec![None; suffixes.len()],
         };
         let also = also.iter().map(|k| inner.read(k, now)).collect();
@@ -401,6 +431,48 @@ impl Store for MemoryStore {
         inner.remove(key);
         Ok(true)
     }
+
+    async fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let entries = if if_absent {
+            match entries.first() {
+                Some((key, _)) if inner.live(key, now).is_some() => return Ok(PutOutcome::Exists),
+                _ => &entries[..entries.len().min(1)],
+            }
+        } else {
+            entries
+        };
+        let used = match inner.live(&counter.key, now) {
+            Some(entry) => {
+                u64::try_from(parse_integer(&entry.value)?).map_err(|_| StoreError::NotAnInteger)?
+            }
+            None => 0,
+        };
+        let adding: u64 = entries.iter().map(|(_, v)| v.len() as u64).sum();
+        let total = used.saturating_add(adding);
+        if total > counter.limit {
+            return Ok(PutOutcome::OverLimit);
+        }
+        let (capacity, ttl) = (self.capacity_bytes, Some(counter.ttl_ms));
+        inner.write(
+            &counter.key,
+            total.to_string().as_bytes(),
+            ttl,
+            now,
+            capacity,
+        );
+        for (k, v) in entries {
+            inner.write(k, v, ttl_ms, now, capacity);
+        }
+        Ok(PutOutcome::Stored)
+    }
 }
 
 #[async_trait]
@@ -408,9 +480,11 @@ impl TtlReads for MemoryStore {
     async fn get_many_ttl(
         &self,
         keys: &[String],
+        max_bytes: u64,
     ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
+        inner.fits(keys.iter().map(String::as_str), max_bytes, now)?;
         Ok(keys.iter().map(|k| inner.read_ttl(k, now)).collect())
     }
 
@@ -420,10 +494,20 @@ impl TtlReads for MemoryStore {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<(IndirectRead, Vec<Ttl>), StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         let (ptr, ptr_ttl) = inner.read_ttl(pointer, now);
+        let entries: Vec<String> = match ptr.as_deref().and_then(pointer_text) {
+            Some(p) => suffixes.iter().map(|s| format!("{prefix}{p}{s}")).collect(),
+            None => Vec::new(),
+        };
+        inner.fits(
+            entries.iter().chain(also).map(String::as_str),
+            max_bytes,
+            now,
+        )?;
         let mut ttls = vec![ptr_ttl];
         let values = match ptr.as_deref().and_then(pointer_text) {
             Some(p) => suffixes

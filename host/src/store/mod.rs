@@ -49,6 +49,43 @@ pub enum StoreError {
     /// Any other failure, with a message for the log.
     #[error("store error: {0}")]
     Other(String),
+    /// A read found more bytes than its `max_bytes` allowed.
+    #[error("read over budget: {0}")]
+    TooLarge(String),
+}
+
+impl StoreError {
+    /// The error of a read that found more than `max_bytes` bytes of values.
+    pub fn over_budget(max_bytes: u64) -> StoreError {
+        StoreError::TooLarge(format!("the values found are more than {max_bytes} bytes"))
+    }
+}
+
+/// A byte counter that [`Store::put_counted`] adds to (`atomics.counter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// The counter's key (an integer, created at 0).
+    pub key: String,
+    /// The most the counter may reach.
+    pub limit: u64,
+    /// The counter's expiry, set at every counted write.
+    pub ttl_ms: u64,
+}
+
+/// What [`Store::put_counted`] did (`atomics.put-outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Every entry was stored and the counter raised by their sizes.
+    Stored,
+    /// `if_absent` was asked and the key exists: nothing written.
+    Exists,
+    /// The counter would pass its limit: nothing written.
+    OverLimit,
+}
+
+/// The bytes of the values in `values`.
+pub(crate) fn values_size(values: &[Option<Vec<u8>>]) -> u64 {
+    values.iter().flatten().map(|v| v.len() as u64).sum()
 }
 
 /// What one [`Store::get_indirect`] found.
@@ -101,8 +138,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn ttl(&self, key: &str) -> Result<Ttl, StoreError>;
     /// `store.now-micros`
     async fn now_micros(&self) -> Result<u64, StoreError>;
-    /// `batch.get-many`
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// `batch.get-many`: [`StoreError::TooLarge`] when the values found add
+    /// up to more than `max_bytes`.
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// `batch.set-many`
     async fn set_many(
         &self,
@@ -111,13 +153,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
     /// `batch.delete-many`
     async fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError>;
-    /// `batch.get-indirect`
+    /// `batch.get-indirect`: the entries and the `also` keys count against
+    /// `max_bytes` as in [`Store::get_many`].
     async fn get_indirect(
         &self,
         pointer: &str,
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<IndirectRead, StoreError>;
     /// `atomics.increment`
     async fn increment(&self, key: &str, delta: i64) -> Result<Option<i64>, StoreError>;
@@ -137,6 +181,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
     /// `atomics.delete-if`
     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+    /// `atomics.put-counted`: store the entries (with `if_absent`, only the
+    /// first, and only if its key is missing) and add the sizes of their
+    /// values to `counter`, as one atomic step — or nothing, when the counter
+    /// would pass its limit.
+    async fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError>;
 }
 
 /// Reads that answer each key's remaining lifetime with its value, in the
@@ -148,6 +203,7 @@ pub trait TtlReads: Store {
     async fn get_many_ttl(
         &self,
         keys: &[String],
+        max_bytes: u64,
     ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError>;
     /// [`Store::get_indirect`] with the remaining lifetime of every key read:
     /// the pointer, then each entry (`Missing` when the pointer is), then the
@@ -158,6 +214,7 @@ pub trait TtlReads: Store {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<(IndirectRead, Vec<Ttl>), StoreError>;
 }
 

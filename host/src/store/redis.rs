@@ -10,7 +10,7 @@ use redis::{AsyncCommands, Script, Value};
 
 use crate::settings::defaults;
 
-use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads};
+use super::{Counter, IndirectRead, MemoryInfo, PutOutcome, Store, StoreError, TtlReads};
 use crate::types::Ttl;
 
 /// How to reach Redis. Defaults follow the reference deployment: pool of 50,
@@ -98,6 +98,25 @@ struct Scripts {
     get_indirect: Script,
     get_indirect_ttl: Script,
     get_many_ttl: Script,
+    get_many_bounded: Script,
+    put_counted: Script,
+}
+
+/// Lua that counts the bytes of the values at the keys in `KEYS` (from
+/// `first`), or of `prefix .. pointer .. suffix` for the suffixes in `ARGV`,
+/// against the budget `budget` (a Lua expression), before anything is read:
+/// over it, the script fails with `TOOLARGE` and Redis builds no reply.
+macro_rules! budget_check {
+    () => {
+        r"local function over_budget(keys, budget)
+            local total = 0
+            for _, k in ipairs(keys) do
+              total = total + redis.call('STRLEN', k)
+              if total > budget then return true end
+            end
+            return false
+          end"
+    };
 }
 
 impl Scripts {
@@ -130,30 +149,51 @@ impl Scripts {
                   end
                   return 0",
             ),
-            // KEYS[1] = pointer, KEYS[2..] = also; ARGV[1] = prefix, ARGV[2..] = suffixes.
-            get_indirect: Script::new(
-                r"local p = redis.call('GET', KEYS[1])
+            // KEYS[1] = pointer, KEYS[2..] = also; ARGV[1] = budget,
+            // ARGV[2] = prefix, ARGV[3..] = suffixes.
+            get_indirect: Script::new(concat!(
+                budget_check!(),
+                r"
+                  local p = redis.call('GET', KEYS[1])
+                  local read = {}
+                  if p then
+                    for i = 3, #ARGV do read[#read + 1] = ARGV[2] .. p .. ARGV[i] end
+                  end
+                  for i = 2, #KEYS do read[#read + 1] = KEYS[i] end
+                  if over_budget(read, tonumber(ARGV[1])) then
+                    return redis.error_reply('TOOLARGE the values found are over budget')
+                  end
                   local values = {}
                   if p then
-                    for i = 2, #ARGV do
-                      values[i - 1] = redis.call('GET', ARGV[1] .. p .. ARGV[i])
+                    for i = 3, #ARGV do
+                      values[i - 2] = redis.call('GET', ARGV[2] .. p .. ARGV[i])
                     end
                   end
                   local also = {}
                   for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
-                  return {p, values, also}",
-            ),
+                  return {p, values, also}"
+            )),
             // As get_indirect, plus PTTL of every key read (pointer, entries, also).
-            get_indirect_ttl: Script::new(
-                r"local p = redis.call('GET', KEYS[1])
+            get_indirect_ttl: Script::new(concat!(
+                budget_check!(),
+                r"
+                  local p = redis.call('GET', KEYS[1])
+                  local read = {}
+                  if p then
+                    for i = 3, #ARGV do read[#read + 1] = ARGV[2] .. p .. ARGV[i] end
+                  end
+                  for i = 2, #KEYS do read[#read + 1] = KEYS[i] end
+                  if over_budget(read, tonumber(ARGV[1])) then
+                    return redis.error_reply('TOOLARGE the values found are over budget')
+                  end
                   local values, ttls = {}, {redis.call('PTTL', KEYS[1])}
-                  for i = 2, #ARGV do
+                  for i = 3, #ARGV do
                     if p then
-                      local k = ARGV[1] .. p .. ARGV[i]
-                      values[i - 1] = redis.call('GET', k)
+                      local k = ARGV[2] .. p .. ARGV[i]
+                      values[i - 2] = redis.call('GET', k)
                       ttls[#ttls + 1] = redis.call('PTTL', k)
                     else
-                      values[i - 1] = false
+                      values[i - 2] = false
                       ttls[#ttls + 1] = -2
                     end
                   end
@@ -162,15 +202,60 @@ impl Scripts {
                     also[i - 1] = redis.call('GET', KEYS[i])
                     ttls[#ttls + 1] = redis.call('PTTL', KEYS[i])
                   end
-                  return {p, values, also, ttls}",
-            ),
-            get_many_ttl: Script::new(
-                r"local out = {}
+                  return {p, values, also, ttls}"
+            )),
+            // ARGV[1] = budget.
+            get_many_ttl: Script::new(concat!(
+                budget_check!(),
+                r"
+                  if over_budget(KEYS, tonumber(ARGV[1])) then
+                    return redis.error_reply('TOOLARGE the values found are over budget')
+                  end
+                  local out = {}
                   for i = 1, #KEYS do
                     out[2 * i - 1] = redis.call('GET', KEYS[i])
                     out[2 * i] = redis.call('PTTL', KEYS[i])
                   end
-                  return out",
+                  return out"
+            )),
+            // ARGV[1] = budget. Read once the sizes are known to fit.
+            get_many_bounded: Script::new(concat!(
+                budget_check!(),
+                r"
+                  if over_budget(KEYS, tonumber(ARGV[1])) then
+                    return redis.error_reply('TOOLARGE the values found are over budget')
+                  end
+                  local out = {}
+                  for i = 1, #KEYS do out[i] = redis.call('GET', KEYS[i]) end
+                  return out"
+            )),
+            // KEYS[1] = counter, KEYS[2..] = entries; ARGV[1] = limit,
+            // ARGV[2] = the counter's TTL (ms), ARGV[3] = the entries' TTL
+            // (ms, '' for none), ARGV[4] = '1' for if-absent, ARGV[5..] = values.
+            // Answers 0 stored, 1 exists, 2 over the limit.
+            put_counted: Script::new(
+                r"local n = #KEYS - 1
+                  if ARGV[4] == '1' then
+                    if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+                    n = 1
+                  end
+                  local size = 0
+                  for i = 1, n do size = size + #ARGV[4 + i] end
+                  local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+                  if used == nil then
+                    return redis.error_reply('ERR the byte counter is not an integer')
+                  end
+                  if used + size > tonumber(ARGV[1]) then return 2 end
+                  redis.call('INCRBY', KEYS[1], size)
+                  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+                  for i = 1, n do
+                    if ARGV[3] == '' then
+                      redis.call('SET', KEYS[1 + i], ARGV[4 + i])
+                    else
+                      redis.call('SET', KEYS[1 + i], ARGV[4 + i], 'PX', ARGV[3])
+                    end
+                  end
+                  return 0",
             ),
         }
     }
@@ -223,6 +308,9 @@ fn store_err(err: redis::RedisError) -> StoreError {
     {
         return StoreError::Unavailable(text);
     }
+    if err.code() == Some("TOOLARGE") {
+        return StoreError::TooLarge(text);
+    }
     StoreError::Other(text)
 }
 
@@ -238,6 +326,12 @@ fn incremented(before: &[u8], delta: i64) -> Result<i64, StoreError> {
             StoreError::Other(format!("INCRBY by {delta} accepted {before:?}"))
         })
 }
+
+/// Up to this many keys, `get_many` is one `MGET` and the budget is checked
+/// on the reply (one round trip, no script: at most this many values in
+/// flight, each no larger than the component lets a write make it); beyond
+/// it, a script checks the sizes in Redis before any value is sent.
+const MGET_THEN_CHECK: usize = 8;
 
 /// The longest lifetime given to Redis, in milliseconds: some 146 million
 /// years. Redis refuses a TTL past `i64::MAX` ms, or one that ends past
@@ -479,15 +573,30 @@ impl Store for RedisStore {
         Ok(secs * 1_000_000 + micros)
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        if keys.len() > MGET_THEN_CHECK {
+            // Many keys: sizes are checked in Redis before any value is sent.
+            let mut call = self.inner.scripts.get_many_bounded.key(keys);
+            call.arg(max_bytes);
+            let reply = read_script(self, &call).await?;
+            return bytes_list(reply, "get-many");
         }
         let v: Value = read_retry(self, |mut c| async move {
             redis::cmd("MGET").arg(keys).query_async(&mut c).await
         })
         .await?;
-        bytes_list(v, "MGET")
+        let values = bytes_list(v, "MGET")?;
+        if super::values_size(&values) > max_bytes {
+            return Err(StoreError::over_budget(max_bytes));
+        }
+        Ok(values)
     }
 
     async fn set_many(
@@ -532,9 +641,10 @@ impl Store for RedisStore {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<IndirectRead, StoreError> {
         let mut call = self.inner.scripts.get_indirect.key(pointer);
-        call.key(also).arg(prefix).arg(suffixes);
+        call.key(also).arg(max_bytes).arg(prefix).arg(suffixes);
         let reply = read_script(self, &call).await?;
         let Value::Array(mut parts) = reply else {
             return Err(unexpected("get-indirect", &reply));
@@ -628,6 +738,40 @@ impl Store for RedisStore {
             .map_err(store_err)?;
         Ok(n == 1)
     }
+
+    async fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        if entries.is_empty() {
+            return Ok(PutOutcome::Stored);
+        }
+        let mut call = self.inner.scripts.put_counted.key(&counter.key);
+        for (key, _) in entries {
+            call.key(key);
+        }
+        // Lua counts in doubles: exact up to 2^53 bytes, far past any quota.
+        call.arg(counter.limit.min(1 << 53))
+            .arg(lifetime(counter.ttl_ms))
+            .arg(ttl_ms.map_or_else(String::new, |ms| lifetime(ms).to_string()))
+            .arg(if if_absent { "1" } else { "0" });
+        for (_, value) in entries {
+            call.arg(value);
+        }
+        let outcome: i64 = call
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(store_err)?;
+        match outcome {
+            0 => Ok(PutOutcome::Stored),
+            1 => Ok(PutOutcome::Exists),
+            2 => Ok(PutOutcome::OverLimit),
+            other => Err(StoreError::Other(format!("put-counted answered {other}"))),
+        }
+    }
 }
 
 #[async_trait]
@@ -635,11 +779,13 @@ impl TtlReads for RedisStore {
     async fn get_many_ttl(
         &self,
         keys: &[String],
+        max_bytes: u64,
     ) -> Result<Vec<(Option<Vec<u8>>, Ttl)>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let call = self.inner.scripts.get_many_ttl.key(keys);
+        let mut call = self.inner.scripts.get_many_ttl.key(keys);
+        call.arg(max_bytes);
         let reply = read_script(self, &call).await?;
         let Value::Array(items) = reply else {
             return Err(unexpected("get-many-ttl", &reply));
@@ -669,9 +815,10 @@ impl TtlReads for RedisStore {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<(IndirectRead, Vec<Ttl>), StoreError> {
         let mut call = self.inner.scripts.get_indirect_ttl.key(pointer);
-        call.key(also).arg(prefix).arg(suffixes);
+        call.key(also).arg(max_bytes).arg(prefix).arg(suffixes);
         let reply = read_script(self, &call).await?;
         let Value::Array(mut parts) = reply else {
             return Err(unexpected("get-indirect-ttl", &reply));

@@ -112,6 +112,8 @@ fn exit_code(err: &CacheError) -> u8 {
         }
         CacheError::KeyTooLong(_)
         | CacheError::ValueTooLarge(_)
+        | CacheError::ReplyTooLarge(_)
+        | CacheError::QuotaExceeded(_)
         | CacheError::InvalidName(_)
         | CacheError::InvalidArgument(_)
         | CacheError::NotAnInteger

@@ -111,6 +111,14 @@ impl From<CacheError> for ApiError {
             CacheError::ValueTooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value_too_large", m)
             }
+            CacheError::ReplyTooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "reply_too_large", m)
+            }
+            CacheError::QuotaExceeded(m) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "namespace_quota_exceeded",
+                m,
+            ),
             CacheError::InvalidName(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", m)
             }

@@ -200,7 +200,7 @@ pub fn assert_fresh_ttl(ttl: Ttl, set_ms: u64) {
 /// Wait until every key of `keys` reads as missing, as their lifetimes run out.
 pub async fn wait_until_missing(store: &dyn Store, keys: &[String]) {
     eventually("the keys expire", EXPIRY_LIMIT, || async move {
-        let found = store.get_many(keys).await.expect("get-many");
+        let found = store.get_many(keys, u64::MAX).await.expect("get-many");
         found.iter().all(Option::is_none)
     })
     .await;

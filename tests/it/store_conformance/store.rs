@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nscache::Ttl;
-use nscache::store::{IndirectRead, Store, StoreError};
+use nscache::store::{Counter, IndirectRead, PutOutcome, Store, StoreError};
 
 use super::{Keys, LONG_MS, SHORT_MS, assert_fresh_ttl, v, wait_until_missing};
 
@@ -52,6 +52,9 @@ macro_rules! store_cases {
             swap_if_expecting_none_creates_a_missing_key_only,
             delete_if_removes_only_the_expected_value,
             every_write_is_seen_by_the_next_read,
+            reads_over_their_budget_fail_and_reads_within_it_answer,
+            put_counted_stores_and_counts_up_to_the_limit,
+            put_counted_if_absent_writes_only_a_missing_key,
         );
     };
 }
@@ -213,7 +216,13 @@ pub async fn an_expired_key_is_missing_to_every_primitive(store: &dyn Store, k: 
         0
     );
     let read = store
-        .get_indirect(&key("ptr"), &key("e:"), &[":a".into()], &[key("dm1")])
+        .get_indirect(
+            &key("ptr"),
+            &key("e:"),
+            &[":a".into()],
+            &[key("dm1")],
+            u64::MAX,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -310,7 +319,7 @@ pub async fn values_are_kept_byte_for_byte(store: &dyn Store, k: &Keys) {
         );
     }
     let expected: Vec<Option<Vec<u8>>> = values.iter().cloned().map(Some).collect();
-    assert_eq!(store.get_many(&keys).await.unwrap(), expected);
+    assert_eq!(store.get_many(&keys, u64::MAX).await.unwrap(), expected);
 
     let batch: Vec<(String, Vec<u8>)> = values
         .iter()
@@ -319,7 +328,10 @@ pub async fn values_are_kept_byte_for_byte(store: &dyn Store, k: &Keys) {
         .collect();
     store.set_many(&batch, Some(LONG_MS)).await.unwrap();
     let batch_keys: Vec<String> = batch.iter().map(|(key, _)| key.clone()).collect();
-    assert_eq!(store.get_many(&batch_keys).await.unwrap(), expected);
+    assert_eq!(
+        store.get_many(&batch_keys, u64::MAX).await.unwrap(),
+        expected
+    );
 
     // The atomics compare bytes exactly.
     let key = &keys[1];
@@ -343,7 +355,7 @@ pub async fn values_are_kept_byte_for_byte(store: &dyn Store, k: &Keys) {
     store.set(&k.key("ptr"), b"b", None).await.unwrap();
     let suffixes: Vec<String> = (0..values.len()).map(|i| i.to_string()).collect();
     let read = store
-        .get_indirect(&k.key("ptr"), &k.key(""), &suffixes, &keys)
+        .get_indirect(&k.key("ptr"), &k.key(""), &suffixes, &keys, u64::MAX)
         .await
         .unwrap();
     assert_eq!(read.values, expected, "entries through a pointer");
@@ -387,7 +399,7 @@ pub async fn keys_may_hold_any_characters(store: &dyn Store, k: &Keys) {
         assert_eq!(store.ttl(key).await.unwrap(), Ttl::Forever, "{key:?}");
     }
     let expected: Vec<Option<Vec<u8>>> = (0..keys.len()).map(|i| Some(v(&i.to_string()))).collect();
-    assert_eq!(store.get_many(&keys).await.unwrap(), expected);
+    assert_eq!(store.get_many(&keys, u64::MAX).await.unwrap(), expected);
     // A glob in a key is no pattern.
     assert_eq!(store.get(&k.key("globx?[a-z]")).await.unwrap(), None);
     assert_eq!(store.get(&k.key("glob*?a")).await.unwrap(), None);
@@ -398,14 +410,14 @@ pub async fn keys_may_hold_any_characters(store: &dyn Store, k: &Keys) {
         keys.len() - 1
     );
     let none: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-    assert_eq!(store.get_many(&keys).await.unwrap(), none);
+    assert_eq!(store.get_many(&keys, u64::MAX).await.unwrap(), none);
 }
 
 pub async fn get_many_answers_in_order_with_none_for_missing(store: &dyn Store, k: &Keys) {
     store.set(&k.key("a"), b"1", None).await.unwrap();
     store.set(&k.key("b"), b"2", Some(LONG_MS)).await.unwrap();
     let found = store
-        .get_many(&k.keys(&["a", "missing", "b", "a"]))
+        .get_many(&k.keys(&["a", "missing", "b", "a"]), u64::MAX)
         .await
         .unwrap();
     assert_eq!(found, vec![Some(v("1")), None, Some(v("2")), Some(v("1"))]);
@@ -413,7 +425,7 @@ pub async fn get_many_answers_in_order_with_none_for_missing(store: &dyn Store, 
 
 pub async fn empty_lists_are_accepted(store: &dyn Store, k: &Keys) {
     assert_eq!(
-        store.get_many(&[]).await.unwrap(),
+        store.get_many(&[], u64::MAX).await.unwrap(),
         Vec::<Option<Vec<u8>>>::new()
     );
     store.set_many(&[], None).await.unwrap();
@@ -421,7 +433,7 @@ pub async fn empty_lists_are_accepted(store: &dyn Store, k: &Keys) {
     assert_eq!(store.delete_many(&[]).await.unwrap(), 0);
     store.set(&k.key("ptr"), b"p", None).await.unwrap();
     let read = store
-        .get_indirect(&k.key("ptr"), &k.key("e:"), &[], &[])
+        .get_indirect(&k.key("ptr"), &k.key("e:"), &[], &[], u64::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -433,7 +445,7 @@ pub async fn empty_lists_are_accepted(store: &dyn Store, k: &Keys) {
         }
     );
     let read = store
-        .get_indirect(&k.key("no-ptr"), &k.key("e:"), &[], &[])
+        .get_indirect(&k.key("no-ptr"), &k.key("e:"), &[], &[], u64::MAX)
         .await
         .unwrap();
     assert_eq!(read, IndirectRead::default());
@@ -451,7 +463,7 @@ pub async fn set_many_stores_every_entry_as_set_does(store: &dyn Store, k: &Keys
     store.set_many(&entries, None).await.unwrap();
     let all = [a.clone(), b.clone(), c.clone()];
     assert_eq!(
-        store.get_many(&all).await.unwrap(),
+        store.get_many(&all, u64::MAX).await.unwrap(),
         vec![Some(v("1")), Some(v("2")), Some(v("3"))]
     );
     for key in &all {
@@ -523,7 +535,7 @@ pub async fn set_many_is_one_atomic_step(store: &dyn Store, k: &Keys) {
     let reader = || {
         let mut reads = 0;
         while !done.load(Ordering::SeqCst) || reads == 0 {
-            let found = runtime.block_on(store.get_many(&keys)).unwrap();
+            let found = runtime.block_on(store.get_many(&keys, u64::MAX)).unwrap();
             assert!(
                 found.iter().all(|value| *value == found[0]) && found[0].is_some(),
                 "a read saw part of a set-many: {found:?}"
@@ -553,7 +565,10 @@ pub async fn delete_many_counts_the_keys_that_existed(store: &dyn Store, k: &Key
     store.set(&b, b"2", Some(LONG_MS)).await.unwrap();
     let listed = k.keys(&["a", "missing", "b", "a"]);
     assert_eq!(store.delete_many(&listed).await.unwrap(), 2);
-    assert_eq!(store.get_many(&listed).await.unwrap(), vec![None; 4]);
+    assert_eq!(
+        store.get_many(&listed, u64::MAX).await.unwrap(),
+        vec![None; 4]
+    );
     assert!(!store.exists(&b).await.unwrap());
     assert_eq!(store.delete_many(&listed).await.unwrap(), 0);
 }
@@ -571,7 +586,7 @@ pub async fn get_indirect_reads_the_entries_the_pointer_names(store: &dyn Store,
     let suffixes = [":a", ":b", ":c", ":a"].map(String::from);
     let also = k.keys(&["x", "y", "x"]);
     let read = store
-        .get_indirect(&ptr, &prefix, &suffixes, &also)
+        .get_indirect(&ptr, &prefix, &suffixes, &also, u64::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -594,7 +609,13 @@ pub async fn get_indirect_with_a_missing_pointer_reads_only_the_also_keys(
     store.set(&k.key("x"), b"X", None).await.unwrap();
     let suffixes = [":a", ":b"].map(String::from);
     let read = store
-        .get_indirect(&k.key("ptr"), &prefix, &suffixes, &k.keys(&["x", "y"]))
+        .get_indirect(
+            &k.key("ptr"),
+            &prefix,
+            &suffixes,
+            &k.keys(&["x", "y"]),
+            u64::MAX,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -614,7 +635,7 @@ pub async fn get_indirect_with_an_empty_pointer_reads_prefix_and_suffix(
     store.set(&k.key("ptr"), b"", None).await.unwrap();
     store.set(&k.key("e::a"), b"A", None).await.unwrap();
     let read = store
-        .get_indirect(&k.key("ptr"), &k.key("e:"), &[":a".into()], &[])
+        .get_indirect(&k.key("ptr"), &k.key("e:"), &[":a".into()], &[], u64::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -641,7 +662,7 @@ pub async fn get_indirect_with_a_pointer_that_is_not_utf8_names_no_entry(
     assert_eq!(store.get(&lossy).await.unwrap(), Some(v("wrong")));
     for _ in 0..2 {
         let read = store
-            .get_indirect(&ptr, &k.key("e:"), &[":a".into()], &[])
+            .get_indirect(&ptr, &k.key("e:"), &[":a".into()], &[], u64::MAX)
             .await
             .unwrap();
         assert_eq!(
@@ -672,6 +693,7 @@ pub async fn get_indirect_with_unusual_characters(store: &dyn Store, k: &Keys) {
             &prefix,
             &[":é?".into(), ":é*".into()],
             std::slice::from_ref(&entry),
+            u64::MAX,
         )
         .await
         .unwrap();
@@ -702,7 +724,7 @@ pub async fn get_indirect_follows_a_pointer_that_changed(store: &dyn Store, k: &
     let (ptr_key, entry_prefix) = (&ptr, &prefix);
     let read = || async move {
         store
-            .get_indirect(ptr_key, entry_prefix, &[":a".into()], &[])
+            .get_indirect(ptr_key, entry_prefix, &[":a".into()], &[], u64::MAX)
             .await
             .unwrap()
     };
@@ -988,13 +1010,13 @@ pub async fn every_write_is_seen_by_the_next_read(store: &dyn Store, k: &Keys) {
     assert_eq!(get().await, Some(v("4")));
     let both = [key.clone(), other.clone()];
     assert_eq!(
-        store.get_many(&both).await.unwrap(),
+        store.get_many(&both, u64::MAX).await.unwrap(),
         vec![Some(v("4")), None]
     );
     let entries = [(key.clone(), v("5")), (other.clone(), v("6"))];
     store.set_many(&entries, None).await.unwrap();
     assert_eq!(
-        store.get_many(&both).await.unwrap(),
+        store.get_many(&both, u64::MAX).await.unwrap(),
         vec![Some(v("5")), Some(v("6"))]
     );
     assert_eq!(store.ttl(&key).await.unwrap(), Ttl::Forever);
@@ -1008,6 +1030,123 @@ pub async fn every_write_is_seen_by_the_next_read(store: &dyn Store, k: &Keys) {
     assert!(store.swap_if(&key, None, b"7").await.unwrap());
     assert_eq!(get().await, Some(v("7")));
     assert_eq!(store.delete_many(&both).await.unwrap(), 2);
-    assert_eq!(store.get_many(&both).await.unwrap(), vec![None, None]);
+    assert_eq!(
+        store.get_many(&both, u64::MAX).await.unwrap(),
+        vec![None, None]
+    );
     assert!(!store.exists(&other).await.unwrap());
+}
+
+/// `get-many` and `get-indirect` refuse to answer more bytes than their
+/// budget, with few keys and with many (backends may switch ways of reading
+/// past a few keys), and answer exactly at it.
+pub async fn reads_over_their_budget_fail_and_reads_within_it_answer(store: &dyn Store, k: &Keys) {
+    let names: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
+    for name in &names {
+        store.set(&k.key(name), &[7; 100], None).await.unwrap();
+    }
+    for n in [2, 20] {
+        let keys: Vec<String> = names[..n].iter().map(|name| k.key(name)).collect();
+        let exact = 100 * n as u64;
+        assert_eq!(
+            store.get_many(&keys, exact).await.unwrap().len(),
+            n,
+            "{n} keys at the budget"
+        );
+        let over = store.get_many(&keys, exact - 1).await;
+        assert!(
+            matches!(over, Err(StoreError::TooLarge(_))),
+            "{n} keys over: {over:?}"
+        );
+    }
+    store.set(&k.key("ptr"), b"7", None).await.unwrap();
+    let suffixes: Vec<String> = (0..3).map(|i| format!(":{i}")).collect();
+    for s in &suffixes {
+        store
+            .set(&format!("{}7{s}", k.key("e")), &[1; 100], None)
+            .await
+            .unwrap();
+    }
+    let also = [k.key("b0")];
+    let read = store
+        .get_indirect(&k.key("ptr"), &k.key("e"), &suffixes, &also, 400)
+        .await;
+    assert_eq!(
+        read.unwrap().values.len(),
+        3,
+        "entries and also keys count: 400 fits"
+    );
+    let over = store
+        .get_indirect(&k.key("ptr"), &k.key("e"), &suffixes, &also, 399)
+        .await;
+    assert!(matches!(over, Err(StoreError::TooLarge(_))), "{over:?}");
+}
+
+/// `put-counted` stores and raises the counter until a write would pass
+/// the limit; that write changes nothing; the counter gets its expiry.
+pub async fn put_counted_stores_and_counts_up_to_the_limit(store: &dyn Store, k: &Keys) {
+    let counter = Counter {
+        key: k.key("bytes"),
+        limit: 250,
+        ttl_ms: LONG_MS,
+    };
+    let entry = |name: &str, len: usize| (k.key(name), vec![3; len]);
+    let counter = &counter;
+    let put = |entries: Vec<(String, Vec<u8>)>| async move {
+        store
+            .put_counted(&entries, Some(LONG_MS), counter, false)
+            .await
+            .unwrap()
+    };
+    assert_eq!(put(vec![entry("a", 100)]).await, PutOutcome::Stored);
+    assert_eq!(
+        put(vec![entry("b", 50), entry("c", 50)]).await,
+        PutOutcome::Stored
+    );
+    assert_eq!(store.get(&k.key("bytes")).await.unwrap(), Some(v("200")));
+    assert_eq!(put(vec![entry("d", 51)]).await, PutOutcome::OverLimit);
+    assert_eq!(
+        store.get(&k.key("d")).await.unwrap(),
+        None,
+        "nothing written"
+    );
+    assert_eq!(
+        store.get(&k.key("bytes")).await.unwrap(),
+        Some(v("200")),
+        "nor counted"
+    );
+    assert_eq!(
+        put(vec![entry("d", 50)]).await,
+        PutOutcome::Stored,
+        "exactly to the limit"
+    );
+    assert_eq!(store.get(&k.key("c")).await.unwrap(), Some(vec![3; 50]));
+    assert_fresh_ttl(store.ttl(&k.key("c")).await.unwrap(), LONG_MS);
+    assert_fresh_ttl(store.ttl(&k.key("bytes")).await.unwrap(), LONG_MS);
+}
+
+/// With `if-absent`, `put-counted` writes the first entry only when its key
+/// is missing, and counts only what it wrote.
+pub async fn put_counted_if_absent_writes_only_a_missing_key(store: &dyn Store, k: &Keys) {
+    let counter = Counter {
+        key: k.key("bytes"),
+        limit: 1000,
+        ttl_ms: LONG_MS,
+    };
+    let entries = [(k.key("a"), v("first"))];
+    let put = |value: &str| {
+        let entries = [(k.key("a"), v(value))];
+        let counter = counter.clone();
+        async move {
+            store
+                .put_counted(&entries, None, &counter, true)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(put("first").await, PutOutcome::Stored);
+    assert_eq!(put("second").await, PutOutcome::Exists);
+    assert_eq!(store.get(&entries[0].0).await.unwrap(), Some(v("first")));
+    assert_eq!(store.get(&k.key("bytes")).await.unwrap(), Some(v("5")));
+    assert_eq!(store.ttl(&entries[0].0).await.unwrap(), Ttl::Forever);
 }

@@ -31,7 +31,7 @@ pub async fn get_many_ttl_answers_each_value_with_its_lifetime(store: &dyn TtlRe
         .unwrap();
     store.set(&k.key("empty"), b"", None).await.unwrap();
     let keys = k.keys(&["forever", "missing", "lasting", "forever", "empty"]);
-    let found = store.get_many_ttl(&keys).await.unwrap();
+    let found = store.get_many_ttl(&keys, u64::MAX).await.unwrap();
     assert_eq!(found.len(), keys.len());
     assert_eq!(found[0], (Some(v("f")), Ttl::Forever));
     assert_eq!(found[1], (None, Ttl::Missing));
@@ -40,18 +40,22 @@ pub async fn get_many_ttl_answers_each_value_with_its_lifetime(store: &dyn TtlRe
     assert_eq!(found[3], found[0]);
     assert_eq!(found[4], (Some(Vec::new()), Ttl::Forever));
     let values: Vec<Option<Vec<u8>>> = found.into_iter().map(|(value, _)| value).collect();
-    assert_eq!(values, store.get_many(&keys).await.unwrap(), "as get-many");
+    assert_eq!(
+        values,
+        store.get_many(&keys, u64::MAX).await.unwrap(),
+        "as get-many"
+    );
 }
 
 pub async fn get_many_ttl_of_no_keys_is_empty(store: &dyn TtlReads, _: &Keys) {
-    assert!(store.get_many_ttl(&[]).await.unwrap().is_empty());
+    assert!(store.get_many_ttl(&[], u64::MAX).await.unwrap().is_empty());
 }
 
 pub async fn get_many_ttl_sees_a_lifetime_run_out(store: &dyn TtlReads, k: &Keys) {
     let key = k.key("short");
     store.set(&key, b"v", Some(SHORT_MS)).await.unwrap();
     let found = store
-        .get_many_ttl(std::slice::from_ref(&key))
+        .get_many_ttl(std::slice::from_ref(&key), u64::MAX)
         .await
         .unwrap();
     match found.as_slice() {
@@ -65,7 +69,7 @@ pub async fn get_many_ttl_sees_a_lifetime_run_out(store: &dyn TtlReads, k: &Keys
     }
     wait_until_missing(store, std::slice::from_ref(&key)).await;
     assert_eq!(
-        store.get_many_ttl(&[key]).await.unwrap(),
+        store.get_many_ttl(&[key], u64::MAX).await.unwrap(),
         vec![(None, Ttl::Missing)]
     );
 }
@@ -85,13 +89,13 @@ pub async fn get_indirect_ttl_answers_a_lifetime_for_every_key_read(
     let suffixes = [":a", ":b", ":c"].map(String::from);
     let also = k.keys(&["x", "y"]);
     let (read, ttls) = store
-        .get_indirect_ttl(&ptr, &prefix, &suffixes, &also)
+        .get_indirect_ttl(&ptr, &prefix, &suffixes, &also, u64::MAX)
         .await
         .unwrap();
     assert_eq!(
         read,
         store
-            .get_indirect(&ptr, &prefix, &suffixes, &also)
+            .get_indirect(&ptr, &prefix, &suffixes, &also, u64::MAX)
             .await
             .unwrap(),
         "as get-indirect"
@@ -122,7 +126,13 @@ pub async fn get_indirect_ttl_with_a_missing_pointer(store: &dyn TtlReads, k: &K
     store.set(&k.key("x"), b"X", None).await.unwrap();
     let suffixes = [":a", ":b"].map(String::from);
     let (read, ttls) = store
-        .get_indirect_ttl(&k.key("ptr"), &k.key("e:"), &suffixes, &k.keys(&["x"]))
+        .get_indirect_ttl(
+            &k.key("ptr"),
+            &k.key("e:"),
+            &suffixes,
+            &k.keys(&["x"]),
+            u64::MAX,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -148,7 +158,7 @@ pub async fn get_indirect_ttl_with_a_pointer_that_is_not_utf8(store: &dyn TtlRea
         .await
         .unwrap();
     let (read, ttls) = store
-        .get_indirect_ttl(&ptr, &k.key("e:"), &[":a".into()], &[])
+        .get_indirect_ttl(&ptr, &k.key("e:"), &[":a".into()], &[], u64::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -166,7 +176,7 @@ pub async fn get_indirect_ttl_of_the_pointer_alone(store: &dyn TtlReads, k: &Key
     let ptr = k.key("ptr");
     store.set(&ptr, b"v", Some(LONG_MS)).await.unwrap();
     let (read, ttls) = store
-        .get_indirect_ttl(&ptr, &k.key("e:"), &[], &[])
+        .get_indirect_ttl(&ptr, &k.key("e:"), &[], &[], u64::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -180,7 +190,7 @@ pub async fn get_indirect_ttl_of_the_pointer_alone(store: &dyn TtlReads, k: &Key
     assert_eq!(ttls.len(), 1);
     assert_fresh_ttl(ttls[0], LONG_MS);
     let (read, ttls) = store
-        .get_indirect_ttl(&k.key("no-ptr"), &k.key("e:"), &[], &[])
+        .get_indirect_ttl(&k.key("no-ptr"), &k.key("e:"), &[], &[], u64::MAX)
         .await
         .unwrap();
     assert_eq!(read, IndirectRead::default());

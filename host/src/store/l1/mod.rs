@@ -48,7 +48,10 @@ use moka::sync::Cache as Moka;
 
 use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
-use super::{IndirectRead, MemoryInfo, Store, StoreError, TtlReads, pointer_text};
+use super::{
+    Counter, IndirectRead, MemoryInfo, PutOutcome, Store, StoreError, TtlReads, pointer_text,
+    values_size,
+};
 use crate::feed::ChangeFeed;
 use crate::settings::defaults;
 use crate::types::Ttl;
@@ -383,9 +386,10 @@ impl Store for L1Store {
             return Ok(v);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
+        // One value: `store.get` has no budget (the component bounds writes).
         let mut found = self
             .inner
-            .get_many_ttl(&[key.to_owned()])
+            .get_many_ttl(&[key.to_owned()], u64::MAX)
             .await
             .inspect_err(|_| poison())?;
         let (value, ttl) = found
@@ -439,7 +443,11 @@ impl Store for L1Store {
         self.inner.now_micros().await
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if self.usable() {
             let found: Option<Vec<(Option<Vec<u8>>, u64)>> = {
                 let _step = self.shared_step();
@@ -447,20 +455,24 @@ impl Store for L1Store {
             };
             if let Some(found) = found {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(keys
+                let values: Vec<Option<Vec<u8>>> = keys
                     .iter()
                     .zip(found)
                     .map(|(k, (v, stamp))| {
                         note(k, stamp);
                         v
                     })
-                    .collect());
+                    .collect();
+                if values_size(&values) > max_bytes {
+                    return Err(StoreError::over_budget(max_bytes));
+                }
+                return Ok(values);
             }
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let found = self
             .inner
-            .get_many_ttl(keys)
+            .get_many_ttl(keys, max_bytes)
             .await
             .inspect_err(|_| poison())?;
         if found.len() != keys.len() {
@@ -504,18 +516,22 @@ impl Store for L1Store {
         prefix: &str,
         suffixes: &[String],
         also: &[String],
+        max_bytes: u64,
     ) -> Result<IndirectRead, StoreError> {
         if self.usable()
             && let Some((read, seen)) = self.remembered_indirect(pointer, prefix, suffixes, also)
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
             seen.iter().for_each(|(k, stamp)| note(k, *stamp));
+            if values_size(&read.values) + values_size(&read.also) > max_bytes {
+                return Err(StoreError::over_budget(max_bytes));
+            }
             return Ok(read);
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let (found, ttls) = self
             .inner
-            .get_indirect_ttl(pointer, prefix, suffixes, also)
+            .get_indirect_ttl(pointer, prefix, suffixes, also, max_bytes)
             .await
             .inspect_err(|_| poison())?;
         if found.values.len() == suffixes.len()
@@ -591,6 +607,25 @@ impl Store for L1Store {
         let result = self.inner.delete_if(key, expected).await;
         if !matches!(result, Ok(false)) {
             self.changed([key]).await;
+        }
+        result
+    }
+
+    async fn put_counted(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        ttl_ms: Option<u64>,
+        counter: &Counter,
+        if_absent: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        poison();
+        let result = self
+            .inner
+            .put_counted(entries, ttl_ms, counter, if_absent)
+            .await;
+        if !matches!(result, Ok(PutOutcome::Exists | PutOutcome::OverLimit)) {
+            let keys = entries.iter().map(|(k, _)| k.as_str());
+            self.changed(keys.chain([counter.key.as_str()])).await;
         }
         result
     }
