@@ -281,6 +281,7 @@ impl CacheBuilder {
             store: store.clone(),
             profiles: profiles.clone(),
             stats: stats.clone(),
+            limits: crate::runtime::instance_limits(component_settings.max_reply_bytes),
         };
         let pool = InstancePool::new(
             state,
@@ -506,6 +507,16 @@ impl Cache {
     /// The namespace root in use.
     pub fn namespace_root(&self) -> &str {
         &self.inner.component_settings.namespace_root
+    }
+
+    /// Most bytes of values one read returns (`max-reply-bytes` in use).
+    pub fn max_reply_bytes(&self) -> u64 {
+        self.inner.component_settings.max_reply_bytes
+    }
+
+    /// Largest value accepted, in bytes (`max-value-bytes` in use).
+    pub fn max_value_bytes(&self) -> u32 {
+        self.inner.component_settings.max_value_bytes
     }
 
     /// The settings the cache was built with (component defaults unresolved;

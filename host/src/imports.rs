@@ -19,6 +19,8 @@ pub(crate) struct HostState {
     pub store: Arc<dyn Store>,
     pub profiles: Arc<dyn ProfileSource>,
     pub stats: Arc<StoreStats>,
+    /// What one instance may allocate (its linear memory, its tables).
+    pub limits: wasmtime::StoreLimits,
 }
 
 impl HostState {

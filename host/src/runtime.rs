@@ -79,6 +79,21 @@ impl std::fmt::Debug for InstancePool {
     }
 }
 
+/// Most bytes the guest may hand the host in one import call.
+const HOSTCALL_FUEL: usize = 32 << 20;
+
+/// The limits of one instance: its linear memory holds at most a reply of
+/// `max_reply_bytes` a few times over (the values read, their copy in the
+/// answer), plus the component's own needs.
+pub(crate) fn instance_limits(max_reply_bytes: u64) -> wasmtime::StoreLimits {
+    let reply = usize::try_from(max_reply_bytes).unwrap_or(usize::MAX);
+    wasmtime::StoreLimitsBuilder::new()
+        .memory_size((32usize << 20).saturating_add(reply.saturating_mul(3)))
+        .instances(4)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
 /// The component's default settings.
 pub(crate) async fn default_settings() -> Result<Settings, CacheError> {
     let compiled = compiled()?;
@@ -86,6 +101,7 @@ pub(crate) async fn default_settings() -> Result<Settings, CacheError> {
         store: std::sync::Arc::new(crate::store::MemoryStore::new(0)),
         profiles: std::sync::Arc::new(crate::profiles::StaticProfiles::new()),
         stats: Default::default(),
+        limits: instance_limits(0),
     };
     let mut store = Store::new(&compiled.engine, state);
     let api = compiled
@@ -121,6 +137,11 @@ impl InstancePool {
 
     async fn instantiate(&self) -> Result<Instance, CacheError> {
         let mut store = Store::new(&self.compiled.engine, self.state.clone());
+        store.limiter(|state| &mut state.limits);
+        // What the guest may hand the host in one call: the largest write
+        // (a set-many of values) is bounded by the body limits upstream; a
+        // reply never travels this way (host to guest is not counted).
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         let api = self
             .compiled
             .pre

@@ -13,6 +13,7 @@ use nscache::{Cache, CacheError, Settings};
 use crate::directory::{
     Directory, DirectoryError, DirectoryFlags, Guarded, PostgresDirectory, SqliteDirectory,
 };
+use crate::http::limits::{PerCaller, ReplyMemory};
 use crate::http::{AppState, router};
 
 /// Everything `nscache serve` can be told: the library's [`Settings`] (store,
@@ -33,6 +34,12 @@ pub struct ServerConfig {
     pub trust_proxy: bool,
     /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
     pub body_limit: usize,
+    /// Bytes all replies in flight may hold together (default 64 MiB);
+    /// beyond it a reply waits briefly, then gets 503.
+    pub reply_memory: usize,
+    /// Requests one caller (a token, a session, an address) may have in
+    /// flight (default 32); beyond it, 429.
+    pub per_caller_requests: usize,
     /// How often the dashboard samples the counters and checks health
     /// (default 5 s; 360 samples are kept).
     pub dashboard_interval: std::time::Duration,
@@ -51,6 +58,8 @@ impl Default for ServerConfig {
             secure_cookies: false,
             trust_proxy: false,
             body_limit: 2 << 20,
+            reply_memory: 64 << 20,
+            per_caller_requests: 32,
             dashboard_interval: std::time::Duration::from_secs(5),
             ui_hydrate: ui_bundle_built(),
         }
@@ -149,6 +158,8 @@ impl Server {
             control: control.clone(),
             secure_cookies: config.secure_cookies,
             trust_proxy: config.trust_proxy,
+            replies: ReplyMemory::new(config.reply_memory),
+            per_caller: PerCaller::new(config.per_caller_requests),
         };
         // Only the admin UI reads the samples: without it, take none.
         let dashboard = Arc::new(if cfg!(feature = "ui") {
@@ -209,7 +220,11 @@ impl Server {
                 },
             ))
         };
-        api
+        // Every request, the API's and the UI's, counts against its caller.
+        api.layer(axum::middleware::from_fn_with_state(
+            self.state.per_caller.clone(),
+            crate::http::limits::per_caller,
+        ))
     }
 
     /// One line per backend, for the start-up announcement.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams};
+use super::limits::{Reservation, encode_within, held_json};
 use super::openapi::TtlSchema;
 use crate::control::{Principal, check_name};
 use nscache::{Expiry, Keyspace, LockToken, Scope, Ttl};
@@ -275,18 +277,69 @@ pub async fn get_key(
     State(state): State<AppState>,
     Caller(who): Caller,
     params: PathParams,
-) -> Result<Json<KeyValue>, ApiError> {
+) -> Result<Response, ApiError> {
     let (ks, key) = target(&state, &who, &params)?;
-    match ks.get(&key).await? {
-        Some(v) => Ok(Json(KeyValue {
-            key,
-            value: CacheValue::from_bytes(v),
-        })),
-        None => Err(ApiError::new(
+    let mut held = state.replies.reserve(worst_reply(&state, 1)).await?;
+    let Some(value) = ks.get(&key).await? else {
+        return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "miss",
             format!("no value for {key:?}"),
-        )),
+        ));
+    };
+    let reply = KeyValue {
+        key,
+        value: CacheValue::from_bytes(value),
+    };
+    send_held(&state, &reply, &mut held).await?;
+    let bytes = encode_within(&reply, state.control.cache().max_reply_bytes())?;
+    drop(reply);
+    held.resize(bytes.len() as u64).await?;
+    Ok(held_json(bytes, held))
+}
+
+/// The most a reply for `distinct` keys may hold before its values are read:
+/// their raw bytes, bounded by the reply budget.
+fn worst_reply(state: &AppState, distinct: usize) -> u64 {
+    let cache = state.control.cache();
+    (distinct as u64 * u64::from(cache.max_value_bytes())).min(cache.max_reply_bytes())
+}
+
+/// Hold room for `reply` and its JSON (at most the budget) while it is encoded.
+async fn send_held<T: ValuesOf>(
+    state: &AppState,
+    reply: &T,
+    held: &mut Reservation,
+) -> Result<(), ApiError> {
+    let raw = reply.value_bytes();
+    let budget = state.control.cache().max_reply_bytes();
+    held.resize(raw + budget.min(raw.saturating_mul(6) + 4096))
+        .await
+}
+
+/// The bytes of values a reply holds.
+trait ValuesOf {
+    fn value_bytes(&self) -> u64;
+}
+
+impl CacheValue {
+    fn len(&self) -> u64 {
+        match self {
+            CacheValue::Text { value } => value.len() as u64,
+            CacheValue::Base64 { value_base64 } => value_base64.len() as u64,
+        }
+    }
+}
+
+impl ValuesOf for KeyValue {
+    fn value_bytes(&self) -> u64 {
+        self.value.len()
+    }
+}
+
+impl ValuesOf for ManyValues {
+    fn value_bytes(&self) -> u64 {
+        self.values.iter().flatten().map(CacheValue::len).sum()
     }
 }
 
@@ -456,16 +509,27 @@ pub async fn get_many(
     Caller(who): Caller,
     params: PathParams,
     JsonBody(body): JsonBody<KeysBody>,
-) -> Result<Json<ManyValues>, ApiError> {
+) -> Result<Response, ApiError> {
     let ks = keyspace(&state, &who, &params)?;
     check_batch(&body.keys)?;
+    let distinct = body
+        .keys
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let mut held = state.replies.reserve(worst_reply(&state, distinct)).await?;
     let values = ks
         .get_many(&body.keys)
         .await?
         .into_iter()
         .map(|v| v.map(CacheValue::from_bytes))
         .collect();
-    Ok(Json(ManyValues { values }))
+    let reply = ManyValues { values };
+    send_held(&state, &reply, &mut held).await?;
+    let bytes = encode_within(&reply, state.control.cache().max_reply_bytes())?;
+    drop(reply);
+    held.resize(bytes.len() as u64).await?;
+    Ok(held_json(bytes, held))
 }
 
 /// One entry of `set-many`: a key and exactly one of `value` and

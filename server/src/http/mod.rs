@@ -5,6 +5,7 @@ mod admin;
 mod cache_api;
 mod error;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
 mod ops;
 mod session;
@@ -30,6 +31,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
     pub trust_proxy: bool,
+    /// The bytes every reply in flight may hold together.
+    pub replies: limits::ReplyMemory,
+    /// How many requests one caller may have in flight.
+    pub per_caller: limits::PerCaller,
 }
 
 fn keyspace_routes() -> Router<AppState> {

@@ -267,6 +267,8 @@ impl RouteDoc {
                 add(403, "csrf");
             }
         }
+        // Every request counts against its caller's requests in flight.
+        add(429, "too_many_requests");
         for &(status, code) in self.own_errors {
             add(status, code);
         }
@@ -295,6 +297,15 @@ const WRITE_ERRORS: &[(u16, &str)] = &[
     (413, "value_too_large"),
     (422, "invalid_name"),
     (422, "invalid_argument"),
+    (507, "namespace_quota_exceeded"),
+];
+/// Errors of a read that answers values (bounded replies).
+const READ_ERRORS: &[(u16, &str)] = &[
+    (404, "miss"),
+    (413, "key_too_long"),
+    (413, "reply_too_large"),
+    (422, "invalid_name"),
+    (503, "busy"),
 ];
 /// Errors of `incr` and `decr`.
 const COUNTER_ERRORS: &[(u16, &str)] = &[
@@ -322,7 +333,7 @@ macro_rules! keyspace_routes {
                 $access,
                 &[ok("The value", BodyType::of::<KeyValue>())],
             )
-            .fails(&[(404, "miss"), (413, "key_too_long"), (422, "invalid_name")]),
+            .fails(READ_ERRORS),
             RouteDoc::new(
                 "PUT",
                 concat!($prefix, "/keys/{key}"),
@@ -418,7 +429,14 @@ macro_rules! keyspace_routes {
                 &[ok("The values", BodyType::of::<ManyValues>())],
             )
             .takes(BodyType::of::<KeysBody>(), r#"{"keys":["a","b"]}"#)
-            .fails(BATCH_ERRORS),
+            .fails(&[
+                (413, "batch_too_large"),
+                (413, "key_too_long"),
+                (413, "reply_too_large"),
+                (422, "invalid"),
+                (422, "invalid_name"),
+                (503, "busy"),
+            ]),
             RouteDoc::new(
                 "POST",
                 concat!($prefix, "/set-many"),
@@ -438,6 +456,7 @@ macro_rules! keyspace_routes {
                 (422, "invalid"),
                 (422, "invalid_name"),
                 (422, "invalid_argument"),
+                (507, "namespace_quota_exceeded"),
             ]),
             RouteDoc::new(
                 "POST",
