@@ -287,6 +287,7 @@ impl CacheBuilder {
             state,
             component_settings.clone(),
             settings.max_idle_instances,
+            settings.compile_cache.as_deref(),
         )
         .await
         .map_err(|e| match e {
@@ -401,7 +402,7 @@ fn profile_source(
 
 /// The component's settings: its defaults, with what `settings` overrides.
 async fn component_settings(settings: &Settings) -> Result<ComponentSettings, CacheError> {
-    let mut resolved = default_settings().await?;
+    let mut resolved = default_settings(settings.compile_cache.as_deref()).await?;
     if let Some(v) = &settings.key_prefix {
         resolved.key_prefix = v.clone();
     }

@@ -43,6 +43,7 @@
 mod bindings;
 #[macro_use]
 mod cache;
+mod compile_cache;
 mod error;
 pub mod feed;
 mod imports;

@@ -6,9 +6,10 @@
 //! call completes. A call that traps, or whose future is dropped half-way,
 //! takes its instance with it: an instance is never reused in an unknown state.
 
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store};
 
 use crate::bindings::exports::nscache::cache::config::Settings;
@@ -26,12 +27,13 @@ struct Compiled {
     pre: CacheComponentPre<HostState>,
 }
 
-fn compile() -> Result<Compiled, String> {
+fn compile(cache_dir: Option<&Path>) -> Result<Compiled, String> {
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
     let engine = Engine::new(&config).map_err(|e| format!("wasmtime engine: {e:#}"))?;
-    let component = Component::new(&engine, COMPONENT_WASM)
-        .map_err(|e| format!("compiling the cache component: {e:#}"))?;
+    let (component, origin) =
+        crate::compile_cache::load_or_compile(&engine, COMPONENT_WASM, cache_dir)?;
+    tracing::debug!(?origin, "cache component ready");
     let mut linker = Linker::<HostState>::new(&engine);
     CacheComponent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
         .map_err(|e| format!("linking the imports: {e:#}"))?;
@@ -47,10 +49,12 @@ fn compile() -> Result<Compiled, String> {
     Ok(Compiled { engine, pre })
 }
 
-fn compiled() -> Result<&'static Compiled, CacheError> {
+/// The process's compiled component; the first call compiles it (or loads it
+/// from `cache_dir`), later calls share it whatever they pass.
+fn compiled(cache_dir: Option<&Path>) -> Result<&'static Compiled, CacheError> {
     static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
     COMPILED
-        .get_or_init(compile)
+        .get_or_init(|| compile(cache_dir))
         .as_ref()
         .map_err(|e| CacheError::Component(e.clone()))
 }
@@ -95,8 +99,8 @@ pub(crate) fn instance_limits(max_reply_bytes: u64) -> wasmtime::StoreLimits {
 }
 
 /// The component's default settings.
-pub(crate) async fn default_settings() -> Result<Settings, CacheError> {
-    let compiled = compiled()?;
+pub(crate) async fn default_settings(cache_dir: Option<&Path>) -> Result<Settings, CacheError> {
+    let compiled = compiled(cache_dir)?;
     let state = HostState {
         store: std::sync::Arc::new(crate::store::MemoryStore::new(0)),
         profiles: std::sync::Arc::new(crate::profiles::StaticProfiles::new()),
@@ -118,13 +122,15 @@ pub(crate) async fn default_settings() -> Result<Settings, CacheError> {
 impl InstancePool {
     /// A pool whose instances use `state` and `settings`. Instantiates one
     /// instance at once, so that bad settings are reported here.
+    /// `cache_dir`: see [`compiled`].
     pub async fn new(
         state: HostState,
         settings: Settings,
         max_idle: usize,
+        cache_dir: Option<&Path>,
     ) -> Result<InstancePool, CacheError> {
         let pool = InstancePool {
-            compiled: compiled()?,
+            compiled: compiled(cache_dir)?,
             state,
             settings,
             idle: Mutex::new(Vec::new()),

@@ -110,6 +110,11 @@ pub struct Settings {
     pub l1_max_age: Duration,
     /// Idle component instances kept for reuse.
     pub max_idle_instances: usize,
+    /// Where the compiled component is kept between processes (a private
+    /// directory, see the README); `None`: compile it in every process. The
+    /// first cache a process builds compiles or loads it, the others share
+    /// it. Default: `$XDG_CACHE_HOME/nscache`, else `~/.cache/nscache`.
+    pub compile_cache: Option<std::path::PathBuf>,
     /// Postgres URL: where users' `cache_enabled` flags are (the server also
     /// keeps its accounts there).
     pub database_url: Option<String>,
@@ -148,6 +153,7 @@ impl Default for Settings {
             l1_capacity: defaults::L1_CAPACITY,
             l1_max_age: defaults::L1_MAX_AGE,
             max_idle_instances: defaults::MAX_IDLE_INSTANCES,
+            compile_cache: crate::compile_cache::default_dir(),
             database_url: None,
             profile_table: None,
             profile_user_column: defaults::PROFILE_USER_COLUMN.to_owned(),
@@ -311,6 +317,12 @@ pub const OPTIONS: &[SettingInfo] = &[
         "Idle component instances kept for reuse [default: 256]"
     ),
     setting!(
+        "compile-cache",
+        "NSCACHE_COMPILE_CACHE",
+        "DIR",
+        "Private directory (0700) keeping the compiled component between runs; off: compile at every start [default: $XDG_CACHE_HOME/nscache or ~/.cache/nscache]"
+    ),
+    setting!(
         "database-url",
         "DATABASE_URL",
         "URL",
@@ -422,6 +434,12 @@ impl Settings {
                 "l1-capacity" => s.l1_capacity = parse_number(value)?,
                 "l1-max-age" => s.l1_max_age = parse_seconds(value)?,
                 "max-idle-instances" => s.max_idle_instances = parse_number(value)?,
+                "compile-cache" => {
+                    s.compile_cache = match value {
+                        "" | "off" => None,
+                        dir => Some(dir.into()),
+                    }
+                }
                 "database-url" => s.database_url = optional(value),
                 "profile-table" => s.profile_table = optional(value),
                 "profile-user-column" => s.profile_user_column = value.to_owned(),
@@ -463,6 +481,13 @@ impl Settings {
             "l1-max-age" => positive(self.l1_max_age),
             "memory-capacity" if self.memory_capacity == 0 => Err("must be at least 1 byte".into()),
             "l1-capacity" if self.l1_capacity == 0 => Err("must be at least 1 byte".into()),
+            "compile-cache" => match &self.compile_cache {
+                Some(dir) if !dir.is_absolute() => Err(format!(
+                    "{} is not an absolute path (or off)",
+                    dir.display()
+                )),
+                _ => Ok(()),
+            },
             "profile-table" => match &self.profile_table {
                 Some(table) => self
                     .profile_table()
