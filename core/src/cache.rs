@@ -4,6 +4,7 @@ use crate::error::{Error, StoreError, degrade};
 use crate::expiry::{Expiry, Lifetime, TimeToLive};
 use crate::host::{Counter, Host, PutOutcome};
 use crate::layout::{Kind, Layout, UserKeys};
+use crate::seen::SeenVersions;
 use crate::settings::{MAX_NAME_BYTES, Settings, check_name};
 use crate::versions::{self, Versions};
 
@@ -77,14 +78,23 @@ pub(crate) enum Target {
 
 /// The cache logic: key layout, versioning, limits and failure policy.
 ///
-/// It holds only settings; every method takes the [`Host`] that performs I/O.
+/// It holds its settings and a bounded memory of the namespace versions it
+/// has seen (a hint, checked on every read); every method takes the [`Host`]
+/// that performs I/O.
 /// Reads degrade to misses and plain writes are skipped when the store fails;
 /// the other operations return [`Error::Unavailable`] (see `wit/cache.wit`).
 #[derive(Debug, Clone)]
 pub struct Cache {
     settings: Settings,
     layout: Layout,
+    /// The version last seen per namespace: a hint that makes most
+    /// namespaced reads one plain `get-many` (see [`Cache::get_many`]).
+    seen: SeenVersions,
 }
+
+/// Plain `get-many` reads tried before a namespaced read falls back to the
+/// script: the remembered version, then the one that read found.
+const OPTIMISTIC_ATTEMPTS: usize = 2;
 
 impl Default for Cache {
     fn default() -> Self {
@@ -92,6 +102,7 @@ impl Default for Cache {
         Cache {
             layout: Layout::new(&settings),
             settings,
+            seen: SeenVersions::default(),
         }
     }
 }
@@ -103,6 +114,7 @@ impl Cache {
         Ok(Cache {
             layout: Layout::new(&settings),
             settings,
+            seen: SeenVersions::default(),
         })
     }
 
@@ -204,13 +216,58 @@ impl Cache {
         ))
     }
 
-    /// Read entries of a namespace and its liveness in one round trip.
+    /// Read entries of a namespace and its liveness, atomically.
+    ///
+    /// With a remembered version this is one plain `get-many` of the version
+    /// key, the floor key and the entries at that version: when the version
+    /// read back is the remembered one and is live, those entries are the
+    /// current ones (the same atomic snapshot the script would take). A
+    /// version that moved is learned and tried once more; then, or without a
+    /// remembered version, the one-round-trip `get-indirect` script reads it.
     fn read_entries<H: Host>(
         &self,
         host: &H,
         keys: &UserKeys,
         app_keys: &[&str],
     ) -> Result<(Option<u64>, Values), StoreError> {
+        // The version and floor ride along: a few bytes over the budget,
+        // which the caller checks again on the values alone.
+        let budget = self
+            .settings
+            .max_reply_bytes
+            .saturating_add(versions::read_budget(2));
+        let mut guess = self.seen.get(&keys.version_key);
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let Some(version) = guess else { break };
+            let mut storage = Vec::with_capacity(2 + app_keys.len());
+            storage.push(keys.version_key.clone());
+            storage.push(self.layout.floor_key());
+            storage.extend(
+                app_keys
+                    .iter()
+                    .map(|k| keys.entry_key(version, Kind::Data, k)),
+            );
+            let mut found = host.get_many(&storage, budget)?;
+            if found.len() != storage.len() {
+                return Err(StoreError::Other(format!(
+                    "get-many returned {} values for {} keys",
+                    found.len(),
+                    storage.len()
+                )));
+            }
+            let values = found.split_off(2);
+            match versions::live(found[0].as_deref(), found[1].as_deref()) {
+                Some(current) if current == version => return Ok((Some(version), values)),
+                Some(current) => {
+                    self.seen.remember(&keys.version_key, current);
+                    guess = Some(current);
+                }
+                None => {
+                    self.seen.forget(&keys.version_key);
+                    return Ok((None, vec![None; app_keys.len()]));
+                }
+            }
+        }
         let suffixes: Vec<String> = app_keys
             .iter()
             .map(|k| UserKeys::entry_suffix(Kind::Data, k))
@@ -228,8 +285,14 @@ impl Cache {
             ));
         }
         match versions::live(found.pointer.as_deref(), found.also[0].as_deref()) {
-            Some(v) => Ok((Some(v), found.values)),
-            None => Ok((None, vec![None; app_keys.len()])),
+            Some(v) => {
+                self.seen.remember(&keys.version_key, v);
+                Ok((Some(v), found.values))
+            }
+            None => {
+                self.seen.forget(&keys.version_key);
+                Ok((None, vec![None; app_keys.len()]))
+            }
         }
     }
 
@@ -312,7 +375,10 @@ impl Cache {
             Target::Global => 0,
             Target::User(keys) => {
                 match degrade(self.versions(host).ensure_live(keys).map(Some), || None)? {
-                    Some(v) => v,
+                    Some(v) => {
+                        self.seen.remember(&keys.version_key, v);
+                        v
+                    }
                     None => return Ok(()),
                 }
             }

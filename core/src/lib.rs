@@ -37,6 +37,7 @@ mod host;
 pub mod layout;
 mod map_host;
 mod queries;
+mod seen;
 mod settings;
 mod versions;
 

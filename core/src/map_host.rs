@@ -26,6 +26,7 @@ pub struct MapHost {
     faulty: Cell<bool>,
     disabled: RefCell<HashSet<String>>,
     calls: Cell<u64>,
+    scripted_reads: Cell<u64>,
 }
 
 /// The bytes of the values found.
@@ -97,6 +98,11 @@ impl MapHost {
     /// How many primitives have been called (each is one store round trip).
     pub fn calls(&self) -> u64 {
         self.calls.get()
+    }
+
+    /// How many of those calls were `get-indirect` (the scripted read).
+    pub fn scripted_reads(&self) -> u64 {
+        self.scripted_reads.get()
     }
 
     fn purge(&self) {
@@ -219,6 +225,7 @@ impl Host for MapHost {
         max_bytes: u64,
     ) -> Result<Indirect, StoreError> {
         self.enter()?;
+        self.scripted_reads.set(self.scripted_reads.get() + 1);
         let ptr = self.read(pointer);
         let values = match &ptr {
             Some(p) => {

@@ -29,7 +29,7 @@ impl HostState {
         op: &'static str,
         result: Result<T, StoreError>,
     ) -> Result<T, WitStoreError> {
-        self.stats.record_call();
+        self.stats.record_call(op);
         result.map_err(|e| {
             if let StoreError::TooLarge(m) = e {
                 // A refusal the component turns into `reply-too-large`, not a

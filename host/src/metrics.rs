@@ -195,6 +195,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP nscache_store_reads_total Multi-key reads by kind: plain (get-many: global reads, namespaced reads on a remembered version) or script (get-indirect: namespaced reads resolving the version).\n# TYPE nscache_store_reads_total counter\nnscache_store_reads_total{{kind=\"plain\"}} {}\nnscache_store_reads_total{{kind=\"script\"}} {}",
+            store.plain_reads, store.scripted_reads
+        );
+        let _ = writeln!(
+            out,
             "# HELP nscache_store_errors_total Storage primitives that failed.\n# TYPE nscache_store_errors_total counter\nnscache_store_errors_total {}",
             store.errors
         );
@@ -286,6 +291,7 @@ mod tests {
             calls: 5,
             errors: 1,
             unavailable: 1,
+            ..Default::default()
         });
         assert!(text.contains("nscache_operations_total{op=\"get\"} 2"));
         assert!(text.contains("nscache_operation_errors_total{op=\"get\"} 1"));

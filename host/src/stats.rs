@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Default)]
 pub struct StoreStats {
     calls: AtomicU64,
+    plain_reads: AtomicU64,
+    scripted_reads: AtomicU64,
     errors: AtomicU64,
     unavailable: AtomicU64,
     last_logged_sec: AtomicU64,
@@ -17,6 +19,12 @@ pub struct StoreStats {
 pub struct StoreStatsSnapshot {
     /// Primitives called (each is one store round trip).
     pub calls: u64,
+    /// `get-many` calls: global reads, and namespaced reads that took the
+    /// fast path (a remembered version confirmed in the same read).
+    pub plain_reads: u64,
+    /// `get-indirect` calls: namespaced reads resolved by the atomic
+    /// script (no remembered version, or it had moved twice).
+    pub scripted_reads: u64,
     /// Primitives that failed, for any reason.
     pub errors: u64,
     /// Primitives that failed because the store was unreachable.
@@ -24,8 +32,13 @@ pub struct StoreStatsSnapshot {
 }
 
 impl StoreStats {
-    pub(crate) fn record_call(&self) {
+    pub(crate) fn record_call(&self, op: &str) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        match op {
+            "get-many" => self.plain_reads.fetch_add(1, Ordering::Relaxed),
+            "get-indirect" => self.scripted_reads.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
     }
 
     /// Count a failure; true if it should be logged (at most once a second,
@@ -45,6 +58,8 @@ impl StoreStats {
     pub fn snapshot(&self) -> StoreStatsSnapshot {
         StoreStatsSnapshot {
             calls: self.calls.load(Ordering::Relaxed),
+            plain_reads: self.plain_reads.load(Ordering::Relaxed),
+            scripted_reads: self.scripted_reads.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             unavailable: self.unavailable.load(Ordering::Relaxed),
         }

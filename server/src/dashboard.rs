@@ -216,6 +216,7 @@ mod tests {
                 calls: operations,
                 errors,
                 unavailable,
+                ..Default::default()
             },
         }
     }
