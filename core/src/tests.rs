@@ -603,22 +603,36 @@ fn a_remembered_version_makes_namespaced_reads_plain_and_never_stale() {
         .set(&host, &user("7"), "k", b"v1", Expiry::Never)
         .unwrap();
     let (calls, scripted) = (host.calls(), host.scripted_reads());
-    assert_eq!(cache.get(&host, &user("7"), "k").unwrap(), Some(b"v1".to_vec()));
+    assert_eq!(
+        cache.get(&host, &user("7"), "k").unwrap(),
+        Some(b"v1".to_vec())
+    );
     assert_eq!(host.calls() - calls, 1, "one round trip");
-    assert_eq!(host.scripted_reads(), scripted, "the version written is remembered");
+    assert_eq!(
+        host.scripted_reads(),
+        scripted,
+        "the version written is remembered"
+    );
 
     // Invalidated elsewhere: the remembered version is found out of date in
     // the same read, the new one is tried, and nothing old is returned.
     other.invalidate_user(&host, "7").unwrap();
     let calls = host.calls();
     assert_eq!(cache.get(&host, &user("7"), "k").unwrap(), None);
-    assert_eq!(host.calls() - calls, 2, "the stale guess, then the new version");
+    assert_eq!(
+        host.calls() - calls,
+        2,
+        "the stale guess, then the new version"
+    );
     assert_eq!(host.scripted_reads(), scripted);
     other
         .set(&host, &user("7"), "k", b"v2", Expiry::Never)
         .unwrap();
     let calls = host.calls();
-    assert_eq!(cache.get(&host, &user("7"), "k").unwrap(), Some(b"v2".to_vec()));
+    assert_eq!(
+        cache.get(&host, &user("7"), "k").unwrap(),
+        Some(b"v2".to_vec())
+    );
     assert_eq!(host.calls() - calls, 1, "the new version is remembered now");
 
     // Everything invalidated (the floor raised): a miss, in one plain read.
@@ -632,9 +646,15 @@ fn a_remembered_version_makes_namespaced_reads_plain_and_never_stale() {
     other
         .set(&host, &user("8"), "k", b"w", Expiry::Never)
         .unwrap();
-    assert_eq!(cache.get(&host, &user("8"), "k").unwrap(), Some(b"w".to_vec()));
+    assert_eq!(
+        cache.get(&host, &user("8"), "k").unwrap(),
+        Some(b"w".to_vec())
+    );
     assert_eq!(host.scripted_reads(), scripted + 1);
-    assert_eq!(cache.get(&host, &user("8"), "k").unwrap(), Some(b"w".to_vec()));
+    assert_eq!(
+        cache.get(&host, &user("8"), "k").unwrap(),
+        Some(b"w".to_vec())
+    );
     assert_eq!(host.scripted_reads(), scripted + 1);
 
     // The version key lost (eviction): misses, never the old entries.

@@ -7,6 +7,7 @@ mod fuzz;
 mod http_api;
 mod invalidation;
 mod l1;
+mod linearizable;
 mod load;
 mod migrations;
 mod patterns;
