@@ -73,7 +73,7 @@ impl BenchOptions {
 }
 
 /// One measured cell.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Row {
     /// What was measured.
     pub scenario: String,
@@ -90,6 +90,18 @@ pub struct Row {
     pub p50_us: f64,
     /// 99th percentile latency, microseconds.
     pub p99_us: f64,
+    /// Redis' own time per client operation, µs (from `INFO commandstats`
+    /// before and after the cell, warm-up included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_us_per_op: Option<f64>,
+    /// The commands Redis ran per client operation, most frequent first:
+    /// `name calls-per-op×µs-per-call`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_commands: Option<String>,
+    /// Namespaced reads: the share the fast path served (a plain
+    /// `get-many` on a remembered version, against the script).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain_read_share: Option<f64>,
 }
 
 /// Where the run happened.
@@ -124,8 +136,18 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "{:<22} {:<11} {:>5} {:>8} {:>12} {:>10} {:>10} {:>9}\n",
-            "scenario", "impl", "conc", "keys", "ops/s", "p50 µs", "p99 µs", "× base"
+            "{:<22} {:<11} {:>5} {:>8} {:>12} {:>10} {:>10} {:>9} {:>9} {:>6}  {}\n",
+            "scenario",
+            "impl",
+            "conc",
+            "keys",
+            "ops/s",
+            "p50 µs",
+            "p99 µs",
+            "× base",
+            "redis µs",
+            "fast",
+            "redis commands per op"
         ));
         for r in &self.rows {
             let base = self.rows.iter().find(|b| {
@@ -145,7 +167,7 @@ impl Report {
                 None => "-".into(),
             };
             out.push_str(&format!(
-                "{:<22} {:<11} {:>5} {:>8} {:>12.0} {:>10.1} {:>10.1} {:>9}\n",
+                "{:<22} {:<11} {:>5} {:>8} {:>12.0} {:>10.1} {:>10.1} {:>9} {:>9} {:>6}  {}\n",
                 r.scenario,
                 r.implementation,
                 r.concurrency,
@@ -153,10 +175,19 @@ impl Report {
                 r.ops_per_sec,
                 r.p50_us,
                 r.p99_us,
-                ratio
+                ratio,
+                r.redis_us_per_op.map_or("-".into(), |u| format!("{u:.2}")),
+                r.plain_read_share
+                    .map_or("-".into(), |s| format!("{:.0}%", s * 100.0)),
+                r.redis_commands.as_deref().unwrap_or("")
             ));
         }
-        out.push_str("× base: ops/s relative to raw-redis in the same run; for invalidate-user, how many times faster than scan-del (median time).\n");
+        out.push_str(
+            "× base: ops/s relative to raw-redis in the same run; for invalidate-user, how many \
+             times faster than scan-del (median time). redis µs: Redis' own time per operation \
+             (INFO commandstats). fast: namespaced reads served by one plain MGET on a \
+             remembered version.\n",
+        );
         out
     }
 }

@@ -237,6 +237,7 @@ mod tests {
             ops_per_sec: ops,
             p50_us: p50,
             p99_us: p50,
+            ..Row::default()
         };
         let report = Report {
             machine: Machine {

@@ -36,20 +36,36 @@ struct Setup {
     l1: Cache,
     prefix: String,
     root: String,
+    /// The storage key of each Zipf user's entry (for raw-redis), when that
+    /// scenario runs.
+    zipf_keys: Vec<String>,
 }
 
 fn raw_conn(setup: &Setup) -> ConnectionManager {
     setup.raw.connection()
 }
 
+/// What one cell measured.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    /// Operations per second in the measured part.
+    ops_per_sec: f64,
+    /// Median latency, µs.
+    p50_us: f64,
+    /// 99th percentile latency, µs.
+    p99_us: f64,
+    /// Operations run in all, warm-up included (what Redis saw).
+    ops: u64,
+}
+
 /// Run `op(task, i)` from `concurrency` tasks for `warmup + duration`;
-/// returns (ops/s, p50 µs, p99 µs) over the measured part.
+/// latencies and throughput over the measured part.
 async fn measure<F, Fut>(
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
     op: F,
-) -> Result<(f64, f64, f64), BenchError>
+) -> Result<Measured, BenchError>
 where
     F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
@@ -64,6 +80,7 @@ where
         tasks.push(tokio::spawn(async move {
             let mut samples: Vec<u32> = Vec::with_capacity(1 << 16);
             let mut i = 0u64;
+            let mut warm = 0u64;
             loop {
                 let t0 = Instant::now();
                 if t0 >= stop || failed.load(Ordering::Relaxed) {
@@ -75,19 +92,23 @@ where
                 }
                 if t0 >= measure_from {
                     samples.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                } else {
+                    warm += 1;
                 }
                 i += 1;
             }
-            Ok(samples)
+            Ok((samples, warm))
         }));
     }
     let mut all = Vec::new();
+    let mut warm = 0;
     for t in tasks {
-        let samples = t
+        let (samples, warmup_ops) = t
             .await
             .map_err(|e| BenchError::Failed(format!("bench task panicked: {e}")))?
             .map_err(BenchError::Failed)?;
         all.extend(samples);
+        warm += warmup_ops;
     }
     if all.is_empty() {
         return Err(BenchError::Failed(
@@ -96,11 +117,12 @@ where
     }
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() - 1) as f64 * p).round() as usize] as f64;
-    Ok((
-        all.len() as f64 / duration.as_secs_f64(),
-        pct(0.5),
-        pct(0.99),
-    ))
+    Ok(Measured {
+        ops_per_sec: all.len() as f64 / duration.as_secs_f64(),
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        ops: all.len() as u64 + warm,
+    })
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -110,15 +132,45 @@ fn err(e: impl std::fmt::Display) -> String {
 const VALUE: [u8; 100] = [b'x'; 100];
 
 /// The scenarios measured at every concurrency, in order.
-const OP_SCENARIOS: [&str; 7] = [
+const OP_SCENARIOS: [&str; 8] = [
     "get-hit",
     "get-miss",
     "set",
     "incr",
     "add",
     "namespaced-get",
+    "namespaced-get-zipf",
     "get-or-set-contended",
 ];
+
+/// Users the `namespaced-get-zipf` scenario reads, each holding one entry;
+/// user `n` is read with probability ∝ 1/(n+1) (Zipf, s = 1).
+const ZIPF_USERS: usize = 10_000;
+
+/// The Zipf distribution's cumulative weights over [`ZIPF_USERS`].
+fn zipf_cdf() -> Vec<f64> {
+    let weights: Vec<f64> = (1..=ZIPF_USERS).map(|n| 1.0 / n as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut acc = 0.0;
+    weights
+        .iter()
+        .map(|w| {
+            acc += w / total;
+            acc
+        })
+        .collect()
+}
+
+/// The user the `i`-th read of task `t` asks for: a Zipf draw from a
+/// splitmix64 hash of (t, i), the same sequence for every implementation.
+fn zipf_user(cdf: &[f64], t: usize, i: u64) -> usize {
+    let mut z = ((t as u64) << 40 ^ i).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+    cdf.partition_point(|&c| c < u).min(cdf.len() - 1)
+}
 
 /// What one cell runs with: the implementations, the clients, the timing.
 #[derive(Clone)]
@@ -131,7 +183,7 @@ struct Cell {
 
 impl Cell {
     /// Measure a raw redis-rs command, built for each (task, iteration).
-    async fn raw<C>(&self, command: C) -> Result<(f64, f64, f64), BenchError>
+    async fn raw<C>(&self, command: C) -> Result<Measured, BenchError>
     where
         C: Fn(usize, u64) -> redis::Cmd + Clone + Send + Sync + 'static,
     {
@@ -150,7 +202,7 @@ impl Cell {
     }
 
     /// Measure an operation on `keyspace`, for each (task, iteration).
-    async fn on<F, Fut>(&self, keyspace: Keyspace, op: F) -> Result<(f64, f64, f64), BenchError>
+    async fn on<F, Fut>(&self, keyspace: Keyspace, op: F) -> Result<Measured, BenchError>
     where
         F: Fn(Keyspace, usize, u64) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), CacheError>> + Send,
@@ -185,7 +237,7 @@ async fn cell(
     imp: &str,
     clients: usize,
     o: &BenchOptions,
-) -> Result<(f64, f64, f64), BenchError> {
+) -> Result<Measured, BenchError> {
     let cell = Cell {
         setup: setup.clone(),
         clients,
@@ -255,6 +307,21 @@ async fn cell(
             let key = format!("{}:bench-user:v{version}:data:hit", setup.root);
             cell.raw(move |_, _| get_command(&key)).await
         }
+        ("namespaced-get-zipf", true) => {
+            let keys = Arc::new(setup.zipf_keys.clone());
+            let cdf = Arc::new(zipf_cdf());
+            cell.raw(move |t, i| get_command(&keys[zipf_user(&cdf, t, i)]))
+                .await
+        }
+        ("namespaced-get-zipf", false) => {
+            let cdf = Arc::new(zipf_cdf());
+            let cache = cache.clone();
+            cell.on(cache.global(), move |_, t, i| {
+                let user = cache.user(format!("zipf{}", zipf_user(&cdf, t, i)));
+                async move { user.get("hit").await.map(drop) }
+            })
+            .await
+        }
         ("namespaced-get", false) => {
             cell.on(cache.user("bench-user"), |u, _, _| async move {
                 u.get("hit").await.map(drop)
@@ -267,12 +334,7 @@ async fn cell(
 }
 
 /// `add` of a fresh key each time (raw: `SET NX PX`).
-async fn add(
-    cell: &Cell,
-    cache: &Cache,
-    imp: &str,
-    raw: bool,
-) -> Result<(f64, f64, f64), BenchError> {
+async fn add(cell: &Cell, cache: &Cache, imp: &str, raw: bool) -> Result<Measured, BenchError> {
     let run = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -297,7 +359,7 @@ async fn add(
 
 /// `get_or_set` on 8 hot keys with a loader that takes 1 ms, while the
 /// namespace (or, for raw-redis, the 8 keys) is invalidated every 50 ms.
-async fn contended(cell: &Cell, cache: &Cache, raw: bool) -> Result<(f64, f64, f64), BenchError> {
+async fn contended(cell: &Cell, cache: &Cache, raw: bool) -> Result<Measured, BenchError> {
     let prefix = cell.setup.prefix.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let invalidator = {
@@ -440,6 +502,7 @@ async fn invalidation_rows(
             ops_per_sec: 1e6 / times[10],
             p50_us: times[10],
             p99_us: times[20],
+            ..Row::default()
         });
         let _ = write!(
             progress,
@@ -466,6 +529,7 @@ async fn invalidation_rows(
             ops_per_sec: 1e6 / us,
             p50_us: us,
             p99_us: us,
+            ..Row::default()
         });
     }
     Ok(rows)
@@ -503,13 +567,113 @@ async fn setup(options: &BenchOptions) -> Result<Arc<Setup>, BenchError> {
         .user("bench-user")
         .set("hit", VALUE, Expiry::Never)
         .await?;
+    let zipf_keys = if options.selects("namespaced-get-zipf") {
+        zipf_users(&nscache, &root).await?
+    } else {
+        Vec::new()
+    };
     Ok(Arc::new(Setup {
         raw,
         nscache,
         l1,
         prefix,
         root,
+        zipf_keys,
     }))
+}
+
+/// Give each Zipf user an entry; their storage keys, in order.
+async fn zipf_users(cache: &Cache, root: &str) -> Result<Vec<String>, BenchError> {
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let mut versions = Vec::new();
+                for n in (t..ZIPF_USERS).step_by(16) {
+                    let user = cache.user(format!("zipf{n}"));
+                    user.set("hit", VALUE, Expiry::Never).await?;
+                    let version = cache.version_of(&format!("zipf{n}")).await?;
+                    versions.push((n, version));
+                }
+                Ok::<_, CacheError>(versions)
+            })
+        })
+        .collect();
+    let mut keys = vec![String::new(); ZIPF_USERS];
+    for t in tasks {
+        let versions = t
+            .await
+            .map_err(|e| BenchError::Failed(format!("filling the Zipf users: {e}")))??;
+        for (n, version) in versions {
+            let version =
+                version.ok_or_else(|| BenchError::Failed(format!("zipf{n} has no namespace")))?;
+            keys[n] = format!("{root}:zipf{n}:v{version}:data:hit");
+        }
+    }
+    Ok(keys)
+}
+
+/// Redis' own counters per command: (calls, µs spent).
+async fn command_stats(
+    setup: &Setup,
+) -> Result<std::collections::BTreeMap<String, (u64, u64)>, BenchError> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut setup.raw.connection())
+        .await?;
+    let mut stats = std::collections::BTreeMap::new();
+    for line in info.lines() {
+        let Some((name, fields)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let field = |key: &str| {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        stats.insert(name.to_owned(), (field("calls"), field("usec")));
+    }
+    Ok(stats)
+}
+
+/// What Redis spent on a cell: µs per client operation, and the commands
+/// behind it (`mget 1.00×1.2µs`: calls per operation × µs per call), from
+/// two `INFO commandstats` readings (never `CONFIG RESETSTAT`: the Redis
+/// may be shared).
+fn server_side(
+    before: &std::collections::BTreeMap<String, (u64, u64)>,
+    after: &std::collections::BTreeMap<String, (u64, u64)>,
+    ops: u64,
+) -> (f64, String) {
+    let ops = ops.max(1) as f64;
+    let mut used: Vec<(String, u64, u64)> = after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .filter_map(|(name, &(calls, usec))| {
+            let (c0, u0) = before.get(name).copied().unwrap_or((0, 0));
+            let calls = calls.saturating_sub(c0);
+            (calls as f64 / ops >= 0.01).then(|| (name.clone(), calls, usec.saturating_sub(u0)))
+        })
+        .collect();
+    used.sort_by_key(|(_, calls, _)| std::cmp::Reverse(*calls));
+    let total: u64 = used.iter().map(|(_, _, usec)| usec).sum();
+    let commands = used
+        .iter()
+        .map(|(name, calls, usec)| {
+            format!(
+                "{name} {:.2}×{:.1}µs",
+                *calls as f64 / ops,
+                *usec as f64 / (*calls).max(1) as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (total as f64 / ops, commands)
 }
 
 /// Every selected (scenario, concurrency, implementation) cell, in order.
@@ -540,15 +704,32 @@ async fn op_rows(
                     rows.len() + 1
                 );
                 let _ = progress.flush();
-                let (ops, p50, p99) = cell(setup, scenario, imp, c, options).await?;
+                let cache = if imp == "nscache-l1" {
+                    &setup.l1
+                } else {
+                    &setup.nscache
+                };
+                let (redis_before, reads_before) =
+                    (command_stats(setup).await?, cache.store_stats());
+                let m = cell(setup, scenario, imp, c, options).await?;
+                let (redis_after, reads_after) = (command_stats(setup).await?, cache.store_stats());
+                let (redis_us, commands) = server_side(&redis_before, &redis_after, m.ops);
+                let plain = reads_after.plain_reads - reads_before.plain_reads;
+                let scripted = reads_after.scripted_reads - reads_before.scripted_reads;
                 rows.push(Row {
                     scenario: (*scenario).to_owned(),
                     implementation: imp.to_owned(),
                     concurrency: c,
                     keys: 0,
-                    ops_per_sec: ops,
-                    p50_us: p50,
-                    p99_us: p99,
+                    ops_per_sec: m.ops_per_sec,
+                    p50_us: m.p50_us,
+                    p99_us: m.p99_us,
+                    redis_us_per_op: Some(redis_us),
+                    redis_commands: Some(commands),
+                    plain_read_share: (imp != "raw-redis"
+                        && scenario.starts_with("namespaced")
+                        && plain + scripted > 0)
+                        .then(|| plain as f64 / (plain + scripted) as f64),
                 });
             }
         }

@@ -30,7 +30,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Only these scenarios (get-hit, get-miss, set, incr, add, namespaced-get,
-    /// get-or-set-contended, invalidate-user), comma-separated.
+    /// namespaced-get-zipf, get-or-set-contended, invalidate-user), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Only these implementations (raw-redis, nscache, nscache-l1), comma-separated.
