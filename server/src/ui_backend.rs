@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::http::request::Parts;
 use nscache_ui::backend::{SignedIn, UiBackend};
 use nscache_ui::model::{
-    Dashboard, DependencyState, Me, MemoryState, Sample, Totals, UiError, UserRow, UsersPage,
-    UsersQuery, Viewer,
+    Dashboard, DependencyState, L1State, Me, MemoryState, Sample, Totals, UiError, UserRow,
+    UsersPage, UsersQuery, Viewer,
 };
 
 use crate::auth::constant_time_eq;
@@ -298,6 +298,16 @@ impl UiBackend for ControlBackend {
                 version: m.version.clone(),
             }),
             component_ok: health.component,
+            l1: self
+                .state
+                .control
+                .cache()
+                .settings()
+                .l1_options()
+                .map(|l1| L1State {
+                    capacity_bytes: l1.capacity_bytes,
+                    max_age_ms: u64::try_from(l1.max_age.as_millis()).unwrap_or(u64::MAX),
+                }),
             checked_at_unix_ms: checked_at,
         })
     }

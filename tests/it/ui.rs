@@ -158,6 +158,13 @@ async fn pages_answer_each_visitor_as_they_should() {
         "{}",
         dashboard.text
     );
+    assert!(
+        dashboard
+            .text
+            .contains(r#"id="l1" class="tile"><h2>L1 (in process)</h2><p>Off</p>"#),
+        "the dashboard says there is no L1: {}",
+        dashboard.text
+    );
     assert_eq!(
         page(&t, "/no-such-page", &cookie_of(&user)).await.status,
         StatusCode::NOT_FOUND

@@ -129,6 +129,16 @@ pub struct MemoryState {
     pub version: Option<String>,
 }
 
+/// The server's in-process L1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L1State {
+    /// Bytes it holds at most.
+    pub capacity_bytes: u64,
+    /// The bound on staleness: an entry changed by something that does not
+    /// announce it is seen within this many milliseconds.
+    pub max_age_ms: u64,
+}
+
 /// Everything the dashboard shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dashboard {
@@ -146,6 +156,9 @@ pub struct Dashboard {
     pub memory: Option<MemoryState>,
     /// Whether the cache component answers.
     pub component_ok: bool,
+    /// The in-process L1 in front of the store, when there is one.
+    #[serde(default)]
+    pub l1: Option<L1State>,
     /// When the health was last checked, in milliseconds since the Unix epoch.
     pub checked_at_unix_ms: u64,
 }

@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use crate::api::get_dashboard;
 use crate::app::ErrorView;
 use crate::charts::{LineChart, Series};
-use crate::model::{Dashboard, DependencyState, MemoryState, human_bytes};
+use crate::model::{Dashboard, DependencyState, L1State, MemoryState, human_bytes};
 
 /// How often the hydrated page asks for fresh data.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
@@ -146,6 +146,7 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                 <p><span class=if d.component_ok { "badge on" } else { "badge off" }>{if d.component_ok { "OK" } else { "Down" }}</span></p>
             </div>
             <Memory memory=d.memory.clone()/>
+            <L1 l1=d.l1/>
         </section>
         {(d.samples.len() < 2).then(|| view! {
             <p class="note">"Collecting data: the charts fill in as samples arrive (one every " {format!("{:.0}", d.interval_secs)} " s)."</p>
@@ -181,6 +182,31 @@ fn Dependency(title: &'static str, state: DependencyState) -> impl IntoView {
                 <span class=if state.ok { "badge on" } else { "badge off" }>{if state.ok { "OK" } else { "Down" }}</span>
                 " " <strong>{state.backend.clone()}</strong>
             </p>
+            <p class="help">{detail}</p>
+        </div>
+    }
+}
+
+#[component]
+fn L1(l1: Option<L1State>) -> impl IntoView {
+    let (state, detail) = match l1 {
+        Some(l1) => (
+            format!("On, {}", human_bytes(l1.capacity_bytes)),
+            format!(
+                "Changes made through nscache are seen at once; any other change within {:.1} s.",
+                l1.max_age_ms as f64 / 1000.0
+            ),
+        ),
+        None => (
+            "Off".to_owned(),
+            "Every read goes to the cache store (serve --l1 puts one in front of Redis)."
+                .to_owned(),
+        ),
+    };
+    view! {
+        <div class="tile" id="l1">
+            <h2>"L1 (in process)"</h2>
+            <p>{state}</p>
             <p class="help">{detail}</p>
         </div>
     }
