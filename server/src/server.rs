@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::control::Control;
 use crate::dashboard::DashboardSampler;
+use crate::edge::EdgeLimits;
 use nscache::{Cache, CacheError, Settings};
 
 use crate::directory::{
@@ -47,6 +48,9 @@ pub struct ServerConfig {
     /// it was built in, feature `ui-hydrate`). Off, or without the bundle,
     /// the pages are server-rendered only.
     pub ui_hydrate: bool,
+    /// Timeouts, the connection cap and the shutdown grace period of the
+    /// listener (see [`EdgeLimits`] for the defaults).
+    pub edge: EdgeLimits,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +66,7 @@ impl Default for ServerConfig {
             per_caller_requests: 32,
             dashboard_interval: std::time::Duration::from_secs(5),
             ui_hydrate: ui_bundle_built(),
+            edge: EdgeLimits::default(),
         }
     }
 }
@@ -115,6 +120,7 @@ pub struct Server {
     dashboard: Arc<DashboardSampler>,
     #[cfg_attr(not(feature = "ui"), allow(dead_code))]
     ui_hydrate: bool,
+    edge: EdgeLimits,
 }
 
 /// Open the directory a configuration names. The embedded SQLite file is
@@ -182,6 +188,7 @@ impl Server {
             watcher: None,
             dashboard,
             ui_hydrate: config.ui_hydrate,
+            edge: config.edge,
         })
     }
 
@@ -275,15 +282,19 @@ impl Server {
         ]
     }
 
-    /// Serve on `listener` until the process is stopped.
+    /// Serve on `listener` until SIGTERM or ctrl-c, within the configured
+    /// [`EdgeLimits`]; then finish the requests in flight and return.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+        self.serve_until(listener, crate::edge::shutdown_signal())
             .await
+    }
+
+    /// Serve on `listener` until `shutdown` resolves (see [`crate::edge::serve`]).
+    pub async fn serve_until(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        crate::edge::serve(listener, self.router(), self.edge, shutdown).await
     }
 }

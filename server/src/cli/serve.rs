@@ -2,11 +2,13 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::admin::app_pool;
 use super::{Cli, EXIT_UNAVAILABLE, Failure, usage, write_line};
+use crate::edge::EdgeLimits;
 use crate::server::{Server, open_directory};
 
 /// Options of `serve` (the cache's own are the global options).
@@ -21,6 +23,34 @@ pub struct ServeArgs {
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "NSCACHE_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// Seconds a client may take to send a request's line and headers (also
+    /// how long an idle keep-alive connection stays open).
+    #[arg(long, env = "NSCACHE_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Seconds from a request's headers to its response's (408 beyond).
+    #[arg(long, env = "NSCACHE_REQUEST_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// Seconds a request body may pause between two pieces before it is cut.
+    #[arg(long, env = "NSCACHE_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait, unaccepted, until one closes.
+    #[arg(long, env = "NSCACHE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
+    #[arg(long, env = "NSCACHE_SHUTDOWN_GRACE", default_value = "30", value_parser = seconds)]
+    pub shutdown_grace: Duration,
+}
+
+/// A duration in seconds, fractions allowed (`10`, `0.5`).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("must be more than 0 seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 /// Run the server until it is stopped.
@@ -29,6 +59,13 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     config.listen = args.listen;
     config.secure_cookies = args.secure_cookies;
     config.trust_proxy = args.trust_proxy;
+    config.edge = EdgeLimits {
+        header_read_timeout: args.header_timeout,
+        request_timeout: args.request_timeout,
+        body_timeout: args.body_timeout,
+        max_connections: args.max_connections as usize,
+        shutdown_grace: args.shutdown_grace,
+    };
     let directory = open_directory(&config).await?;
     if directory.kind() == "postgres" {
         match directory.migrate().await {

@@ -256,6 +256,7 @@ impl RouteDoc {
         }
         if self.request.is_some() {
             add(400, "bad_json");
+            add(408, "body_timeout");
             add(413, "payload_too_large");
             add(415, "unsupported_media_type");
             add(422, "invalid_body");
