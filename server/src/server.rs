@@ -15,7 +15,7 @@ use crate::directory::{
     Directory, DirectoryError, DirectoryFlags, Guarded, PostgresDirectory, SqliteDirectory,
 };
 use crate::http::limits::{PerCaller, ReplyMemory};
-use crate::http::{AppState, router};
+use crate::http::{AppState, router, security};
 
 /// Everything `nscache serve` can be told: the library's [`Settings`] (store,
 /// key layout, L1, the database of flags) and what only a server has.
@@ -227,11 +227,19 @@ impl Server {
                 },
             ))
         };
-        // Every request, the API's and the UI's, counts against its caller.
+        // Every request, the API's and the UI's, counts against its caller;
+        // is refused when a browser sends it from another site to change
+        // something; and gets the security headers.
         api.layer(axum::middleware::from_fn_with_state(
             self.state.per_caller.clone(),
             crate::http::limits::per_caller,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            self.state.clone(),
+            security::same_origin,
+        ))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(security::fixed_headers())
     }
 
     /// One line per backend, for the start-up announcement.

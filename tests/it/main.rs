@@ -11,6 +11,7 @@ mod load;
 mod migrations;
 mod patterns;
 mod queries;
+mod security;
 mod semantics;
 mod store_conformance;
 mod ui;

@@ -268,6 +268,11 @@ impl RouteDoc {
                 add(403, "csrf");
             }
         }
+        // A browser's request from another site that would change
+        // something (see `security::same_origin`).
+        if self.method != "GET" {
+            add(403, "cross_site");
+        }
         // Every request counts against its caller's requests in flight.
         add(429, "too_many_requests");
         for &(status, code) in self.own_errors {
@@ -868,7 +873,12 @@ pub fn document() -> OpenApi {
         .security_scheme("bearer", SecurityScheme::Http(bearer))
         .security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "The session cookie; named `__Host-nscache_session` when the server runs \
+                 with `--secure-cookies`. A browser's request that changes state from \
+                 another site (`Sec-Fetch-Site`, `Origin`) is refused with 403 `cross_site`.",
+            ))),
         )
         .build();
     let info = InfoBuilder::new()
