@@ -6,7 +6,7 @@
 //! `screenshots/{ssr,hydrated}/` (see the README).
 
 use nscache_server::directory::Role;
-use nscache_tests::browser::{Mode, Page, UiApp, with_browser};
+use nscache_tests::browser::{Mode, Page, UiApp, browser_log, csp_violations, with_browser};
 
 /// One `#[tokio::test]` per mode for each scenario.
 macro_rules! both_modes {
@@ -36,6 +36,7 @@ both_modes!(
     admin_pages_refuse_others,
     invalidating_everything_needs_confirmation,
     the_dashboard_draws_charts_and_refreshes,
+    another_site_cannot_frame_the_confirmation_page,
 );
 
 /// The page is what the mode says: without hydration no script is loaded
@@ -467,5 +468,72 @@ async fn the_dashboard_draws_charts_and_refreshes(mode: Mode) {
         }
     })
     .await;
+    app.stop().await;
+}
+
+/// Clickjacking: a page on another site (here `localhost` on another port,
+/// the app being on 127.0.0.1) puts "Invalidate everything?" in a frame to
+/// trick an admin into the click. The browser refuses to show it.
+async fn another_site_cannot_frame_the_confirmation_page(mode: Mode) {
+    let app = UiApp::start(mode).await;
+    app.account("root", Role::Admin).await;
+    let target = format!("{}/admin/invalidate-all", app.base);
+    let attacker = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let attacker_port = attacker.local_addr().expect("address").port();
+    let html = format!(
+        "<!DOCTYPE html><title>Win a prize</title>\
+         <iframe id=\"victim\" src=\"{target}\" width=\"900\" height=\"600\"></iframe>"
+    );
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    let serving = tokio::spawn(async move {
+        let _ = axum::serve(attacker, site).await;
+    });
+    with_browser(&app, move |page| async move {
+        page.sign_in("root").await;
+        page.goto("/admin/invalidate-all").await;
+        page.wait_for("#confirm-invalidate-all").await;
+        assert!(
+            csp_violations(&browser_log(&page.client).await).is_empty(),
+            "the page itself loads without a violation"
+        );
+
+        page.client
+            .goto(&format!("http://localhost:{attacker_port}/"))
+            .await
+            .expect("open the other site");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while !seen.iter().any(|m: &String| m.contains("frame-ancestors")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the browser did not report refusing the frame: {seen:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            seen.extend(csp_violations(&browser_log(&page.client).await));
+        }
+        println!("{mode:?}: the browser says {seen:?}");
+        // Inside the frame: an error page, not the button.
+        let frame = page
+            .client
+            .find(fantoccini::Locator::Id("victim"))
+            .await
+            .expect("the frame");
+        frame.enter_frame().await.expect("enter the frame");
+        assert!(
+            !page.has("#confirm-invalidate-all").await,
+            "the confirmation is not shown inside another site's page"
+        );
+        page.client
+            .enter_parent_frame()
+            .await
+            .expect("leave the frame");
+    })
+    .await;
+    serving.abort();
     app.stop().await;
 }
