@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -22,6 +23,8 @@ use tower::ServiceBuilder;
 use tower_http::add_extension::AddExtensionLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+use crate::http::ApiError;
+
 /// How long a client may take, and how many may be connected at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EdgeLimits {
@@ -30,7 +33,7 @@ pub struct EdgeLimits {
     /// open). Default 10 s.
     pub header_read_timeout: Duration,
     /// Time from a request's headers to its response's headers; beyond it
-    /// `408 Request Timeout`. Default 30 s.
+    /// `408 Request Timeout` (JSON error `request_timeout`). Default 30 s.
     pub request_timeout: Duration,
     /// Longest wait for the next piece of a request body; beyond it the
     /// body fails to read (`400`, or `408` once the request timeout is
@@ -54,6 +57,22 @@ impl Default for EdgeLimits {
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// The request timeout's bare 408, as the API's JSON error
+/// `request_timeout` (a body timeout already answers JSON `body_timeout`).
+async fn timeout_as_json(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took longer than the server allows",
+        )
+        .into_response();
+    }
+    response
 }
 
 /// Resolves on SIGTERM (Unix) or ctrl-c (SIGINT).
@@ -96,6 +115,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let router = ServiceBuilder::new()
+        .layer(axum::middleware::map_response(timeout_as_json))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,

@@ -132,6 +132,7 @@ async fn a_stalled_body_is_cut_by_the_body_timeout_and_a_dripped_one_by_the_requ
         reply.status
     );
     assert_eq!(reply.status, 408);
+    assert_eq!(reply.json["error"]["code"], "request_timeout");
     assert!(
         took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
         "{took:?}"

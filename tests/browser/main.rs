@@ -37,6 +37,7 @@ both_modes!(
     invalidating_everything_needs_confirmation,
     the_dashboard_draws_charts_and_refreshes,
     another_site_cannot_frame_the_confirmation_page,
+    another_site_cannot_sign_the_browser_in,
 );
 
 /// The page is what the mode says: without hydration no script is loaded
@@ -478,21 +479,11 @@ async fn another_site_cannot_frame_the_confirmation_page(mode: Mode) {
     let app = UiApp::start(mode).await;
     app.account("root", Role::Admin).await;
     let target = format!("{}/admin/invalidate-all", app.base);
-    let attacker = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let attacker_port = attacker.local_addr().expect("address").port();
-    let html = format!(
+    let (attacker_port, serving) = other_site(format!(
         "<!DOCTYPE html><title>Win a prize</title>\
          <iframe id=\"victim\" src=\"{target}\" width=\"900\" height=\"600\"></iframe>"
-    );
-    let site = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || async move { axum::response::Html(html) }),
-    );
-    let serving = tokio::spawn(async move {
-        let _ = axum::serve(attacker, site).await;
-    });
+    ))
+    .await;
     with_browser(&app, move |page| async move {
         page.sign_in("root").await;
         page.goto("/admin/invalidate-all").await;
@@ -532,6 +523,67 @@ async fn another_site_cannot_frame_the_confirmation_page(mode: Mode) {
             .enter_parent_frame()
             .await
             .expect("leave the frame");
+    })
+    .await;
+    serving.abort();
+    app.stop().await;
+}
+
+/// A page on another site, served on `localhost` (the app is on 127.0.0.1),
+/// until the returned task is aborted.
+async fn other_site(html: String) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    let serving = tokio::spawn(async move {
+        let _ = axum::serve(listener, site).await;
+    });
+    (port, serving)
+}
+
+/// Login CSRF: another site's page posts the sign-in form with the
+/// attacker's credentials, to have the victim's browser work in the
+/// attacker's account. The server refuses it (403, no cookie); the same form
+/// on the app's own page still signs in.
+async fn another_site_cannot_sign_the_browser_in(mode: Mode) {
+    let app = UiApp::start(mode).await;
+    app.account("mallory", Role::User).await;
+    let (port, serving) = other_site(format!(
+        "<!DOCTYPE html><title>Win a prize</title>\
+         <form method=\"post\" action=\"{}/ui/fn/sign-in\">\
+         <input type=\"hidden\" name=\"username\" value=\"mallory\">\
+         <input type=\"hidden\" name=\"password\" value=\"correct horse battery\">\
+         <button id=\"prize\" type=\"submit\">Claim your prize</button></form>",
+        app.base
+    ))
+    .await;
+    with_browser(&app, move |page| async move {
+        page.client
+            .goto(&format!("http://localhost:{port}/"))
+            .await
+            .expect("open the other site");
+        page.client
+            .find(fantoccini::Locator::Id("prize"))
+            .await
+            .expect("the button")
+            .click()
+            .await
+            .expect("click");
+        page.wait_until("the refusal is shown", || async {
+            page.has("h1").await && page.text("h1").await == "403 — Cross-site request refused"
+        })
+        .await;
+        page.goto("/me").await;
+        assert_eq!(page.path().await, "/login", "not signed in as mallory");
+
+        // The app's own form works.
+        page.sign_in("mallory").await;
+        assert_eq!(page.path().await, "/me");
     })
     .await;
     serving.abort();

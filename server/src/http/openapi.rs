@@ -273,7 +273,9 @@ impl RouteDoc {
         if self.method != "GET" {
             add(403, "cross_site");
         }
-        // Every request counts against its caller's requests in flight.
+        // Every request counts against its caller's requests in flight,
+        // and has a deadline (`--request-timeout`).
+        add(408, "request_timeout");
         add(429, "too_many_requests");
         for &(status, code) in self.own_errors {
             add(status, code);
