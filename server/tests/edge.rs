@@ -256,3 +256,33 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_closes_idle_keep_alive_connections_and_exits_0_at_once() {
+    let (mut served, data) = served(&[]);
+    // A kept-alive connection, idle after its request.
+    let mut idle = TcpStream::connect(&served.address).await.expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.expect("a response");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let start = Instant::now();
+    served.signal("INT");
+    let status = served
+        .wait_exit(Duration::from_secs(5))
+        .expect("exited within 5 s");
+    println!(
+        "ctrl-c with an idle keep-alive connection: exited after {:?}",
+        start.elapsed()
+    );
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "the idle connection was closed"
+    );
+    let _ = std::fs::remove_dir_all(data);
+}

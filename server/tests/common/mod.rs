@@ -110,11 +110,16 @@ impl Served {
 impl Served {
     /// Send SIGTERM (Unix).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Send a signal by name (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {}", self.pid());
+        assert!(status.success(), "kill -{name} {}", self.pid());
     }
 
     /// Wait up to `limit` for the process to exit; `None` if it did not.
