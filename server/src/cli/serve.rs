@@ -17,7 +17,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "NSCACHE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// Mark session cookies Secure (serving over TLS, or behind a TLS proxy).
+    /// Mark session cookies Secure, named with the __Host- prefix (serving
+    /// over TLS, or behind a TLS proxy).
     #[arg(long, env = "NSCACHE_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
@@ -25,19 +26,19 @@ pub struct ServeArgs {
     pub trust_proxy: bool,
     /// Seconds a client may take to send a request's line and headers (also
     /// how long an idle keep-alive connection stays open).
-    #[arg(long, env = "NSCACHE_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    #[arg(long, env = "NSCACHE_HEADER_TIMEOUT", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
     pub header_timeout: Duration,
     /// Seconds from a request's headers to its response's (408 beyond).
-    #[arg(long, env = "NSCACHE_REQUEST_TIMEOUT", default_value = "30", value_parser = seconds)]
+    #[arg(long, env = "NSCACHE_REQUEST_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub request_timeout: Duration,
     /// Seconds a request body may pause between two pieces before it is cut.
-    #[arg(long, env = "NSCACHE_BODY_TIMEOUT", default_value = "10", value_parser = seconds)]
+    #[arg(long, env = "NSCACHE_BODY_TIMEOUT", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
     pub body_timeout: Duration,
     /// Connections served at once; more wait, unaccepted, until one closes.
-    #[arg(long, env = "NSCACHE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "NSCACHE_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
-    #[arg(long, env = "NSCACHE_SHUTDOWN_GRACE", default_value = "30", value_parser = seconds)]
+    #[arg(long, env = "NSCACHE_SHUTDOWN_GRACE", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub shutdown_grace: Duration,
 }
 
@@ -139,5 +140,19 @@ async fn announce_first_admin(
             out,
             &format!("  warning: could not check for an admin account: {e}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_fractions_and_refuse_nonsense() {
+        assert_eq!(seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["0", "-1", "NaN", "inf", "ten", ""] {
+            assert!(seconds(bad).is_err(), "{bad:?}");
+        }
     }
 }
