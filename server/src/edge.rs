@@ -1,7 +1,9 @@
 //! The connection edge of `nscache serve`: the accept loop, with a cap on
-//! connections, hyper's timer-driven header timeout, a whole-request and a
-//! request-body timeout, the peer address for the handlers, and a graceful
-//! shutdown on SIGTERM or ctrl-c.
+//! connections, hyper's timer-driven header timeout, a request-body timeout,
+//! the peer address for the handlers, and a graceful shutdown on SIGTERM or
+//! ctrl-c. (The whole-request timeout is in [`Server::router`].)
+//!
+//! [`Server::router`]: crate::server::Server::router
 //!
 //! HTTP/1.1 only (the API and the UI need nothing more; HTTP/2 would need
 //! its own bounds on streams and keep-alive).
@@ -21,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::add_extension::AddExtensionLayer;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::http::ApiError;
 
@@ -34,6 +36,8 @@ pub struct EdgeLimits {
     pub header_read_timeout: Duration,
     /// Time from a request's headers to its response's headers; beyond it
     /// `408 Request Timeout` (JSON error `request_timeout`). Default 30 s.
+    /// Applied by [`Server::router`](crate::server::Server::router), so that
+    /// it holds however the router is served.
     pub request_timeout: Duration,
     /// Longest wait for the next piece of a request body; beyond it the
     /// body fails to read (`400`, or `408` once the request timeout is
@@ -61,7 +65,7 @@ impl Default for EdgeLimits {
 
 /// The request timeout's bare 408, as the API's JSON error
 /// `request_timeout` (a body timeout already answers JSON `body_timeout`).
-async fn timeout_as_json(response: Response) -> Response {
+pub(crate) async fn timeout_as_json(response: Response) -> Response {
     if response.status() == StatusCode::REQUEST_TIMEOUT
         && !response.headers().contains_key(header::CONTENT_TYPE)
     {
@@ -114,12 +118,8 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    // (The request timeout is the router's: see `Server::router`.)
     let router = ServiceBuilder::new()
-        .layer(axum::middleware::map_response(timeout_as_json))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .service(router);
     tokio::pin!(shutdown);

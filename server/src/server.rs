@@ -211,7 +211,9 @@ impl Server {
         &self.dashboard
     }
 
-    /// The HTTP router: the API, and the admin UI at `/` (feature `ui`).
+    /// The HTTP router: the API, and the admin UI at `/` (feature `ui`),
+    /// with the request timeout, the cross-site check and the security
+    /// headers.
     pub fn router(&self) -> axum::Router {
         let api = router(self.state.clone(), self.body_limit);
         #[cfg(feature = "ui")]
@@ -228,12 +230,18 @@ impl Server {
             ))
         };
         // Every request, the API's and the UI's, counts against its caller;
-        // is refused when a browser sends it from another site to change
-        // something; and gets the security headers.
+        // has a deadline (408 as JSON); is refused when a browser sends it
+        // from another site to change something; and gets the security
+        // headers.
         api.layer(axum::middleware::from_fn_with_state(
             self.state.per_caller.clone(),
             crate::http::limits::per_caller,
         ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            self.edge.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(crate::edge::timeout_as_json))
         .layer(axum::middleware::from_fn_with_state(
             self.state.clone(),
             security::same_origin,

@@ -133,6 +133,11 @@ async fn a_stalled_body_is_cut_by_the_body_timeout_and_a_dripped_one_by_the_requ
     );
     assert_eq!(reply.status, 408);
     assert_eq!(reply.json["error"]["code"], "request_timeout");
+    assert_eq!(
+        reply.header("x-frame-options"),
+        Some("DENY"),
+        "with the security headers"
+    );
     assert!(
         took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
         "{took:?}"
