@@ -9,6 +9,7 @@ pub mod cli;
 pub mod control;
 pub mod dashboard;
 pub mod directory;
+pub mod edge;
 pub mod http;
 pub mod server;
 #[cfg(feature = "ui")]

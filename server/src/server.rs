@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use crate::control::Control;
 use crate::dashboard::DashboardSampler;
+use crate::edge::EdgeLimits;
 use nscache::{Cache, CacheError, Settings};
 
 use crate::directory::{
     Directory, DirectoryError, DirectoryFlags, Guarded, PostgresDirectory, SqliteDirectory,
 };
 use crate::http::limits::{PerCaller, ReplyMemory};
-use crate::http::{AppState, router};
+use crate::http::{AppState, router, security};
 
 /// Everything `nscache serve` can be told: the library's [`Settings`] (store,
 /// key layout, L1, the database of flags) and what only a server has.
@@ -47,6 +48,9 @@ pub struct ServerConfig {
     /// it was built in, feature `ui-hydrate`). Off, or without the bundle,
     /// the pages are server-rendered only.
     pub ui_hydrate: bool,
+    /// Timeouts, the connection cap and the shutdown grace period of the
+    /// listener (see [`EdgeLimits`] for the defaults).
+    pub edge: EdgeLimits,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +66,7 @@ impl Default for ServerConfig {
             per_caller_requests: 32,
             dashboard_interval: std::time::Duration::from_secs(5),
             ui_hydrate: ui_bundle_built(),
+            edge: EdgeLimits::default(),
         }
     }
 }
@@ -115,6 +120,7 @@ pub struct Server {
     dashboard: Arc<DashboardSampler>,
     #[cfg_attr(not(feature = "ui"), allow(dead_code))]
     ui_hydrate: bool,
+    edge: EdgeLimits,
 }
 
 /// Open the directory a configuration names. The embedded SQLite file is
@@ -182,6 +188,7 @@ impl Server {
             watcher: None,
             dashboard,
             ui_hydrate: config.ui_hydrate,
+            edge: config.edge,
         })
     }
 
@@ -204,7 +211,9 @@ impl Server {
         &self.dashboard
     }
 
-    /// The HTTP router: the API, and the admin UI at `/` (feature `ui`).
+    /// The HTTP router: the API, and the admin UI at `/` (feature `ui`),
+    /// with the request timeout, the cross-site check and the security
+    /// headers.
     pub fn router(&self) -> axum::Router {
         let api = router(self.state.clone(), self.body_limit);
         #[cfg(feature = "ui")]
@@ -220,11 +229,25 @@ impl Server {
                 },
             ))
         };
-        // Every request, the API's and the UI's, counts against its caller.
+        // Every request, the API's and the UI's, counts against its caller;
+        // has a deadline (408 as JSON); is refused when a browser sends it
+        // from another site to change something; and gets the security
+        // headers.
         api.layer(axum::middleware::from_fn_with_state(
             self.state.per_caller.clone(),
             crate::http::limits::per_caller,
         ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            self.edge.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(crate::edge::timeout_as_json))
+        .layer(axum::middleware::from_fn_with_state(
+            self.state.clone(),
+            security::same_origin,
+        ))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(security::fixed_headers())
     }
 
     /// One line per backend, for the start-up announcement.
@@ -275,15 +298,19 @@ impl Server {
         ]
     }
 
-    /// Serve on `listener` until the process is stopped.
+    /// Serve on `listener` until SIGTERM or ctrl-c, within the configured
+    /// [`EdgeLimits`]; then finish the requests in flight and return.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+        self.serve_until(listener, crate::edge::shutdown_signal())
             .await
+    }
+
+    /// Serve on `listener` until `shutdown` resolves (see [`crate::edge::serve`]).
+    pub async fn serve_until(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        crate::edge::serve(listener, self.router(), self.edge, shutdown).await
     }
 }

@@ -17,7 +17,7 @@ use crate::auth::constant_time_eq;
 use crate::control::{ControlError, DependencyHealth, MeView, Principal, Via};
 use crate::dashboard::DashboardSampler;
 use crate::directory::Role;
-use crate::http::extract::{SESSION_COOKIE, client_address, cookie};
+use crate::http::extract::{client_address, cookie, session_cookie_name};
 use crate::http::{ApiError, AppState, session_cookie};
 
 /// The UI's backend: [`Control`](crate::control::Control) plus the dashboard's sampler.
@@ -37,7 +37,8 @@ impl ControlBackend {
     /// The principal of the request's session cookie. API tokens are not
     /// accepted here: the UI is for people.
     async fn principal(&self, request: &Parts) -> Result<Principal, UiError> {
-        let token = cookie(request, SESSION_COOKIE).ok_or(UiError::Unauthenticated)?;
+        let name = session_cookie_name(self.state.secure_cookies);
+        let token = cookie(request, name).ok_or(UiError::Unauthenticated)?;
         self.state
             .control
             .session(token)

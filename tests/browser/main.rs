@@ -6,7 +6,7 @@
 //! `screenshots/{ssr,hydrated}/` (see the README).
 
 use nscache_server::directory::Role;
-use nscache_tests::browser::{Mode, Page, UiApp, with_browser};
+use nscache_tests::browser::{Mode, Page, UiApp, browser_log, csp_violations, with_browser};
 
 /// One `#[tokio::test]` per mode for each scenario.
 macro_rules! both_modes {
@@ -36,6 +36,8 @@ both_modes!(
     admin_pages_refuse_others,
     invalidating_everything_needs_confirmation,
     the_dashboard_draws_charts_and_refreshes,
+    another_site_cannot_frame_the_confirmation_page,
+    another_site_cannot_sign_the_browser_in,
 );
 
 /// The page is what the mode says: without hydration no script is loaded
@@ -467,5 +469,131 @@ async fn the_dashboard_draws_charts_and_refreshes(mode: Mode) {
         }
     })
     .await;
+    app.stop().await;
+}
+
+/// Clickjacking: a page on another site (here `localhost` on another port,
+/// the app being on 127.0.0.1) puts "Invalidate everything?" in a frame to
+/// trick an admin into the click. The browser refuses to show it.
+async fn another_site_cannot_frame_the_confirmation_page(mode: Mode) {
+    let app = UiApp::start(mode).await;
+    app.account("root", Role::Admin).await;
+    let target = format!("{}/admin/invalidate-all", app.base);
+    let (attacker_port, serving) = other_site(format!(
+        "<!DOCTYPE html><title>Win a prize</title>\
+         <iframe id=\"victim\" src=\"{target}\" width=\"900\" height=\"600\"></iframe>"
+    ))
+    .await;
+    with_browser(&app, move |page| async move {
+        page.sign_in("root").await;
+        page.goto("/admin/invalidate-all").await;
+        page.wait_for("#confirm-invalidate-all").await;
+        assert!(
+            csp_violations(&browser_log(&page.client).await).is_empty(),
+            "the page itself loads without a violation"
+        );
+
+        page.client
+            .goto(&format!("http://localhost:{attacker_port}/"))
+            .await
+            .expect("open the other site");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while !seen.iter().any(|m: &String| m.contains("frame-ancestors")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the browser did not report refusing the frame: {seen:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            seen.extend(csp_violations(&browser_log(&page.client).await));
+        }
+        println!("{mode:?}: the browser says {seen:?}");
+        // Inside the frame: an error page, not the button.
+        let frame = page
+            .client
+            .find(fantoccini::Locator::Id("victim"))
+            .await
+            .expect("the frame");
+        frame.enter_frame().await.expect("enter the frame");
+        assert!(
+            !page.has("#confirm-invalidate-all").await,
+            "the confirmation is not shown inside another site's page"
+        );
+        page.client
+            .enter_parent_frame()
+            .await
+            .expect("leave the frame");
+    })
+    .await;
+    serving.abort();
+    app.stop().await;
+}
+
+/// A page on another site, served on `localhost` (the app is on 127.0.0.1),
+/// until the returned task is aborted.
+async fn other_site(html: String) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    let serving = tokio::spawn(async move {
+        let _ = axum::serve(listener, site).await;
+    });
+    (port, serving)
+}
+
+/// Login CSRF: another site's page posts the sign-in form with the
+/// attacker's credentials, to have the victim's browser work in the
+/// attacker's account. The server refuses it (403, no cookie); the same form
+/// on the app's own page still signs in.
+async fn another_site_cannot_sign_the_browser_in(mode: Mode) {
+    let app = UiApp::start(mode).await;
+    app.account("mallory", Role::User).await;
+    let (port, serving) = other_site(format!(
+        "<!DOCTYPE html><title>Win a prize</title>\
+         <form method=\"post\" action=\"{}/ui/fn/sign-in\">\
+         <input type=\"hidden\" name=\"username\" value=\"mallory\">\
+         <input type=\"hidden\" name=\"password\" value=\"correct horse battery\">\
+         <button id=\"prize\" type=\"submit\">Claim your prize</button></form>",
+        app.base
+    ))
+    .await;
+    with_browser(&app, move |page| async move {
+        page.client
+            .goto(&format!("http://localhost:{port}/"))
+            .await
+            .expect("open the other site");
+        page.client
+            .find(fantoccini::Locator::Id("prize"))
+            .await
+            .expect("the button")
+            .click()
+            .await
+            .expect("click");
+        let base = page.base.clone();
+        page.wait_until("the form was sent to the app", || async {
+            let url = page.client.current_url().await.expect("url");
+            url.as_str().starts_with(&base) && page.has("h1").await
+        })
+        .await;
+        let answer = page.text("h1").await;
+        page.goto("/me").await;
+        assert_eq!(
+            page.path().await,
+            "/login",
+            "the other site's form signed the browser in as mallory (it answered {answer:?})"
+        );
+        assert_eq!(answer, "403 — Cross-site request refused");
+
+        // The app's own form works.
+        page.sign_in("mallory").await;
+        assert_eq!(page.path().await, "/me");
+    })
+    .await;
+    serving.abort();
     app.stop().await;
 }

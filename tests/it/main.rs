@@ -12,6 +12,7 @@ mod load;
 mod migrations;
 mod patterns;
 mod queries;
+mod security;
 mod semantics;
 mod store_conformance;
 mod ui;

@@ -222,6 +222,13 @@ where
         mode: app.mode,
     };
     let outcome = tokio::spawn(test(page)).await;
+    // Whatever the pages did, the browser must not have refused anything
+    // under the Content Security Policy (checked when the test passed, so
+    // that its own failure is the one reported).
+    let violations = match &outcome {
+        Ok(()) => csp_violations(&browser_log(&client).await),
+        Err(_) => Vec::new(),
+    };
     let _ = client.close().await;
     drop(driver);
     if let Err(e) = outcome {
@@ -230,6 +237,63 @@ where
         }
         panic!("browser test did not finish: {e}");
     }
+    assert!(
+        violations.is_empty(),
+        "Content Security Policy violations in the console: {violations:#?}"
+    );
+}
+
+/// WebDriver's "get log" (chromedriver: `POST /session/{id}/se/log`): the
+/// console messages since the last call, then forgotten.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// The browser console's messages since the last call.
+pub async fn browser_log(client: &Client) -> Vec<String> {
+    let entries = client
+        .issue_cmd(BrowserLog)
+        .await
+        .unwrap_or_else(|e| panic!("reading the browser's console: {e}"));
+    entries
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["level"].as_str().unwrap_or_default(),
+                        e["message"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The messages that report a Content Security Policy violation.
+pub fn csp_violations(log: &[String]) -> Vec<String> {
+    log.iter()
+        .filter(|m| m.contains("Content Security Policy") || m.contains("Refused to"))
+        .cloned()
+        .collect()
 }
 
 async fn connect(port: u16, profile: &std::path::Path, mode: Mode) -> Client {
@@ -237,6 +301,8 @@ async fn connect(port: u16, profile: &std::path::Path, mode: Mode) -> Client {
     // Server-rendered only: the browser runs no page script at all (WebDriver's
     // own scripts still run, through DevTools).
     let javascript = if mode == Mode::Ssr { 2 } else { 1 };
+    // Console messages, for the CSP check (`browser_log`).
+    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
     caps.insert(
         "goog:chromeOptions".into(),
         json!({

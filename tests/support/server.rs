@@ -105,6 +105,8 @@ pub struct Reply {
     pub set_cookie: Option<String>,
     /// `Location`, if any.
     pub location: Option<String>,
+    /// Every header of the response.
+    pub headers: axum::http::HeaderMap,
 }
 
 /// A server built in process on real backends.
@@ -325,6 +327,7 @@ impl TestServer {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let response_headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
@@ -347,6 +350,7 @@ impl TestServer {
             text,
             set_cookie,
             location,
+            headers: response_headers,
         }
     }
 

@@ -47,6 +47,13 @@ pub const BUNDLE: Option<Bundle> = {
     }
 };
 
+/// The nonce of the response's `Content-Security-Policy`, chosen by the
+/// host for each request and put in the request's extensions. The pages put
+/// it on the scripts they load (Leptos' [`Nonce`](leptos::nonce::Nonce));
+/// without it Leptos makes up one the policy does not name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CspNonce(pub String);
+
 /// How the UI is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UiSettings {
@@ -113,7 +120,15 @@ pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
     let routes = generate_route_list(App);
     let handle = BackendHandle(backend);
     let for_pages = handle.clone();
-    let context = move || provide_context(for_pages.clone());
+    let context = move || {
+        provide_context(for_pages.clone());
+        // Leptos put the request's head in context before this runs.
+        if let Some(CspNonce(nonce)) = use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CspNonce>().cloned())
+        {
+            provide_context(leptos::nonce::Nonce::from_value(nonce));
+        }
+    };
     let shell_options = options.clone();
     let server_fns = move |request: Request| {
         let handle = handle.clone();

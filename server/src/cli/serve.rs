@@ -2,11 +2,13 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::admin::app_pool;
 use super::{Cli, EXIT_UNAVAILABLE, Failure, usage, write_line};
+use crate::edge::EdgeLimits;
 use crate::server::{Server, open_directory};
 
 /// Options of `serve` (the cache's own are the global options).
@@ -15,12 +17,41 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "NSCACHE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// Mark session cookies Secure (serving over TLS, or behind a TLS proxy).
+    /// Mark session cookies Secure, named with the __Host- prefix (serving
+    /// over TLS, or behind a TLS proxy).
     #[arg(long, env = "NSCACHE_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "NSCACHE_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// Seconds a client may take to send a request's line and headers (also
+    /// how long an idle keep-alive connection stays open).
+    #[arg(long, env = "NSCACHE_HEADER_TIMEOUT", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Seconds from a request's headers to its response's (408 beyond).
+    #[arg(long, env = "NSCACHE_REQUEST_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// Seconds a request body may pause between two pieces before it is cut.
+    #[arg(long, env = "NSCACHE_BODY_TIMEOUT", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait, unaccepted, until one closes.
+    #[arg(long, env = "NSCACHE_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
+    #[arg(long, env = "NSCACHE_SHUTDOWN_GRACE", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub shutdown_grace: Duration,
+}
+
+/// A duration in seconds, fractions allowed (`10`, `0.5`).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("must be more than 0 seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 /// Run the server until it is stopped.
@@ -29,6 +60,13 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     config.listen = args.listen;
     config.secure_cookies = args.secure_cookies;
     config.trust_proxy = args.trust_proxy;
+    config.edge = EdgeLimits {
+        header_read_timeout: args.header_timeout,
+        request_timeout: args.request_timeout,
+        body_timeout: args.body_timeout,
+        max_connections: args.max_connections as usize,
+        shutdown_grace: args.shutdown_grace,
+    };
     let directory = open_directory(&config).await?;
     if directory.kind() == "postgres" {
         match directory.migrate().await {
@@ -102,5 +140,19 @@ async fn announce_first_admin(
             out,
             &format!("  warning: could not check for an admin account: {e}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_fractions_and_refuse_nonsense() {
+        assert_eq!(seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["0", "-1", "NaN", "inf", "ten", ""] {
+            assert!(seconds(bad).is_err(), "{bad:?}");
+        }
     }
 }

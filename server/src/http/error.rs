@@ -177,8 +177,28 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// Whether reading the body failed because it paused longer than the body
+/// timeout (see [`crate::edge::EdgeLimits::body_timeout`]).
+fn body_timed_out(r: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if body_timed_out(&r) {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body paused for too long",
+            );
+        }
         let code = match r.status() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",

@@ -17,6 +17,20 @@ use crate::control::{ControlError, Principal, Via};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "nscache_session";
+/// The session cookie's name with `--secure-cookies`: browsers keep a
+/// `__Host-` cookie only if it is `Secure`, has `Path=/` and no `Domain`, so
+/// a neighbouring subdomain or a plain-HTTP page cannot plant or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-nscache_session";
+
+/// The session cookie's name: [`SECURE_SESSION_COOKIE`] when cookies are
+/// `Secure`, else [`SESSION_COOKIE`]. Only that name is read.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 /// The header carrying the CSRF token on cookie-authenticated requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -132,7 +146,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<Principa
             None => Err(ControlError::Unauthenticated.into()),
         };
     }
-    let Some(token) = cookie(parts, SESSION_COOKIE) else {
+    let Some(token) = cookie(parts, session_cookie_name(state.secure_cookies)) else {
         return Ok(None);
     };
     let Some(principal) = state.control.session(token).await? else {

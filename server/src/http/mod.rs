@@ -8,6 +8,7 @@ pub mod extract;
 pub mod limits;
 pub mod openapi;
 mod ops;
+pub mod security;
 mod session;
 
 use std::sync::Arc;

@@ -256,6 +256,7 @@ impl RouteDoc {
         }
         if self.request.is_some() {
             add(400, "bad_json");
+            add(408, "body_timeout");
             add(413, "payload_too_large");
             add(415, "unsupported_media_type");
             add(422, "invalid_body");
@@ -267,7 +268,14 @@ impl RouteDoc {
                 add(403, "csrf");
             }
         }
-        // Every request counts against its caller's requests in flight.
+        // A browser's request from another site that would change
+        // something (see `security::same_origin`).
+        if self.method != "GET" {
+            add(403, "cross_site");
+        }
+        // Every request counts against its caller's requests in flight,
+        // and has a deadline (`--request-timeout`).
+        add(408, "request_timeout");
         add(429, "too_many_requests");
         for &(status, code) in self.own_errors {
             add(status, code);
@@ -867,7 +875,12 @@ pub fn document() -> OpenApi {
         .security_scheme("bearer", SecurityScheme::Http(bearer))
         .security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "The session cookie; named `__Host-nscache_session` when the server runs \
+                 with `--secure-cookies`. A browser's request that changes state from \
+                 another site (`Sec-Fetch-Site`, `Origin`) is refused with 403 `cross_site`.",
+            ))),
         )
         .build();
     let info = InfoBuilder::new()

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Caller, ClientAddress, JsonBody, SESSION_COOKIE};
+use super::extract::{Caller, ClientAddress, JsonBody, session_cookie_name};
 use crate::control::{ControlError, MeView, Via};
 
 /// `POST /api/v1/session`
@@ -64,7 +64,8 @@ pub struct UserCacheFlag {
     cache_enabled: bool,
 }
 
-/// The `Set-Cookie` value of a session cookie (empty value and 0: clear it).
+/// The `Set-Cookie` value of a session cookie (empty value and 0: clear it);
+/// `__Host-` prefixed and `Secure` with `--secure-cookies`.
 pub(crate) fn session_cookie(
     state: &AppState,
     value: &str,
@@ -72,7 +73,8 @@ pub(crate) fn session_cookie(
 ) -> Result<HeaderValue, ApiError> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        session_cookie_name(state.secure_cookies)
     ))
     .map_err(ApiError::internal)
 }

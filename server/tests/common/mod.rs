@@ -37,8 +37,14 @@ impl Served {
     /// Start `nscache serve --listen 127.0.0.1:0` with these environment
     /// variables (`None` removes one), and wait until it serves.
     pub fn start(env: &[(&str, Option<&str>)]) -> Served {
+        Served::start_with(&[], env)
+    }
+
+    /// [`start`](Self::start) with extra arguments to `serve`.
+    pub fn start_with(args: &[&str], env: &[(&str, Option<&str>)]) -> Served {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nscache"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -101,6 +107,47 @@ impl Served {
     }
 }
 
+impl Served {
+    /// Send SIGTERM (Unix).
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Send a signal by name (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Wait up to `limit` for the process to exit; `None` if it did not.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first admin's password, from the banner.
+    pub fn admin_password(&self) -> String {
+        let banner = self.banner.join("\n");
+        banner
+            .split("with password ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("prints how to sign in:\n{banner}"))
+            .to_owned()
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -137,9 +184,40 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&serde_json::Value>,
 ) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(address)
+    let stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("connect");
+    exchange(stream, address, method, path, headers, body).await
+}
+
+/// [`http`] from a given local address (any 127.x.y.z on Linux).
+pub async fn http_from(
+    source: std::net::IpAddr,
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Response {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .expect("bind the source address");
+    let stream = socket
+        .connect(address.parse().expect("an address"))
+        .await
+        .expect("connect");
+    exchange(stream, address, method, path, headers, body).await
+}
+
+async fn exchange(
+    mut stream: tokio::net::TcpStream,
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Response {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -156,7 +234,12 @@ pub async fn http(
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw);
+    parse(&raw)
+}
+
+/// Parse a whole HTTP/1.1 response.
+pub fn parse(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
     let mut lines = head.lines();
     let status = lines
