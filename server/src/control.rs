@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{self, LoginLimiter, SESSION_LIFETIME};
-use crate::directory::{Account, Directory, DirectoryError, NewAccount, Role, unix_now};
+use crate::auth::{self, LoginLimiter, PasswordChecks, SESSION_LIFETIME};
+use crate::directory::{
+    Account, DEVICE_LIFETIME, Directory, DirectoryError, NewAccount, Role, unix_now, username_key,
+};
 use nscache::profiles::{CachedProfiles, ProfileError, ProfileSource};
 use nscache::{Cache, CacheError, Keyspace, Scope};
 
@@ -61,6 +63,9 @@ pub enum ControlError {
     /// Too many failed logins; retry after this long.
     #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    /// Too many sign-ins being checked at once; retry after this long.
+    #[error("too many sign-ins are being checked; retry in {} s", .0.as_secs().max(1))]
+    LoginBusy(Duration),
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -84,6 +89,20 @@ impl From<DirectoryError> for ControlError {
             other => ControlError::Directory(other),
         }
     }
+}
+
+/// A successful sign-in.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// Who signed in (via the new session).
+    pub principal: Principal,
+    /// The session token (for the session cookie).
+    pub session_token: String,
+    /// How long the session lasts.
+    pub lifetime: Duration,
+    /// A new device cookie for this browser, when it sent none valid for
+    /// this account (lasts [`DEVICE_LIFETIME`]).
+    pub device_token: Option<String>,
 }
 
 /// What a signed-in person sees about themselves.
@@ -202,6 +221,8 @@ pub struct Control {
     directory: Arc<dyn Directory>,
     profiles: Arc<CachedProfiles>,
     limiter: LoginLimiter,
+    /// Argon2 verifications in flight (bounded: each holds ~19 MiB).
+    checks: PasswordChecks,
     /// Credentials verified against the database, by secret hash: used only
     /// while the database is unreachable, so that applications and signed-in
     /// people keep working through an outage (revocations made during it
@@ -249,6 +270,7 @@ impl Control {
             directory,
             profiles,
             limiter: LoginLimiter::default(),
+            checks: PasswordChecks::per_core(),
             verified: Default::default(),
         }
     }
@@ -256,6 +278,12 @@ impl Control {
     /// Replace the login limiter.
     pub fn with_limiter(mut self, limiter: LoginLimiter) -> Control {
         self.limiter = limiter;
+        self
+    }
+
+    /// Replace the bound on password checks in flight.
+    pub fn with_password_checks(mut self, checks: PasswordChecks) -> Control {
+        self.checks = checks;
         self
     }
 
@@ -354,33 +382,65 @@ impl Control {
 
     // --- authentication -------------------------------------------------
 
-    /// Check a password; on success open a session. Returns the principal,
-    /// the session token (for the cookie) and its lifetime.
+    /// Check a password; on success open a session. `device` is the
+    /// browser's device cookie, if it sent one (see [`LoginLimiter`]).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         address: IpAddr,
-    ) -> Result<(Principal, String, Duration), ControlError> {
-        if let Some(wait) = self.limiter.check(username, address) {
-            return Err(ControlError::RateLimited(wait));
-        }
+        device: Option<&str>,
+    ) -> Result<SignIn, ControlError> {
         let account = self.directory().account_by_username(username).await?;
+        let device_hash = device.map(auth::secret_hash);
+        let trusted = match (&account, &device_hash) {
+            (Some(a), Some(hash)) => {
+                self.directory().device_account(hash, unix_now()).await? == Some(a.id)
+            }
+            _ => false,
+        };
+        let attempt = self
+            .limiter
+            .reserve(
+                &username_key(username),
+                address,
+                device_hash.as_deref().filter(|_| trusted),
+            )
+            .map_err(ControlError::RateLimited)?;
         let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            auth::verify_password(hash.as_deref().unwrap_or(auth::dummy_hash()), &password)
-        })
-        .await
-        .unwrap_or(false);
-        let account = match account {
-            Some(a) if ok && a.password_hash.is_some() => a,
-            _ => {
-                self.limiter.failed(username, address);
-                return Err(ControlError::BadCredentials);
+        let checked = self
+            .checks
+            .verify(
+                hash.unwrap_or_else(|| auth::dummy_hash().to_owned()),
+                password.to_owned(),
+            )
+            .await;
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(auth::Busy) => {
+                self.limiter.release(attempt);
+                return Err(ControlError::LoginBusy(Duration::from_secs(1)));
             }
         };
-        self.limiter.succeeded(username, address);
+        let account = match account {
+            Some(a) if ok && a.password_hash.is_some() => a,
+            // A failure stays counted.
+            _ => return Err(ControlError::BadCredentials),
+        };
+        self.limiter.succeeded(attempt);
+        let device_token = if trusted {
+            None
+        } else {
+            let token = auth::random_secret(32);
+            self.directory()
+                .create_device(
+                    &auth::secret_hash(&token),
+                    account.id,
+                    unix_now() + DEVICE_LIFETIME.as_secs() as i64,
+                )
+                .await?;
+            Some(token)
+        };
         let token = auth::random_secret(32);
         let csrf_token = auth::random_secret(32);
         let token_hash = auth::secret_hash(&token);
@@ -392,17 +452,18 @@ impl Control {
                 unix_now() + SESSION_LIFETIME.as_secs() as i64,
             )
             .await?;
-        Ok((
-            Principal {
+        Ok(SignIn {
+            principal: Principal {
                 account,
                 via: Via::Session {
                     csrf_token,
                     token_hash,
                 },
             },
-            token,
-            SESSION_LIFETIME,
-        ))
+            session_token: token,
+            lifetime: SESSION_LIFETIME,
+            device_token,
+        })
     }
 
     /// End a session.

@@ -30,8 +30,11 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Mark cookies `Secure` (TLS, or behind a TLS-terminating proxy).
     pub secure_cookies: bool,
-    /// Trust `X-Forwarded-For` for client addresses.
-    pub trust_proxy: bool,
+    /// How many reverse proxies in front of the server append to
+    /// `X-Forwarded-For` (default 0: the peer address is the client's).
+    /// With N, the client is the N-th entry from the right: entries further
+    /// left were written by the client and are ignored.
+    pub trusted_proxies: usize,
     /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
     pub body_limit: usize,
     /// Bytes all replies in flight may hold together (default 64 MiB);
@@ -56,7 +59,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: default_data_dir(),
             secure_cookies: false,
-            trust_proxy: false,
+            trusted_proxies: 0,
             body_limit: 2 << 20,
             reply_memory: 64 << 20,
             per_caller_requests: 32,
@@ -157,7 +160,7 @@ impl Server {
         let state = AppState {
             control: control.clone(),
             secure_cookies: config.secure_cookies,
-            trust_proxy: config.trust_proxy,
+            trusted_proxies: config.trusted_proxies,
             replies: ReplyMemory::new(config.reply_memory),
             per_caller: PerCaller::new(config.per_caller_requests),
         };

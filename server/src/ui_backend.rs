@@ -17,7 +17,7 @@ use crate::auth::constant_time_eq;
 use crate::control::{ControlError, DependencyHealth, MeView, Principal, Via};
 use crate::dashboard::DashboardSampler;
 use crate::directory::Role;
-use crate::http::extract::{SESSION_COOKIE, client_address, cookie};
+use crate::http::extract::{DEVICE_COOKIE, SESSION_COOKIE, client_address, cookie};
 use crate::http::{ApiError, AppState, session_cookie};
 
 /// The UI's backend: [`Control`](crate::control::Control) plus the dashboard's sampler.
@@ -118,13 +118,20 @@ impl UiBackend for ControlBackend {
         username: &str,
         password: &str,
     ) -> Result<SignedIn, UiError> {
-        let address = client_address(request, self.state.trust_proxy);
-        let (who, token, lifetime) = self
+        let address = client_address(request, self.state.trusted_proxies);
+        let signed_in = self
             .state
             .control
-            .login(username, password, address)
+            .login(username, password, address, cookie(request, DEVICE_COOKIE))
             .await
             .map_err(ui_error)?;
+        // The UI sets one cookie: the session's. (Its sign-ins still honour a
+        // device cookie set by the API.)
+        let (who, token, lifetime) = (
+            signed_in.principal,
+            signed_in.session_token,
+            signed_in.lifetime,
+        );
         let set_cookie = session_cookie(&self.state, &token, lifetime.as_secs())
             .map_err(|e| UiError::Internal(e.message))?;
         let set_cookie = set_cookie

@@ -18,8 +18,13 @@ pub struct ServeArgs {
     /// Mark session cookies Secure (serving over TLS, or behind a TLS proxy).
     #[arg(long, env = "NSCACHE_SECURE_COOKIES")]
     pub secure_cookies: bool,
-    /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
-    #[arg(long, env = "NSCACHE_TRUST_PROXY")]
+    /// How many reverse proxies in front of the server append to
+    /// X-Forwarded-For: the client address is the N-th entry from the right
+    /// (0: the peer address; entries the client wrote are never trusted).
+    #[arg(long, env = "NSCACHE_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: usize,
+    /// Same as --trusted-proxies 1 (kept for existing deployments).
+    #[arg(long, env = "NSCACHE_TRUST_PROXY", conflicts_with = "trusted_proxies")]
     pub trust_proxy: bool,
 }
 
@@ -28,7 +33,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     let mut config = cli.server_config()?;
     config.listen = args.listen;
     config.secure_cookies = args.secure_cookies;
-    config.trust_proxy = args.trust_proxy;
+    config.trusted_proxies = if args.trust_proxy {
+        1
+    } else {
+        args.trusted_proxies
+    };
     let directory = open_directory(&config).await?;
     if directory.kind() == "postgres" {
         match directory.migrate().await {

@@ -150,4 +150,22 @@ impl Directory for Guarded {
     async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {
         self.guard(self.inner.account_by_token(token_hash)).await
     }
+
+    async fn create_device(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        self.guard(self.inner.create_device(token_hash, account_id, expires_at))
+            .await
+    }
+
+    async fn device_account(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, DirectoryError> {
+        self.guard(self.inner.device_account(token_hash, now)).await
+    }
 }

@@ -20,6 +20,20 @@ pub use nscache::sql::{Identifier, ProfileTable};
 /// The name of the first migration (accounts, sessions, tokens).
 pub const ACCOUNTS_MIGRATION: &str = "0001_accounts_sessions_tokens";
 
+/// The name of the second migration (device cookies, token expiry and
+/// last use, disabled accounts, names unique after normalisation).
+pub const AUTH_MIGRATION: &str = "0002_devices_token_expiry_disabled_name_keys";
+
+/// How long a device cookie (set on a successful sign-in) is honoured.
+pub const DEVICE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// What makes two login names the same: Unicode NFKC, then lower case. So
+/// `admin`, `Admin` and `ＡＤＭＩＮ` (fullwidth) are one name.
+pub fn username_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfkc().collect::<String>().to_lowercase()
+}
+
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -278,6 +292,22 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), DirectoryError>;
     /// The account an API token belongs to.
     async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError>;
+
+    /// Remember a device cookie (its SHA-256) of a browser that signed in to
+    /// `account_id`, until `expires_at` (Unix seconds). Expired ones are
+    /// removed.
+    async fn create_device(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError>;
+    /// The account a live device cookie belongs to.
+    async fn device_account(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, DirectoryError>;
 }
 
 /// Reject an unusable login name.

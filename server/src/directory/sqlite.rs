@@ -9,8 +9,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ACCOUNTS_MIGRATION, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role,
-    SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
+    ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory, DirectoryError, MigrationReport,
+    NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
+    username_key,
 };
 use nscache::sql::ProfileTable;
 
@@ -42,6 +43,23 @@ const ACCOUNTS_SQL: &[&str] = &[
         account_id INTEGER NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
         name TEXT NOT NULL,
         created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+];
+
+/// [`AUTH_MIGRATION`], before and after the names' keys are filled in.
+/// (A token's id is its `rowid`.)
+const AUTH_SQL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS nscache_devices (
+        token_hash BLOB PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        expires_at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS nscache_devices_expires_at_idx ON nscache_devices (expires_at)",
+    "ALTER TABLE nscache_api_tokens ADD COLUMN expires_at INTEGER",
+    "ALTER TABLE nscache_api_tokens ADD COLUMN last_used_at INTEGER",
+    "ALTER TABLE nscache_accounts ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE",
+    "ALTER TABLE nscache_accounts ADD COLUMN username_key TEXT",
+];
+const AUTH_SQL_AFTER_KEYS: &[&str] = &[
+    "CREATE UNIQUE INDEX IF NOT EXISTS nscache_accounts_username_key_idx ON nscache_accounts (username_key)",
 ];
 
 fn account_from(row: &sqlx::sqlite::SqliteRow) -> Result<Account, DirectoryError> {
@@ -89,6 +107,41 @@ fn private_file(path: &Path) -> std::io::Result<()> {
         }
         Ok(())
     }
+}
+
+/// Apply [`AUTH_MIGRATION`]: new tables and columns, every account's name
+/// key (normalised in Rust, the same function as new accounts use), then its
+/// unique index. Two existing names that normalise alike stop the migration
+/// with a message naming them.
+async fn auth_migration(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+) -> Result<(), DirectoryError> {
+    for sql in AUTH_SQL {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
+    let rows = sqlx::query("SELECT id, username FROM nscache_accounts")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut seen = std::collections::HashMap::new();
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let name: String = row.try_get("username")?;
+        let key = username_key(&name);
+        if let Some(other) = seen.insert(key.clone(), name.clone()) {
+            return Err(DirectoryError::Conflict(format!(
+                "accounts {other:?} and {name:?} have names that differ only in case or width; rename one, then migrate"
+            )));
+        }
+        sqlx::query("UPDATE nscache_accounts SET username_key = ?1 WHERE id = ?2")
+            .bind(&key)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for sql in AUTH_SQL_AFTER_KEYS {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 impl SqliteDirectory {
@@ -142,7 +195,11 @@ impl Directory for SqliteDirectory {
             .execute(&mut *tx)
             .await?;
         let mut report = MigrationReport::default();
-        for name in [ACCOUNTS_MIGRATION.to_owned(), p.migration_name()] {
+        for name in [
+            ACCOUNTS_MIGRATION.to_owned(),
+            p.migration_name(),
+            AUTH_MIGRATION.to_owned(),
+        ] {
             let done: Option<String> =
                 sqlx::query_scalar("SELECT name FROM nscache_schema_migrations WHERE name = ?1")
                     .bind(&name)
@@ -156,6 +213,8 @@ impl Directory for SqliteDirectory {
                 for sql in ACCOUNTS_SQL {
                     sqlx::query(sql).execute(&mut *tx).await?;
                 }
+            } else if name == AUTH_MIGRATION {
+                auth_migration(&mut tx).await?;
             } else {
                 sqlx::query(&format!("CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY, {} BOOLEAN NOT NULL DEFAULT TRUE)", p.table, p.user_column, p.flag_column))
                     .execute(&mut *tx)
@@ -287,11 +346,12 @@ impl Directory for SqliteDirectory {
         check_username(&new.username)?;
         let mut tx = self.pool.begin().await?;
         let placeholder = format!("\u{1}pending:{}", new.username);
-        let row = sqlx::query("INSERT INTO nscache_accounts (username, role, user_id, password_hash) VALUES (?1, ?2, ?3, ?4) RETURNING id")
+        let row = sqlx::query("INSERT INTO nscache_accounts (username, role, user_id, password_hash, username_key) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id")
             .bind(&new.username)
             .bind(new.role.as_str())
             .bind(new.user_id.as_deref().unwrap_or(&placeholder))
             .bind(&new.password_hash)
+            .bind(username_key(&new.username))
             .fetch_one(&mut *tx)
             .await?;
         let id: i64 = row.try_get("id")?;
@@ -328,7 +388,7 @@ impl Directory for SqliteDirectory {
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
-        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username = ?1").bind(username).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username_key = ?1").bind(username_key(username)).fetch_optional(&self.pool).await?;
         row.as_ref().map(account_from).transpose()
     }
 
@@ -418,5 +478,40 @@ impl Directory for SqliteDirectory {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(account_from).transpose()
+    }
+
+    async fn create_device(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_devices WHERE expires_at < ?1")
+            .bind(unix_now())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO nscache_devices (token_hash, account_id, expires_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(token_hash)
+        .bind(account_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn device_account(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, DirectoryError> {
+        Ok(sqlx::query_scalar(
+            "SELECT account_id FROM nscache_devices WHERE token_hash = ?1 AND expires_at > ?2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

@@ -17,6 +17,10 @@ use crate::control::{ControlError, Principal, Via};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "nscache_session";
+/// The device cookie's name: set on a successful sign-in, it exempts that
+/// browser from the account's login backoff (see
+/// [`LoginLimiter`](crate::auth::LoginLimiter)).
+pub const DEVICE_COOKIE: &str = "nscache_device";
 /// The header carrying the CSRF token on cookie-authenticated requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -79,23 +83,35 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// The client's address: the peer, or with `trust_proxy` the first
-/// `X-Forwarded-For` hop.
-pub fn client_address(parts: &Parts, trust_proxy: bool) -> IpAddr {
-    if trust_proxy
-        && let Some(ip) = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
-    }
-    parts
+/// The client's address. With `trusted_proxies` = 0, the peer's. With N
+/// proxies in front, each appending the address it got the request from to
+/// `X-Forwarded-For`, the N-th entry from the right (the one the outermost
+/// trusted proxy wrote): entries further left come from the client and are
+/// ignored. A list shorter than N gives its left-most entry; a missing or
+/// unparsable entry, the peer's address.
+pub fn client_address(parts: &Parts, trusted_proxies: usize) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip());
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if hops.is_empty() {
+        return peer;
+    }
+    let hop = hops[hops.len().saturating_sub(trusted_proxies)];
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .unwrap_or(peer)
 }
 
 /// The client's address (see [`client_address`]).
@@ -108,7 +124,7 @@ impl FromRequestParts<AppState> for ClientAddress {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(client_address(parts, state.trust_proxy)))
+        Ok(ClientAddress(client_address(parts, state.trusted_proxies)))
     }
 }
 

@@ -29,8 +29,9 @@ pub struct AppState {
     pub control: Arc<Control>,
     /// Mark session cookies `Secure` (served over TLS, or behind a TLS proxy).
     pub secure_cookies: bool,
-    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
-    pub trust_proxy: bool,
+    /// Reverse proxies that append to `X-Forwarded-For` (see
+    /// [`extract::client_address`]).
+    pub trusted_proxies: usize,
     /// The bytes every reply in flight may hold together.
     pub replies: limits::ReplyMemory,
     /// How many requests one caller may have in flight.
