@@ -304,8 +304,32 @@ impl Control {
 
     // --- accounts -------------------------------------------------------
 
-    /// Create an account. Users and admins need a password; services have none.
+    /// Create an account. Users and admins need a password; services have
+    /// none. With an application's profile table, a user or admin must be
+    /// one of its users (`user_id`); otherwise an account without one gets a
+    /// namespace of its own (see
+    /// [`ACCOUNT_NAMESPACE_PREFIX`](crate::directory::ACCOUNT_NAMESPACE_PREFIX)).
     pub async fn create_account(
+        &self,
+        username: &str,
+        role: Role,
+        password: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Account, ControlError> {
+        if user_id.is_none() && role != Role::Service && self.directory().application_profiles() {
+            return Err(ControlError::Invalid(format!(
+                "the flags live in the application's profile table, so a {} account is one of \
+                 its users: pass --user-id ID (the application's id of that person)",
+                role.as_str()
+            )));
+        }
+        self.create_account_unchecked(username, role, password, user_id)
+            .await
+    }
+
+    /// [`Control::create_account`] without the profile-table rule (the first
+    /// admin, who gets a namespace of their own).
+    async fn create_account_unchecked(
         &self,
         username: &str,
         role: Role,
@@ -361,7 +385,7 @@ impl Control {
         } else {
             format!("admin-{}", &auth::random_secret(3))
         };
-        self.create_account(&name, Role::Admin, Some(&password), None)
+        self.create_account_unchecked(&name, Role::Admin, Some(&password), None)
             .await?;
         Ok(Some((name, password)))
     }

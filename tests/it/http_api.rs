@@ -2,7 +2,7 @@
 //! bad input; and the embedded default end to end.
 
 use axum::http::{Method, StatusCode};
-use nscache_server::directory::Role;
+use nscache_server::directory::{ProfileTable, Role};
 use nscache_server::http::openapi::{Access, routes};
 use nscache_tests::openapi::{self, Response, check_response, check_value};
 use nscache_tests::server::{Creds, Reply, TestServer};
@@ -1086,5 +1086,81 @@ async fn with_postgres_down_flags_fall_back_to_the_last_known_and_health_names_p
         "carol's default flag (enabled) is read once Postgres is back"
     );
     drop(proxy);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_account_without_a_user_id_never_reaches_an_application_users_namespace() {
+    let t = TestServer::embedded().await;
+    let (admin, _) = t.server.control().ensure_admin().await.unwrap().unwrap();
+    let admin_ns = t
+        .directory()
+        .account_by_username(&admin)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let dave = t.account("dave", Role::User).await;
+    assert!(
+        admin_ns.starts_with("account:") && dave.starts_with("account:"),
+        "namespaces of their own, not 1 and 2: {admin_ns} {dave}"
+    );
+    let me = t.login("dave").await;
+    for path in [
+        "/api/v1/cache/users/2/keys/profile",
+        "/api/v1/cache/users/1/keys/profile",
+    ] {
+        let read = t.call(Method::GET, path, &me, None).await;
+        assert_eq!(read.status, StatusCode::FORBIDDEN, "{path}: {}", read.text);
+    }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_an_application_profile_table_a_person_must_be_one_of_its_users() {
+    let profiles = ProfileTable::existing("app_profiles", "user_id", "cache_enabled").unwrap();
+    let t = TestServer::postgres_with(profiles).await;
+    let pool = t.schema.as_ref().unwrap().pool().await;
+    sqlx::query("INSERT INTO app_profiles (user_id) VALUES ('1'), ('2')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let refused = t
+        .server
+        .control()
+        .create_account("carol", Role::User, Some("correct horse battery"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("--user-id"),
+        "says what to do: {refused}"
+    );
+    let carol = t
+        .server
+        .control()
+        .create_account(
+            "carol",
+            Role::User,
+            Some("correct horse battery"),
+            Some("2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        carol.user_id, "2",
+        "an account then is that application user"
+    );
+    let (admin, _) = t.server.control().ensure_admin().await.unwrap().unwrap();
+    let admin = t
+        .directory()
+        .account_by_username(&admin)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        admin.user_id.starts_with("account:"),
+        "the first admin is not application user 1: {}",
+        admin.user_id
+    );
     t.cleanup().await;
 }

@@ -28,7 +28,10 @@ pub enum UserCommand {
         /// Read the password from standard input (first line).
         #[arg(long, conflicts_with = "service")]
         password_stdin: bool,
-        /// The cache namespace id of the account (the application's user id; default: the account id).
+        /// The application's id of this person: the account's cache namespace and
+        /// profile row. Required for users and admins when the flags live in the
+        /// application's profile table (--profile-table); otherwise the default is a
+        /// namespace of the account's own (`account:ID`), never an application id.
         #[arg(long)]
         user_id: Option<String>,
     },

@@ -66,6 +66,10 @@ impl Directory for Guarded {
         self.inner.kind()
     }
 
+    fn application_profiles(&self) -> bool {
+        self.inner.application_profiles()
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

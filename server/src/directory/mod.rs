@@ -34,6 +34,12 @@ pub fn username_key(name: &str) -> String {
     name.nfkc().collect::<String>().to_lowercase()
 }
 
+/// The namespace of an account created without a user id: this prefix and
+/// its database id (`account:7`). Application ids (integers, UUIDs) never
+/// take this form, so such an account never shares an application user's
+/// namespace or flag.
+pub const ACCOUNT_NAMESPACE_PREFIX: &str = "account:";
+
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -89,7 +95,8 @@ pub struct NewAccount {
     pub username: String,
     /// Role.
     pub role: Role,
-    /// Namespace id; `None`: the account's database id.
+    /// Namespace id; `None`: [`ACCOUNT_NAMESPACE_PREFIX`] and the account's
+    /// database id.
     pub user_id: Option<String>,
     /// Argon2 PHC string, or `None`.
     pub password_hash: Option<String>,
@@ -239,6 +246,9 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     fn kind(&self) -> &'static str;
     /// Where it is (URL without password, or file path).
     fn location(&self) -> String;
+    /// True when the flags live in an application's own profile table (each
+    /// person's account must then be one of the application's users).
+    fn application_profiles(&self) -> bool;
     /// Check the database answers; returns the round-trip time.
     async fn ping(&self) -> Result<Duration, DirectoryError>;
     /// Apply the migrations not yet applied. Idempotent.

@@ -8,9 +8,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use super::{
-    ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory, DirectoryError, MigrationReport,
-    NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
-    username_key,
+    ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
+    DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow,
+    check_username, like_prefix, unix_now, username_key,
 };
 use nscache::profiles::{FlagStore, PostgresFlags};
 use nscache::sql::ProfileTable;
@@ -155,6 +155,10 @@ impl PostgresDirectory {
 impl Directory for PostgresDirectory {
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn application_profiles(&self) -> bool {
+        !self.profiles.owned
     }
 
     fn location(&self) -> String {
@@ -325,7 +329,7 @@ impl Directory for PostgresDirectory {
         let user_id = match &new.user_id {
             Some(u) => u.clone(),
             None => {
-                let u = id.to_string();
+                let u = format!("{ACCOUNT_NAMESPACE_PREFIX}{id}");
                 sqlx::query("UPDATE nscache_accounts SET user_id = $1 WHERE id = $2")
                     .bind(&u)
                     .bind(id)

@@ -9,9 +9,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory, DirectoryError, MigrationReport,
-    NewAccount, Role, SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
-    username_key,
+    ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
+    DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow,
+    check_username, like_prefix, unix_now, username_key,
 };
 use nscache::sql::ProfileTable;
 
@@ -176,6 +176,10 @@ impl SqliteDirectory {
 impl Directory for SqliteDirectory {
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn application_profiles(&self) -> bool {
+        !self.profiles.owned
     }
 
     fn location(&self) -> String {
@@ -358,7 +362,7 @@ impl Directory for SqliteDirectory {
         let user_id = match &new.user_id {
             Some(u) => u.clone(),
             None => {
-                let u = id.to_string();
+                let u = format!("{ACCOUNT_NAMESPACE_PREFIX}{id}");
                 sqlx::query("UPDATE nscache_accounts SET user_id = ?1 WHERE id = ?2")
                     .bind(&u)
                     .bind(id)
