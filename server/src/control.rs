@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 
 use crate::auth::{self, LoginLimiter, PasswordChecks, SESSION_LIFETIME};
 use crate::directory::{
-    Account, DEVICE_LIFETIME, Directory, DirectoryError, NewAccount, Role, unix_now, username_key,
+    Account, DEVICE_LIFETIME, Directory, DirectoryError, NewAccount, Role, TokenInfo, unix_now,
+    username_key,
 };
 use nscache::profiles::{CachedProfiles, ProfileError, ProfileSource};
 use nscache::{Cache, CacheError, Keyspace, Scope};
@@ -228,7 +229,15 @@ pub struct Control {
     /// people keep working through an outage (revocations made during it
     /// apply when it ends).
     verified: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (Principal, i64)>>,
+    /// When the database was first found unreachable in the current outage.
+    outage_since: std::sync::Mutex<Option<Instant>>,
+    /// How long into an outage remembered verifications are honoured.
+    outage_grace: Duration,
 }
+
+/// How long into a database outage credentials verified before it are
+/// still honoured (then 503 until the database answers again).
+pub const OUTAGE_GRACE: Duration = Duration::from_secs(60);
 
 /// Reject a name (user id, table, key) with control characters coming from
 /// outside: names travel in URLs and logs. Emptiness and length are the
@@ -272,12 +281,21 @@ impl Control {
             limiter: LoginLimiter::default(),
             checks: PasswordChecks::per_core(),
             verified: Default::default(),
+            outage_since: Default::default(),
+            outage_grace: OUTAGE_GRACE,
         }
     }
 
     /// Replace the login limiter.
     pub fn with_limiter(mut self, limiter: LoginLimiter) -> Control {
         self.limiter = limiter;
+        self
+    }
+
+    /// Honour remembered verifications for `grace` into a database outage
+    /// (default [`OUTAGE_GRACE`]).
+    pub fn with_outage_grace(mut self, grace: Duration) -> Control {
+        self.outage_grace = grace;
         self
     }
 
@@ -392,16 +410,78 @@ impl Control {
 
     /// Create an API token for `username`'s account; returns it (shown once).
     pub async fn create_token(&self, username: &str, name: &str) -> Result<String, ControlError> {
+        self.create_token_expiring(username, name, None).await
+    }
+
+    /// Create an API token that is refused after `lifetime` (`None`: valid
+    /// until revoked); returns it (shown once).
+    pub async fn create_token_expiring(
+        &self,
+        username: &str,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<String, ControlError> {
         let account = self
             .directory()
             .account_by_username(username)
             .await?
             .ok_or_else(|| ControlError::NotFound(format!("account {username:?}")))?;
+        let expires_at = lifetime
+            .map(|l| unix_now().saturating_add(i64::try_from(l.as_secs()).unwrap_or(i64::MAX)));
         let token = auth::new_api_token();
         self.directory()
-            .create_token(account.id, name, &auth::secret_hash(&token))
+            .create_token(account.id, name, &auth::secret_hash(&token), expires_at)
             .await?;
         Ok(token)
+    }
+
+    /// Every API token (never the tokens themselves).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, ControlError> {
+        Ok(self.directory().list_tokens().await?)
+    }
+
+    /// Revoke the token with this id: refused from the next request on.
+    pub async fn revoke_token(&self, id: i64) -> Result<(), ControlError> {
+        if !self.directory().revoke_token(id).await? {
+            return Err(ControlError::NotFound(format!("token {id}")));
+        }
+        self.forget_verified(|_| true);
+        Ok(())
+    }
+
+    /// Set `username`'s password (at least 8 characters); their sessions end.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), ControlError> {
+        if password.chars().count() < 8 {
+            return Err(ControlError::Invalid(
+                "a password has at least 8 characters".into(),
+            ));
+        }
+        let hash = auth::hash_password(password).map_err(ControlError::Invalid)?;
+        self.directory().set_password(username, &hash).await?;
+        self.forget_verified(|p| username_key(&p.account.username) == username_key(username));
+        Ok(())
+    }
+
+    /// Disable (sessions end, tokens and sign-in refused) or enable an account.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), ControlError> {
+        self.directory().set_disabled(username, disabled).await?;
+        self.forget_verified(|p| username_key(&p.account.username) == username_key(username));
+        Ok(())
+    }
+
+    /// Delete an account; its sessions, tokens and device cookies go with it.
+    pub async fn delete_account(&self, username: &str) -> Result<(), ControlError> {
+        self.directory().delete_account(username).await?;
+        self.forget_verified(|p| username_key(&p.account.username) == username_key(username));
+        Ok(())
+    }
+
+    /// Drop remembered verifications matching `which`.
+    fn forget_verified(&self, which: impl Fn(&Principal) -> bool) {
+        self.verified
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (p, _)| !which(p));
     }
 
     // --- authentication -------------------------------------------------
@@ -509,6 +589,18 @@ impl Control {
         hash: &[u8],
         answer: Result<Option<(Principal, i64)>, DirectoryError>,
     ) -> Result<Option<Principal>, ControlError> {
+        let in_grace = {
+            let mut since = self.outage_since.lock().unwrap_or_else(|p| p.into_inner());
+            match &answer {
+                Err(DirectoryError::Unavailable(_)) => {
+                    since.get_or_insert_with(Instant::now).elapsed() <= self.outage_grace
+                }
+                _ => {
+                    *since = None;
+                    true
+                }
+            }
+        };
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
         match answer {
             Ok(Some((principal, expires_at))) => {
@@ -523,7 +615,7 @@ impl Control {
                 Ok(None)
             }
             Err(DirectoryError::Unavailable(e)) => match verified.get(hash) {
-                Some((principal, expires_at)) if *expires_at > unix_now() => {
+                Some((principal, expires_at)) if in_grace && *expires_at > unix_now() => {
                     Ok(Some(principal.clone()))
                 }
                 _ => Err(ControlError::Directory(DirectoryError::Unavailable(e))),
@@ -562,17 +654,21 @@ impl Control {
             return Ok(None);
         }
         let hash = auth::secret_hash(token);
-        let answer = self.directory().account_by_token(&hash).await.map(|found| {
-            found.map(|account| {
-                (
-                    Principal {
-                        account,
-                        via: Via::ApiToken,
-                    },
-                    i64::MAX,
-                )
-            })
-        });
+        let answer = self
+            .directory()
+            .account_by_token(&hash, unix_now())
+            .await
+            .map(|found| {
+                found.map(|account| {
+                    (
+                        Principal {
+                            account,
+                            via: Via::ApiToken,
+                        },
+                        i64::MAX,
+                    )
+                })
+            });
         self.verified(&hash, answer)
     }
 

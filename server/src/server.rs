@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// With N, the client is the N-th entry from the right: entries further
     /// left were written by the client and are ignored.
     pub trusted_proxies: usize,
+    /// How long into a database outage sessions and tokens verified before
+    /// it are still honoured (default 60 s); then 503 until it answers.
+    pub credential_outage_grace: std::time::Duration,
     /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
     pub body_limit: usize,
     /// Bytes all replies in flight may hold together (default 64 MiB);
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             secure_cookies: false,
             trusted_proxies: 0,
+            credential_outage_grace: crate::control::OUTAGE_GRACE,
             body_limit: 2 << 20,
             reply_memory: 64 << 20,
             per_caller_requests: 32,
@@ -156,7 +160,10 @@ impl Server {
         let profiles = cache.cached_profiles().cloned().ok_or_else(|| {
             ServerError::Config("the cache did not take the directory's flags".into())
         })?;
-        let control = Arc::new(Control::new(cache, directory, profiles));
+        let control = Arc::new(
+            Control::new(cache, directory, profiles)
+                .with_outage_grace(config.credential_outage_grace),
+        );
         let state = AppState {
             control: control.clone(),
             secure_cookies: config.secure_cookies,

@@ -80,3 +80,135 @@ async fn with_an_application_profile_table_user_add_needs_the_application_user_i
     assert!(flag2, "application user 2 untouched");
     schema.drop().await;
 }
+
+/// `GET /api/v1/me` with these headers: the status.
+async fn me_status(a: &str, headers: &[(&str, &str)]) -> u16 {
+    common::http(a, "GET", "/api/v1/me", headers, None)
+        .await
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_rotation_and_deletion_take_effect_on_a_running_server() {
+    let (served, data) = common::Served::embedded(&[]);
+    let a = served.address.clone();
+    let data_dir = data.to_str().unwrap().to_owned();
+    let env = [("NSCACHE_DATA_DIR", data_dir.as_str())];
+    let run = |args: &[&str], stdin: &str| {
+        let o = nscache(&env, args, stdin);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    run(
+        &["user", "add", "alice", "--password-stdin"],
+        "first password\n",
+    );
+    run(&["user", "add", "app", "--service"], "");
+    let ci = run(&["token", "create", "app", "--label", "ci"], "");
+    let spare = run(
+        &[
+            "token",
+            "create",
+            "app",
+            "--label",
+            "spare",
+            "--expires-in",
+            "30d",
+        ],
+        "",
+    );
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (ci_h, spare_h) = (bearer(&ci), bearer(&spare));
+    assert_eq!(me_status(&a, &[("Authorization", &ci_h)]).await, 200);
+    let short = run(
+        &[
+            "token",
+            "create",
+            "app",
+            "--label",
+            "short",
+            "--expires-in",
+            "3s",
+        ],
+        "",
+    );
+    let short_created = std::time::Instant::now();
+    let short_h = bearer(&short);
+    assert_eq!(me_status(&a, &[("Authorization", &short_h)]).await, 200);
+    let alice = common::login(&a, "alice", "first password").await;
+    assert_eq!(me_status(&a, &[("Cookie", &alice.cookie)]).await, 200);
+
+    // Listing: ids, labels, owners, expiry, last use; never the tokens.
+    let list = run(&["token", "list"], "");
+    println!("{list}");
+    assert!(!list.contains(&ci) && !list.contains("nsc_"), "{list}");
+    let ci_line = list
+        .lines()
+        .find(|l| l.split('\t').nth(1) == Some("ci"))
+        .unwrap_or_else(|| panic!("{list}"));
+    let cols: Vec<&str> = ci_line.split('\t').collect();
+    assert_eq!((cols[2], cols[4]), ("app", "never"), "{ci_line}");
+    assert_ne!(cols[5], "never", "the use was noted: {ci_line}");
+    let spare_line = list.lines().find(|l| l.contains("\tspare\t")).unwrap();
+    assert!(
+        spare_line.split('\t').nth(4).unwrap().ends_with('Z'),
+        "{spare_line}"
+    );
+
+    // Revoke: refused from the next request on.
+    run(&["token", "revoke", cols[0]], "");
+    assert_eq!(me_status(&a, &[("Authorization", &ci_h)]).await, 401);
+    let again = nscache(&env, &["token", "revoke", cols[0]], "");
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+
+    // Expiry.
+    tokio::time::sleep(
+        std::time::Duration::from_millis(4100).saturating_sub(short_created.elapsed()),
+    )
+    .await;
+    assert_eq!(me_status(&a, &[("Authorization", &short_h)]).await, 401);
+    assert_eq!(me_status(&a, &[("Authorization", &spare_h)]).await, 200);
+
+    // A new password ends the old sessions.
+    run(
+        &["user", "passwd", "alice", "--password-stdin"],
+        "second password\n",
+    );
+    assert_eq!(me_status(&a, &[("Cookie", &alice.cookie)]).await, 401);
+    let alice = common::login(&a, "alice", "second password").await;
+    let generated = run(&["user", "passwd", "alice"], "");
+    let generated = generated
+        .split("password: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{generated}"))
+        .trim()
+        .to_owned();
+    assert_eq!(me_status(&a, &[("Cookie", &alice.cookie)]).await, 401);
+    let alice = common::login(&a, "alice", &generated).await;
+
+    // Disable: session ends, sign-in refused; enable: sign-in works.
+    run(&["user", "disable", "alice"], "");
+    assert_eq!(me_status(&a, &[("Cookie", &alice.cookie)]).await, 401);
+    let refused = common::http(
+        &a,
+        "POST",
+        "/api/v1/session",
+        &[],
+        Some(&serde_json::json!({ "username": "alice", "password": generated })),
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    run(&["user", "enable", "alice"], "");
+    let alice = common::login(&a, "alice", &generated).await;
+
+    // Delete: the live session and the live token die at once.
+    assert_eq!(me_status(&a, &[("Cookie", &alice.cookie)]).await, 200);
+    run(&["user", "delete", "alice"], "");
+    assert_eq!(me_status(&a, &[("Cookie", &alice.cookie)]).await, 401);
+    run(&["user", "delete", "app"], "");
+    assert_eq!(me_status(&a, &[("Authorization", &spare_h)]).await, 401);
+    let gone = nscache(&env, &["user", "delete", "app"], "");
+    assert_eq!(gone.status.code(), Some(2), "{}", text(&gone));
+    drop(served);
+    let _ = std::fs::remove_dir_all(data);
+}

@@ -1164,3 +1164,65 @@ async fn with_an_application_profile_table_a_person_must_be_one_of_its_users() {
     );
     t.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_verified_before_a_database_outage_are_honoured_only_for_the_grace_period() {
+    use nscache_server::directory::ProfileTable;
+    use nscache_server::server::ServerConfig;
+    use nscache_tests::proxy::TcpProxy;
+
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let config = ServerConfig {
+        credential_outage_grace: std::time::Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let t = TestServer::postgres_custom(ProfileTable::default(), Some(proxy.port), config).await;
+    t.account("alice", Role::User).await;
+    t.account("app", Role::Service).await;
+    let app = t.token("app").await;
+    let me = t.login("alice").await;
+    let status = |creds: Creds| {
+        let t = &t;
+        async move {
+            t.call(Method::GET, "/api/v1/cache/users/x/keys/k", &creds, None)
+                .await
+                .status
+        }
+    };
+    // Verified while the database is up.
+    assert_eq!(status(app.clone()).await, StatusCode::NOT_FOUND);
+    proxy.cut();
+    assert_eq!(
+        status(app.clone()).await,
+        StatusCode::NOT_FOUND,
+        "inside the grace period the token still works"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let after = t
+        .call(Method::GET, "/api/v1/cache/users/x/keys/k", &app, None)
+        .await;
+    assert_eq!(
+        after.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        after.text
+    );
+    assert_eq!(after.json["error"]["code"], "database_unavailable");
+    let me_after = t.call(Method::GET, "/api/v1/me", &me, None).await;
+    assert_eq!(me_after.status, StatusCode::SERVICE_UNAVAILABLE);
+    proxy.resume().await;
+    let mut back = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        back = status(app.clone()).await;
+        if back != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        back,
+        StatusCode::NOT_FOUND,
+        "works again once the database is back"
+    );
+    t.cleanup().await;
+}

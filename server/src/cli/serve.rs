@@ -53,6 +53,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
         }
     }
     let listen = config.listen;
+    let data_dir = config.data_dir.clone();
     let watch = config.cache.database_url.is_some();
     let pool = if watch {
         Some(app_pool(&config.cache)?)
@@ -78,7 +79,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     for line in server.describe() {
         write_line(out, &format!("  {line}"))?;
     }
-    announce_first_admin(&server, &address.to_string(), out).await?;
+    announce_first_admin(&server, &data_dir, out).await?;
     out.flush().map_err(|e| usage(e.to_string()))?;
     server.serve(listener).await.map_err(|e| Failure {
         code: EXIT_UNAVAILABLE,
@@ -87,22 +88,60 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// With no admin yet, create one and say how to sign in.
+/// Write `secret` to `path`, readable and writable by its owner only
+/// (the directory is created 0700 if missing).
+fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        #[cfg(not(unix))]
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(file, "{secret}")
+}
+
+/// With no admin yet, create one; its password goes to a file readable by
+/// the owner only (never to the terminal or logs).
 async fn announce_first_admin(
     server: &Server,
-    address: &str,
+    data_dir: &std::path::Path,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     match server.control().ensure_admin().await {
         Ok(Some((name, password))) => {
+            let path = data_dir.join("first-admin-password");
+            write_private(&path, &password)
+                .map_err(|e| usage(format!("writing {}: {e}", path.display())))?;
             write_line(
                 out,
-                &format!("  created the first admin: sign in as {name:?} with password {password}"),
+                &format!(
+                    "  created the first admin {name:?}; its password is in {} (readable by this user only)",
+                    path.display()
+                ),
             )?;
             write_line(
                 out,
                 &format!(
-                    "  e.g. curl -c cookies -H 'content-type: application/json' -d '{{\"username\":\"{name}\",\"password\":\"{password}\"}}' http://{address}/api/v1/session"
+                    "  sign in, then set your own with `nscache user passwd {name} --password-stdin` and delete that file"
                 ),
             )
         }

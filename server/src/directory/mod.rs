@@ -135,6 +135,26 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// An API token as operators see it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Its id (for `nscache token revoke ID`).
+    pub id: i64,
+    /// Its label.
+    pub label: String,
+    /// The login name of its account.
+    pub owner: String,
+    /// When it was created (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
+    pub created_at: String,
+    /// Unix seconds after which it is refused; `None`: never.
+    pub expires_at: Option<i64>,
+    /// Unix seconds of its last use (to the minute); `None`: never used.
+    pub last_used_at: Option<i64>,
+}
+
+/// How often a token's last use is written (at most once a minute per token).
+pub const LAST_USED_RESOLUTION: i64 = 60;
+
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MigrationReport {
@@ -271,7 +291,8 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
 
     /// Create an account (and its profile row, cache enabled).
     async fn create_account(&self, new: &NewAccount) -> Result<Account, DirectoryError>;
-    /// The account with this login name.
+    /// The enabled account with this login name (compared by
+    /// [`username_key`]).
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError>;
     /// How many admin accounts exist.
     async fn count_admins(&self) -> Result<u64, DirectoryError>;
@@ -293,15 +314,36 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     /// End a session.
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DirectoryError>;
 
-    /// Store an API token (its SHA-256) for an account.
+    /// Store an API token (its SHA-256) for an account, valid until
+    /// `expires_at` (Unix seconds; `None`: until revoked).
     async fn create_token(
         &self,
         account_id: i64,
         name: &str,
         token_hash: &[u8],
+        expires_at: Option<i64>,
     ) -> Result<(), DirectoryError>;
-    /// The account an API token belongs to.
-    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError>;
+    /// The enabled account a live (unexpired) API token belongs to; notes
+    /// the token's use (at most once per [`LAST_USED_RESOLUTION`]).
+    async fn account_by_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<Account>, DirectoryError>;
+    /// Every API token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError>;
+    /// Delete a token; false if there was none with this id.
+    async fn revoke_token(&self, id: i64) -> Result<bool, DirectoryError>;
+    /// Change an account's password hash and end its sessions.
+    /// [`DirectoryError::NotFound`] without such an account.
+    async fn set_password(&self, username: &str, password_hash: &str)
+    -> Result<(), DirectoryError>;
+    /// Disable (ending its sessions; its tokens are refused while disabled)
+    /// or enable an account. [`DirectoryError::NotFound`] without one.
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), DirectoryError>;
+    /// Delete an account with its sessions, tokens and device cookies.
+    /// [`DirectoryError::NotFound`] without one.
+    async fn delete_account(&self, username: &str) -> Result<(), DirectoryError>;
 
     /// Remember a device cookie (its SHA-256) of a browser that signed in to
     /// `account_id`, until `expires_at` (Unix seconds). Expired ones are

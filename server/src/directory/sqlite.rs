@@ -10,8 +10,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
-    DirectoryError, MigrationReport, NewAccount, Role, SessionRecord, UserPage, UserRow,
-    check_username, like_prefix, unix_now, username_key,
+    DirectoryError, LAST_USED_RESOLUTION, MigrationReport, NewAccount, Role, SessionRecord,
+    TokenInfo, UserPage, UserRow, check_username, like_prefix, unix_now, username_key,
 };
 use nscache::sql::ProfileTable;
 
@@ -392,7 +392,7 @@ impl Directory for SqliteDirectory {
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
-        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username_key = ?1").bind(username_key(username)).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username_key = ?1 AND NOT disabled").bind(username_key(username)).fetch_optional(&self.pool).await?;
         row.as_ref().map(account_from).transpose()
     }
 
@@ -433,7 +433,7 @@ impl Directory for SqliteDirectory {
         let row = sqlx::query(
             "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, s.csrf_token, s.expires_at
              FROM nscache_sessions s JOIN nscache_accounts a ON a.id = s.account_id
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND NOT a.disabled",
         )
         .bind(token_hash)
         .bind(now)
@@ -462,26 +462,128 @@ impl Directory for SqliteDirectory {
         account_id: i64,
         name: &str,
         token_hash: &[u8],
+        expires_at: Option<i64>,
     ) -> Result<(), DirectoryError> {
         sqlx::query(
-            "INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES (?1, ?2, ?3)",
+            "INSERT INTO nscache_api_tokens (token_hash, account_id, name, expires_at) VALUES (?1, ?2, ?3, ?4)",
         )
         .bind(token_hash)
         .bind(account_id)
         .bind(name)
+        .bind(expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {
+    async fn account_by_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<Account>, DirectoryError> {
         let row = sqlx::query(
-            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id WHERE t.token_hash = ?1",
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, t.last_used_at
+             FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id
+             WHERE t.token_hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2) AND NOT a.disabled",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(account_from).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let last_used: Option<i64> = row.try_get("last_used_at")?;
+        if last_used.is_none_or(|t| t + LAST_USED_RESOLUTION <= now) {
+            sqlx::query("UPDATE nscache_api_tokens SET last_used_at = ?2 WHERE token_hash = ?1")
+                .bind(token_hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        account_from(&row).map(Some)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT t.rowid AS id, t.name, a.username, strftime('%Y-%m-%dT%H:%M:%SZ', t.created_at) AS created, t.expires_at, t.last_used_at
+             FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id ORDER BY t.rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    label: r.try_get("name")?,
+                    owner: r.try_get("username")?,
+                    created_at: r.try_get("created")?,
+                    expires_at: r.try_get("expires_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM nscache_api_tokens WHERE rowid = ?1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE nscache_accounts SET password_hash = ?2 WHERE username_key = ?1 RETURNING id",
+        )
+        .bind(username_key(username))
+        .bind(password_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| DirectoryError::NotFound(format!("account {username:?}")))?;
+        sqlx::query("DELETE FROM nscache_sessions WHERE account_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE nscache_accounts SET disabled = ?2 WHERE username_key = ?1 RETURNING id",
+        )
+        .bind(username_key(username))
+        .bind(disabled)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| DirectoryError::NotFound(format!("account {username:?}")))?;
+        if disabled {
+            sqlx::query("DELETE FROM nscache_sessions WHERE account_id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_account(&self, username: &str) -> Result<(), DirectoryError> {
+        let done = sqlx::query("DELETE FROM nscache_accounts WHERE username_key = ?1")
+            .bind(username_key(username))
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound(format!("account {username:?}")));
+        }
+        Ok(())
     }
 
     async fn create_device(
