@@ -374,8 +374,9 @@ impl Control {
             (_, Some(p)) => Some(auth::hash_password(p).map_err(ControlError::Invalid)?),
         };
         if let Some(u) = user_id {
-            check_name("user id", u)?;
+            crate::directory::check_account_user_id(u)?;
         }
+        crate::directory::check_username(username)?;
         Ok(self
             .directory()
             .create_account(&NewAccount {

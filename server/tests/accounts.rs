@@ -212,3 +212,32 @@ async fn revocation_rotation_and_deletion_take_effect_on_a_running_server() {
     drop(served);
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[test]
+fn look_alike_names_and_invisible_characters_are_refused_with_exit_2() {
+    let data = std::env::temp_dir().join(common::unique("names"));
+    let data_dir = data.to_str().unwrap().to_owned();
+    let env = [("NSCACHE_DATA_DIR", data_dir.as_str())];
+    let add = |args: &[&str]| {
+        let mut all = vec!["user", "add"];
+        all.extend_from_slice(args);
+        all.push("--password-stdin");
+        nscache(&env, &all, "correct horse battery\n")
+    };
+    let admin = add(&["admin", "--admin"]);
+    assert_eq!(admin.status.code(), Some(0), "{}", text(&admin));
+    for (args, says) in [
+        (vec!["Admin"], "look-alike"),
+        (
+            vec!["\u{ff21}\u{ff24}\u{ff2d}\u{ff29}\u{ff2e}"],
+            "look-alike",
+        ),
+        (vec!["a\u{202e}b"], "U+202E"),
+        (vec!["eve", "--user-id", "2\u{202e}"], "U+202E"),
+    ] {
+        let o = add(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
+    let _ = std::fs::remove_dir_all(data);
+}

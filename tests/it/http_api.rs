@@ -1226,3 +1226,34 @@ async fn credentials_verified_before_a_database_outage_are_honoured_only_for_the
     );
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_sign_in_name_with_format_characters_gets_a_json_400() {
+    let t = TestServer::embedded().await;
+    t.account("admin", Role::Admin).await;
+    let reply = t
+        .call(
+            Method::POST,
+            "/api/v1/session",
+            &Creds::Anonymous,
+            Some(json!({ "username": "ad\u{202e}nim", "password": "correct horse battery" })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.json["error"]["code"], "invalid_username");
+    let look_alike = t
+        .call(
+            Method::POST,
+            "/api/v1/session",
+            &Creds::Anonymous,
+            Some(json!({ "username": "\u{ff21}dmin", "password": "correct horse battery" })),
+        )
+        .await;
+    assert_eq!(
+        look_alike.status,
+        StatusCode::OK,
+        "one name, whatever its width: {}",
+        look_alike.text
+    );
+    t.cleanup().await;
+}

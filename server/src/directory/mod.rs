@@ -362,17 +362,68 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<i64>, DirectoryError>;
 }
 
-/// Reject an unusable login name.
-pub(crate) fn check_username(name: &str) -> Result<(), DirectoryError> {
-    if name.is_empty()
-        || name.chars().count() > 64
-        || name.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
+/// True for characters that change how text shows without showing
+/// themselves: control characters and Unicode format characters (general
+/// category Cf: bidi overrides such as U+202E, zero-width joiners...), and
+/// unassigned, private-use and surrogate code points.
+pub fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::Unassigned
+                | GeneralCategory::PrivateUse
+                | GeneralCategory::Surrogate
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+}
+
+/// Reject an unusable login name: empty, longer than 64 characters, or
+/// with spaces or invisible characters ([`is_invisible`]). Names that differ
+/// only in case or width are one name ([`username_key`]).
+pub fn check_username(name: &str) -> Result<(), DirectoryError> {
+    if name.is_empty() || name.chars().count() > 64 {
         return Err(DirectoryError::Invalid(
-            "a login name is 1 to 64 characters, without spaces or control characters".into(),
+            "a login name is 1 to 64 characters".into(),
         ));
     }
+    if let Some(c) = name.chars().find(|c| c.is_whitespace() || is_invisible(*c)) {
+        return Err(DirectoryError::Invalid(format!(
+            "a login name may not contain spaces, control or format characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
     Ok(())
+}
+
+/// Reject the application user id given for an account (`--user-id`) if
+/// it has control or format characters ([`is_invisible`]): it is shown next
+/// to the name. (Namespace ids elsewhere stay opaque.)
+pub fn check_account_user_id(user_id: &str) -> Result<(), DirectoryError> {
+    if let Some(c) = user_id.chars().find(|c| is_invisible(*c)) {
+        return Err(DirectoryError::Invalid(format!(
+            "a user id for an account may not contain control or format characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
+/// A unique violation on creating `new`, in words.
+pub(crate) fn account_conflict(e: DirectoryError, new: &NewAccount) -> DirectoryError {
+    match e {
+        DirectoryError::Conflict(m) if m.contains("username") => DirectoryError::Conflict(format!(
+            "an account named {:?} or a look-alike (same letters ignoring case and width) exists",
+            new.username
+        )),
+        DirectoryError::Conflict(m) if m.contains("user_id") => DirectoryError::Conflict(format!(
+            "an account with user id {:?} exists",
+            new.user_id.as_deref().unwrap_or("")
+        )),
+        other => other,
+    }
 }
 
 /// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` prefix pattern.
@@ -393,4 +444,36 @@ pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_alikes_share_a_key_and_invisible_characters_are_refused() {
+        assert_eq!(username_key("Admin"), "admin");
+        assert_eq!(
+            username_key("\u{ff21}\u{ff24}\u{ff2d}\u{ff29}\u{ff2e}"),
+            "admin"
+        );
+        assert_eq!(
+            username_key("\u{212b}ngstr\u{f6}m"),
+            username_key("\u{c5}NGSTR\u{d6}M")
+        );
+        for bad in [
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "a\u{feff}",
+            "a\tb",
+            "a b",
+            "",
+            "\u{e000}",
+        ] {
+            assert!(check_username(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_username("jos\u{e9}").is_ok());
+        assert!(check_account_user_id("2\u{202e}").is_err());
+        assert!(check_account_user_id("user:42/\u{e9}").is_ok());
+    }
 }

@@ -10,7 +10,8 @@ use sqlx::{PgPool, Row};
 use super::{
     ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
     DirectoryError, LAST_USED_RESOLUTION, MigrationReport, NewAccount, Role, SessionRecord,
-    TokenInfo, UserPage, UserRow, check_username, like_prefix, unix_now, username_key,
+    TokenInfo, UserPage, UserRow, account_conflict, check_username, like_prefix, unix_now,
+    username_key,
 };
 use nscache::profiles::{FlagStore, PostgresFlags};
 use nscache::sql::ProfileTable;
@@ -324,7 +325,8 @@ impl Directory for PostgresDirectory {
             .bind(&new.password_hash)
             .bind(username_key(&new.username))
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| account_conflict(e.into(), new))?;
         let id: i64 = row.try_get("id")?;
         let user_id = match &new.user_id {
             Some(u) => u.clone(),

@@ -11,7 +11,8 @@ use sqlx::{Row, SqlitePool};
 use super::{
     ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
     DirectoryError, LAST_USED_RESOLUTION, MigrationReport, NewAccount, Role, SessionRecord,
-    TokenInfo, UserPage, UserRow, check_username, like_prefix, unix_now, username_key,
+    TokenInfo, UserPage, UserRow, account_conflict, check_username, like_prefix, unix_now,
+    username_key,
 };
 use nscache::sql::ProfileTable;
 
@@ -357,7 +358,8 @@ impl Directory for SqliteDirectory {
             .bind(&new.password_hash)
             .bind(username_key(&new.username))
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| account_conflict(e.into(), new))?;
         let id: i64 = row.try_get("id")?;
         let user_id = match &new.user_id {
             Some(u) => u.clone(),

@@ -535,6 +535,7 @@ const OTHER: [RouteDoc; 16] = [
         r#"{"username":"alice","password":"..."}"#,
     )
     .fails(&[
+        (400, "invalid_username"),
         (401, "bad_credentials"),
         (429, "rate_limited"),
         (503, "login_busy"),

@@ -98,6 +98,13 @@ pub async fn login(
     if body.username.len() > 256 || body.password.len() > 1024 {
         return Err(ControlError::BadCredentials.into());
     }
+    if body.username.chars().any(crate::directory::is_invisible) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_username",
+            "a login name has no control or format characters",
+        ));
+    }
     let device = cookie(&parts, DEVICE_COOKIE).filter(|d| d.len() <= 128);
     let signed_in = state
         .control
