@@ -225,9 +225,10 @@ pub struct Control {
     /// Argon2 verifications in flight (bounded: each holds ~19 MiB).
     checks: PasswordChecks,
     /// Credentials verified against the database, by secret hash: used only
-    /// while the database is unreachable, so that applications and signed-in
-    /// people keep working through an outage (revocations made during it
-    /// apply when it ends).
+    /// while the database is unreachable, and only for the first
+    /// `outage_grace` of an outage, so that applications and signed-in people
+    /// ride out a short one (revocations made during it apply when it ends,
+    /// or at the latest when the grace runs out).
     verified: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (Principal, i64)>>,
     /// When the database was first found unreachable in the current outage.
     outage_since: std::sync::Mutex<Option<Instant>>,

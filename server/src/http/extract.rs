@@ -197,3 +197,39 @@ impl FromRequestParts<AppState> for MaybeCaller {
         Ok(MaybeCaller(authenticate(parts, state).await?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(xff: &[&str]) -> Parts {
+        let mut request = axum::http::Request::builder();
+        for v in xff {
+            request = request.header("x-forwarded-for", *v);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        parts
+            .extensions
+            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 9], 4000))));
+        parts
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_entry_no_trusted_proxy_wrote() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let spoofed = parts(&["6.6.6.6, 203.0.113.5", "198.51.100.2"]);
+        assert_eq!(client_address(&spoofed, 0), ip("10.0.0.9"), "peer");
+        assert_eq!(client_address(&spoofed, 1), ip("198.51.100.2"));
+        assert_eq!(client_address(&spoofed, 2), ip("203.0.113.5"));
+        assert_eq!(
+            client_address(&parts(&["203.0.113.5"]), 3),
+            ip("203.0.113.5")
+        );
+        assert_eq!(client_address(&parts(&[]), 1), ip("10.0.0.9"));
+        assert_eq!(client_address(&parts(&["junk"]), 1), ip("10.0.0.9"));
+        assert_eq!(
+            client_address(&parts(&["[2001:db8::1]:443"]), 1),
+            ip("2001:db8::1")
+        );
+    }
+}
