@@ -18,7 +18,7 @@ use crate::control::{ControlError, DependencyHealth, MeView, Principal, Via};
 use crate::dashboard::DashboardSampler;
 use crate::directory::Role;
 use crate::http::extract::{DEVICE_COOKIE, SESSION_COOKIE, client_address, cookie};
-use crate::http::{ApiError, AppState, session_cookie};
+use crate::http::{ApiError, AppState, device_cookie, session_cookie};
 
 /// The UI's backend: [`Control`](crate::control::Control) plus the dashboard's sampler.
 #[derive(Debug, Clone)]
@@ -125,8 +125,16 @@ impl UiBackend for ControlBackend {
             .login(username, password, address, cookie(request, DEVICE_COOKIE))
             .await
             .map_err(ui_error)?;
-        // The UI sets one cookie: the session's. (Its sign-ins still honour a
-        // device cookie set by the API.)
+        let device_cookie = match &signed_in.device_token {
+            Some(device) => Some(
+                device_cookie(&self.state, device)
+                    .map_err(|e| UiError::Internal(e.message))?
+                    .to_str()
+                    .map_err(|e| UiError::Internal(e.to_string()))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
         let (who, token, lifetime) = (
             signed_in.principal,
             signed_in.session_token,
@@ -141,6 +149,7 @@ impl UiBackend for ControlBackend {
         Ok(SignedIn {
             viewer: viewer(&who),
             set_cookie,
+            device_cookie,
         })
     }
 

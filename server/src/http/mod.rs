@@ -19,7 +19,7 @@ use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
 #[cfg(feature = "ui")]
-pub(crate) use self::session::session_cookie;
+pub(crate) use self::session::{device_cookie, session_cookie};
 use crate::control::Control;
 
 /// What every handler shares.

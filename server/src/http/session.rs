@@ -78,7 +78,7 @@ pub(crate) fn session_cookie(
 }
 
 /// The `Set-Cookie` value of a device cookie (see [`DEVICE_COOKIE`]).
-fn device_cookie(state: &AppState, value: &str) -> Result<HeaderValue, ApiError> {
+pub(crate) fn device_cookie(state: &AppState, value: &str) -> Result<HeaderValue, ApiError> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let max_age = crate::directory::DEVICE_LIFETIME.as_secs();
     HeaderValue::from_str(&format!(
