@@ -209,7 +209,11 @@ async fn a_hundred_parallel_logins_cost_bounded_memory_and_the_rest_get_503() {
         "100 parallel logins: {by_status:?}; peak RSS grew {:.1} MiB (before: 150 MB → 1.16 GB)",
         grew as f64 / MIB as f64
     );
-    assert!(grew < 200 * MIB, "peak RSS grew {grew} bytes");
+    // One ~19 MiB argon2 buffer per core at most, plus slack for the
+    // connections: 104 MiB on 2 cores (the brief's bound is 200 MiB).
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) as u64;
+    let bound = cores * 20 * MIB + 64 * MIB;
+    assert!(grew < bound, "peak RSS grew {grew} bytes (bound {bound})");
     assert!(!by_status.contains_key(&500), "{by_status:?}");
     assert!(
         by_status.get(&503).copied().unwrap_or(0) > 0,
