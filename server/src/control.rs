@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{self, LoginLimiter, SESSION_LIFETIME};
-use crate::directory::{Account, Directory, DirectoryError, NewAccount, Role, unix_now};
+use crate::auth::{self, LoginLimiter, PasswordChecks, SESSION_LIFETIME};
+use crate::directory::{
+    Account, DEVICE_LIFETIME, Directory, DirectoryError, NewAccount, Role, TokenInfo, unix_now,
+    username_key,
+};
 use nscache::profiles::{CachedProfiles, ProfileError, ProfileSource};
 use nscache::{Cache, CacheError, Keyspace, Scope};
 
@@ -61,6 +64,9 @@ pub enum ControlError {
     /// Too many failed logins; retry after this long.
     #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    /// Too many sign-ins being checked at once; retry after this long.
+    #[error("too many sign-ins are being checked; retry in {} s", .0.as_secs().max(1))]
+    LoginBusy(Duration),
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -84,6 +90,20 @@ impl From<DirectoryError> for ControlError {
             other => ControlError::Directory(other),
         }
     }
+}
+
+/// A successful sign-in.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// Who signed in (via the new session).
+    pub principal: Principal,
+    /// The session token (for the session cookie).
+    pub session_token: String,
+    /// How long the session lasts.
+    pub lifetime: Duration,
+    /// A new device cookie for this browser, when it sent none valid for
+    /// this account (lasts [`DEVICE_LIFETIME`]).
+    pub device_token: Option<String>,
 }
 
 /// What a signed-in person sees about themselves.
@@ -202,12 +222,23 @@ pub struct Control {
     directory: Arc<dyn Directory>,
     profiles: Arc<CachedProfiles>,
     limiter: LoginLimiter,
+    /// Argon2 verifications in flight (bounded: each holds ~19 MiB).
+    checks: PasswordChecks,
     /// Credentials verified against the database, by secret hash: used only
-    /// while the database is unreachable, so that applications and signed-in
-    /// people keep working through an outage (revocations made during it
-    /// apply when it ends).
+    /// while the database is unreachable, and only for the first
+    /// `outage_grace` of an outage, so that applications and signed-in people
+    /// ride out a short one (revocations made during it apply when it ends,
+    /// or at the latest when the grace runs out).
     verified: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (Principal, i64)>>,
+    /// When the database was first found unreachable in the current outage.
+    outage_since: std::sync::Mutex<Option<Instant>>,
+    /// How long into an outage remembered verifications are honoured.
+    outage_grace: Duration,
 }
+
+/// How long into a database outage credentials verified before it are
+/// still honoured (then 503 until the database answers again).
+pub const OUTAGE_GRACE: Duration = Duration::from_secs(60);
 
 /// Reject a name (user id, table, key) with control characters coming from
 /// outside: names travel in URLs and logs. Emptiness and length are the
@@ -249,13 +280,29 @@ impl Control {
             directory,
             profiles,
             limiter: LoginLimiter::default(),
+            checks: PasswordChecks::per_core(),
             verified: Default::default(),
+            outage_since: Default::default(),
+            outage_grace: OUTAGE_GRACE,
         }
     }
 
     /// Replace the login limiter.
     pub fn with_limiter(mut self, limiter: LoginLimiter) -> Control {
         self.limiter = limiter;
+        self
+    }
+
+    /// Honour remembered verifications for `grace` into a database outage
+    /// (default [`OUTAGE_GRACE`]).
+    pub fn with_outage_grace(mut self, grace: Duration) -> Control {
+        self.outage_grace = grace;
+        self
+    }
+
+    /// Replace the bound on password checks in flight.
+    pub fn with_password_checks(mut self, checks: PasswordChecks) -> Control {
+        self.checks = checks;
         self
     }
 
@@ -276,8 +323,32 @@ impl Control {
 
     // --- accounts -------------------------------------------------------
 
-    /// Create an account. Users and admins need a password; services have none.
+    /// Create an account. Users and admins need a password; services have
+    /// none. With an application's profile table, a user or admin must be
+    /// one of its users (`user_id`); otherwise an account without one gets a
+    /// namespace of its own (see
+    /// [`ACCOUNT_NAMESPACE_PREFIX`](crate::directory::ACCOUNT_NAMESPACE_PREFIX)).
     pub async fn create_account(
+        &self,
+        username: &str,
+        role: Role,
+        password: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Account, ControlError> {
+        if user_id.is_none() && role != Role::Service && self.directory().application_profiles() {
+            return Err(ControlError::Invalid(format!(
+                "the flags live in the application's profile table, so a {} account is one of \
+                 its users: pass --user-id ID (the application's id of that person)",
+                role.as_str()
+            )));
+        }
+        self.create_account_unchecked(username, role, password, user_id)
+            .await
+    }
+
+    /// [`Control::create_account`] without the profile-table rule (the first
+    /// admin, who gets a namespace of their own).
+    async fn create_account_unchecked(
         &self,
         username: &str,
         role: Role,
@@ -304,8 +375,9 @@ impl Control {
             (_, Some(p)) => Some(auth::hash_password(p).map_err(ControlError::Invalid)?),
         };
         if let Some(u) = user_id {
-            check_name("user id", u)?;
+            crate::directory::check_account_user_id(u)?;
         }
+        crate::directory::check_username(username)?;
         Ok(self
             .directory()
             .create_account(&NewAccount {
@@ -333,54 +405,148 @@ impl Control {
         } else {
             format!("admin-{}", &auth::random_secret(3))
         };
-        self.create_account(&name, Role::Admin, Some(&password), None)
+        self.create_account_unchecked(&name, Role::Admin, Some(&password), None)
             .await?;
         Ok(Some((name, password)))
     }
 
     /// Create an API token for `username`'s account; returns it (shown once).
     pub async fn create_token(&self, username: &str, name: &str) -> Result<String, ControlError> {
+        self.create_token_expiring(username, name, None).await
+    }
+
+    /// Create an API token that is refused after `lifetime` (`None`: valid
+    /// until revoked); returns it (shown once).
+    pub async fn create_token_expiring(
+        &self,
+        username: &str,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<String, ControlError> {
         let account = self
             .directory()
             .account_by_username(username)
             .await?
             .ok_or_else(|| ControlError::NotFound(format!("account {username:?}")))?;
+        let expires_at = lifetime
+            .map(|l| unix_now().saturating_add(i64::try_from(l.as_secs()).unwrap_or(i64::MAX)));
         let token = auth::new_api_token();
         self.directory()
-            .create_token(account.id, name, &auth::secret_hash(&token))
+            .create_token(account.id, name, &auth::secret_hash(&token), expires_at)
             .await?;
         Ok(token)
     }
 
+    /// Every API token (never the tokens themselves).
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, ControlError> {
+        Ok(self.directory().list_tokens().await?)
+    }
+
+    /// Revoke the token with this id: refused from the next request on.
+    pub async fn revoke_token(&self, id: i64) -> Result<(), ControlError> {
+        if !self.directory().revoke_token(id).await? {
+            return Err(ControlError::NotFound(format!("token {id}")));
+        }
+        self.forget_verified(|_| true);
+        Ok(())
+    }
+
+    /// Set `username`'s password (at least 8 characters); their sessions end.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), ControlError> {
+        if password.chars().count() < 8 {
+            return Err(ControlError::Invalid(
+                "a password has at least 8 characters".into(),
+            ));
+        }
+        let hash = auth::hash_password(password).map_err(ControlError::Invalid)?;
+        self.directory().set_password(username, &hash).await?;
+        self.forget_verified(|p| username_key(&p.account.username) == username_key(username));
+        Ok(())
+    }
+
+    /// Disable (sessions end, tokens and sign-in refused) or enable an account.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), ControlError> {
+        self.directory().set_disabled(username, disabled).await?;
+        self.forget_verified(|p| username_key(&p.account.username) == username_key(username));
+        Ok(())
+    }
+
+    /// Delete an account; its sessions, tokens and device cookies go with it.
+    pub async fn delete_account(&self, username: &str) -> Result<(), ControlError> {
+        self.directory().delete_account(username).await?;
+        self.forget_verified(|p| username_key(&p.account.username) == username_key(username));
+        Ok(())
+    }
+
+    /// Drop remembered verifications matching `which`.
+    fn forget_verified(&self, which: impl Fn(&Principal) -> bool) {
+        self.verified
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (p, _)| !which(p));
+    }
+
     // --- authentication -------------------------------------------------
 
-    /// Check a password; on success open a session. Returns the principal,
-    /// the session token (for the cookie) and its lifetime.
+    /// Check a password; on success open a session. `device` is the
+    /// browser's device cookie, if it sent one (see [`LoginLimiter`]).
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         address: IpAddr,
-    ) -> Result<(Principal, String, Duration), ControlError> {
-        if let Some(wait) = self.limiter.check(username, address) {
-            return Err(ControlError::RateLimited(wait));
-        }
+        device: Option<&str>,
+    ) -> Result<SignIn, ControlError> {
         let account = self.directory().account_by_username(username).await?;
+        let device_hash = device.map(auth::secret_hash);
+        let trusted = match (&account, &device_hash) {
+            (Some(a), Some(hash)) => {
+                self.directory().device_account(hash, unix_now()).await? == Some(a.id)
+            }
+            _ => false,
+        };
+        let attempt = self
+            .limiter
+            .reserve(
+                &username_key(username),
+                address,
+                device_hash.as_deref().filter(|_| trusted),
+            )
+            .map_err(ControlError::RateLimited)?;
         let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            auth::verify_password(hash.as_deref().unwrap_or(auth::dummy_hash()), &password)
-        })
-        .await
-        .unwrap_or(false);
-        let account = match account {
-            Some(a) if ok && a.password_hash.is_some() => a,
-            _ => {
-                self.limiter.failed(username, address);
-                return Err(ControlError::BadCredentials);
+        let checked = self
+            .checks
+            .verify(
+                hash.unwrap_or_else(|| auth::dummy_hash().to_owned()),
+                password.to_owned(),
+            )
+            .await;
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(auth::Busy) => {
+                self.limiter.release(attempt);
+                return Err(ControlError::LoginBusy(Duration::from_secs(1)));
             }
         };
-        self.limiter.succeeded(username, address);
+        let account = match account {
+            Some(a) if ok && a.password_hash.is_some() => a,
+            // A failure stays counted.
+            _ => return Err(ControlError::BadCredentials),
+        };
+        self.limiter.succeeded(attempt);
+        let device_token = if trusted {
+            None
+        } else {
+            let token = auth::random_secret(32);
+            self.directory()
+                .create_device(
+                    &auth::secret_hash(&token),
+                    account.id,
+                    unix_now() + DEVICE_LIFETIME.as_secs() as i64,
+                )
+                .await?;
+            Some(token)
+        };
         let token = auth::random_secret(32);
         let csrf_token = auth::random_secret(32);
         let token_hash = auth::secret_hash(&token);
@@ -392,17 +558,18 @@ impl Control {
                 unix_now() + SESSION_LIFETIME.as_secs() as i64,
             )
             .await?;
-        Ok((
-            Principal {
+        Ok(SignIn {
+            principal: Principal {
                 account,
                 via: Via::Session {
                     csrf_token,
                     token_hash,
                 },
             },
-            token,
-            SESSION_LIFETIME,
-        ))
+            session_token: token,
+            lifetime: SESSION_LIFETIME,
+            device_token,
+        })
     }
 
     /// End a session.
@@ -424,6 +591,18 @@ impl Control {
         hash: &[u8],
         answer: Result<Option<(Principal, i64)>, DirectoryError>,
     ) -> Result<Option<Principal>, ControlError> {
+        let in_grace = {
+            let mut since = self.outage_since.lock().unwrap_or_else(|p| p.into_inner());
+            match &answer {
+                Err(DirectoryError::Unavailable(_)) => {
+                    since.get_or_insert_with(Instant::now).elapsed() <= self.outage_grace
+                }
+                _ => {
+                    *since = None;
+                    true
+                }
+            }
+        };
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
         match answer {
             Ok(Some((principal, expires_at))) => {
@@ -438,7 +617,7 @@ impl Control {
                 Ok(None)
             }
             Err(DirectoryError::Unavailable(e)) => match verified.get(hash) {
-                Some((principal, expires_at)) if *expires_at > unix_now() => {
+                Some((principal, expires_at)) if in_grace && *expires_at > unix_now() => {
                     Ok(Some(principal.clone()))
                 }
                 _ => Err(ControlError::Directory(DirectoryError::Unavailable(e))),
@@ -477,17 +656,21 @@ impl Control {
             return Ok(None);
         }
         let hash = auth::secret_hash(token);
-        let answer = self.directory().account_by_token(&hash).await.map(|found| {
-            found.map(|account| {
-                (
-                    Principal {
-                        account,
-                        via: Via::ApiToken,
-                    },
-                    i64::MAX,
-                )
-            })
-        });
+        let answer = self
+            .directory()
+            .account_by_token(&hash, unix_now())
+            .await
+            .map(|found| {
+                found.map(|account| {
+                    (
+                        Principal {
+                            account,
+                            via: Via::ApiToken,
+                        },
+                        i64::MAX,
+                    )
+                })
+            });
         self.verified(&hash, answer)
     }
 

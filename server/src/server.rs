@@ -31,8 +31,14 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Mark cookies `Secure` (TLS, or behind a TLS-terminating proxy).
     pub secure_cookies: bool,
-    /// Trust `X-Forwarded-For` for client addresses.
-    pub trust_proxy: bool,
+    /// How many reverse proxies in front of the server append to
+    /// `X-Forwarded-For` (default 0: the peer address is the client's).
+    /// With N, the client is the N-th entry from the right: entries further
+    /// left were written by the client and are ignored.
+    pub trusted_proxies: usize,
+    /// How long into a database outage sessions and tokens verified before
+    /// it are still honoured (default 60 s); then 503 until it answers.
+    pub credential_outage_grace: std::time::Duration,
     /// Largest request body in bytes (default 2 MiB: a 1 MiB value in base64 fits).
     pub body_limit: usize,
     /// Bytes all replies in flight may hold together (default 64 MiB);
@@ -60,7 +66,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: default_data_dir(),
             secure_cookies: false,
-            trust_proxy: false,
+            trusted_proxies: 0,
+            credential_outage_grace: crate::control::OUTAGE_GRACE,
             body_limit: 2 << 20,
             reply_memory: 64 << 20,
             per_caller_requests: 32,
@@ -159,13 +166,16 @@ impl Server {
         let profiles = cache.cached_profiles().cloned().ok_or_else(|| {
             ServerError::Config("the cache did not take the directory's flags".into())
         })?;
-        let control = Arc::new(Control::new(cache, directory, profiles));
+        let control = Arc::new(
+            Control::new(cache, directory, profiles)
+                .with_outage_grace(config.credential_outage_grace),
+        );
         let state = AppState {
             control: control.clone(),
             secure_cookies: config.secure_cookies,
-            trust_proxy: config.trust_proxy,
+            trusted_proxies: config.trusted_proxies,
             replies: ReplyMemory::new(config.reply_memory),
-            per_caller: PerCaller::new(config.per_caller_requests),
+            per_caller: PerCaller::new(config.per_caller_requests, config.trusted_proxies),
         };
         // Only the admin UI reads the samples: without it, take none.
         let dashboard = Arc::new(if cfg!(feature = "ui") {

@@ -17,8 +17,8 @@ use crate::auth::constant_time_eq;
 use crate::control::{ControlError, DependencyHealth, MeView, Principal, Via};
 use crate::dashboard::DashboardSampler;
 use crate::directory::Role;
-use crate::http::extract::{client_address, cookie, session_cookie_name};
-use crate::http::{ApiError, AppState, session_cookie};
+use crate::http::extract::{DEVICE_COOKIE, client_address, cookie, session_cookie_name};
+use crate::http::{ApiError, AppState, device_cookie, session_cookie};
 
 /// The UI's backend: [`Control`](crate::control::Control) plus the dashboard's sampler.
 #[derive(Debug, Clone)]
@@ -119,13 +119,28 @@ impl UiBackend for ControlBackend {
         username: &str,
         password: &str,
     ) -> Result<SignedIn, UiError> {
-        let address = client_address(request, self.state.trust_proxy);
-        let (who, token, lifetime) = self
+        let address = client_address(request, self.state.trusted_proxies);
+        let signed_in = self
             .state
             .control
-            .login(username, password, address)
+            .login(username, password, address, cookie(request, DEVICE_COOKIE))
             .await
             .map_err(ui_error)?;
+        let device_cookie = match &signed_in.device_token {
+            Some(device) => Some(
+                device_cookie(&self.state, device)
+                    .map_err(|e| UiError::Internal(e.message))?
+                    .to_str()
+                    .map_err(|e| UiError::Internal(e.to_string()))?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let (who, token, lifetime) = (
+            signed_in.principal,
+            signed_in.session_token,
+            signed_in.lifetime,
+        );
         let set_cookie = session_cookie(&self.state, &token, lifetime.as_secs())
             .map_err(|e| UiError::Internal(e.message))?;
         let set_cookie = set_cookie
@@ -135,6 +150,7 @@ impl UiBackend for ControlBackend {
         Ok(SignedIn {
             viewer: viewer(&who),
             set_cookie,
+            device_cookie,
         })
     }
 

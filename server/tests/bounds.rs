@@ -18,13 +18,7 @@ async fn served() -> (Served, common::Session, String, std::path::PathBuf) {
         ("DATABASE_URL", None),
         ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap())),
     ]);
-    let banner = served.banner.join("\n");
-    let password = banner
-        .split("with password ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("prints how to sign in:\n{banner}"))
-        .to_owned();
+    let password = served.first_admin_password();
     let session = login(&served.address, "admin", &password).await;
     let me = http(
         &served.address,

@@ -199,7 +199,7 @@ async fn the_login_limiter_sees_each_peer_address() {
     }
     assert!(limited, "127.0.0.2 was limited after its failures");
     // 127.0.0.1 is another address: not limited.
-    let right = json!({ "username": "admin", "password": served.admin_password() });
+    let right = json!({ "username": "admin", "password": served.first_admin_password() });
     let r = http(
         &served.address,
         "POST",
@@ -216,7 +216,8 @@ async fn the_login_limiter_sees_each_peer_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
     let (mut served, data) = served(&["--shutdown-grace", "10"]);
-    let body = json!({ "username": "admin", "password": served.admin_password() }).to_string();
+    let body =
+        json!({ "username": "admin", "password": served.first_admin_password() }).to_string();
     let (first, rest) = body.split_at(10);
     let mut stream = TcpStream::connect(&served.address).await.expect("connect");
     let head = format!(

@@ -30,14 +30,21 @@ async fn the_embedded_default_serves_with_no_services() {
         banner.contains("l1:          off"),
         "announces the L1's state:\n{banner}"
     );
-    let password = banner
-        .split("with password ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("prints how to sign in:\n{banner}"));
+    let password = served.first_admin_password();
+    assert!(
+        !banner.contains(&password),
+        "the password is never printed:\n{banner}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = data.join("first-admin-password");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
 
     let a = &served.address;
-    let me = login(a, "admin", password).await;
+    let me = login(a, "admin", &password).await;
     let h = session_headers(&me);
     let off = http(
         a,
@@ -73,7 +80,7 @@ async fn the_embedded_default_serves_with_no_services() {
         ("NSCACHE_DATA_DIR", Some(data.to_str().unwrap())),
     ]);
     assert!(!again.banner.join("\n").contains("created the first admin"));
-    login(&again.address, "admin", password).await;
+    login(&again.address, "admin", &password).await;
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -2,7 +2,7 @@
 //! bad input; and the embedded default end to end.
 
 use axum::http::{Method, StatusCode};
-use nscache_server::directory::Role;
+use nscache_server::directory::{ProfileTable, Role};
 use nscache_server::http::openapi::{Access, routes};
 use nscache_tests::openapi::{self, Response, check_response, check_value};
 use nscache_tests::server::{Creds, Reply, TestServer};
@@ -1086,5 +1086,174 @@ async fn with_postgres_down_flags_fall_back_to_the_last_known_and_health_names_p
         "carol's default flag (enabled) is read once Postgres is back"
     );
     drop(proxy);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_account_without_a_user_id_never_reaches_an_application_users_namespace() {
+    let t = TestServer::embedded().await;
+    let (admin, _) = t.server.control().ensure_admin().await.unwrap().unwrap();
+    let admin_ns = t
+        .directory()
+        .account_by_username(&admin)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let dave = t.account("dave", Role::User).await;
+    assert!(
+        admin_ns.starts_with("account:") && dave.starts_with("account:"),
+        "namespaces of their own, not 1 and 2: {admin_ns} {dave}"
+    );
+    let me = t.login("dave").await;
+    for path in [
+        "/api/v1/cache/users/2/keys/profile",
+        "/api/v1/cache/users/1/keys/profile",
+    ] {
+        let read = t.call(Method::GET, path, &me, None).await;
+        assert_eq!(read.status, StatusCode::FORBIDDEN, "{path}: {}", read.text);
+    }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_an_application_profile_table_a_person_must_be_one_of_its_users() {
+    let profiles = ProfileTable::existing("app_profiles", "user_id", "cache_enabled").unwrap();
+    let t = TestServer::postgres_with(profiles).await;
+    let pool = t.schema.as_ref().unwrap().pool().await;
+    sqlx::query("INSERT INTO app_profiles (user_id) VALUES ('1'), ('2')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let refused = t
+        .server
+        .control()
+        .create_account("carol", Role::User, Some("correct horse battery"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("--user-id"),
+        "says what to do: {refused}"
+    );
+    let carol = t
+        .server
+        .control()
+        .create_account(
+            "carol",
+            Role::User,
+            Some("correct horse battery"),
+            Some("2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        carol.user_id, "2",
+        "an account then is that application user"
+    );
+    let (admin, _) = t.server.control().ensure_admin().await.unwrap().unwrap();
+    let admin = t
+        .directory()
+        .account_by_username(&admin)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        admin.user_id.starts_with("account:"),
+        "the first admin is not application user 1: {}",
+        admin.user_id
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_verified_before_a_database_outage_are_honoured_only_for_the_grace_period() {
+    use nscache_server::directory::ProfileTable;
+    use nscache_server::server::ServerConfig;
+    use nscache_tests::proxy::TcpProxy;
+
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let config = ServerConfig {
+        credential_outage_grace: std::time::Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let t = TestServer::postgres_custom(ProfileTable::default(), Some(proxy.port), config).await;
+    t.account("alice", Role::User).await;
+    t.account("app", Role::Service).await;
+    let app = t.token("app").await;
+    let me = t.login("alice").await;
+    let status = |creds: Creds| {
+        let t = &t;
+        async move {
+            t.call(Method::GET, "/api/v1/cache/users/x/keys/k", &creds, None)
+                .await
+                .status
+        }
+    };
+    // Verified while the database is up.
+    assert_eq!(status(app.clone()).await, StatusCode::NOT_FOUND);
+    proxy.cut();
+    assert_eq!(
+        status(app.clone()).await,
+        StatusCode::NOT_FOUND,
+        "inside the grace period the token still works"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let after = t
+        .call(Method::GET, "/api/v1/cache/users/x/keys/k", &app, None)
+        .await;
+    assert_eq!(
+        after.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        after.text
+    );
+    assert_eq!(after.json["error"]["code"], "database_unavailable");
+    let me_after = t.call(Method::GET, "/api/v1/me", &me, None).await;
+    assert_eq!(me_after.status, StatusCode::SERVICE_UNAVAILABLE);
+    proxy.resume().await;
+    let mut back = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        back = status(app.clone()).await;
+        if back != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        back,
+        StatusCode::NOT_FOUND,
+        "works again once the database is back"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_name_with_format_characters_gets_a_json_400() {
+    let t = TestServer::embedded().await;
+    t.account("admin", Role::Admin).await;
+    let reply = t
+        .call(
+            Method::POST,
+            "/api/v1/session",
+            &Creds::Anonymous,
+            Some(json!({ "username": "ad\u{202e}nim", "password": "correct horse battery" })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.json["error"]["code"], "invalid_username");
+    let look_alike = t
+        .call(
+            Method::POST,
+            "/api/v1/session",
+            &Creds::Anonymous,
+            Some(json!({ "username": "\u{ff21}dmin", "password": "correct horse battery" })),
+        )
+        .await;
+    assert_eq!(
+        look_alike.status,
+        StatusCode::OK,
+        "one name, whatever its width: {}",
+        look_alike.text
+    );
     t.cleanup().await;
 }

@@ -34,7 +34,7 @@ async fn a_fresh_database_gets_the_schema_and_a_second_run_changes_nothing() {
     let dir =
         PostgresDirectory::with_options(schema.options(), ProfileTable::default(), "test".into());
     let first = dir.migrate().await.unwrap();
-    assert_eq!(first.applied.len(), 2, "{first:?}");
+    assert_eq!(first.applied.len(), 3, "{first:?}");
 
     let flag = sqlx::query("SELECT data_type, is_nullable, column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'nscache_user_profiles' AND column_name = 'cache_enabled'")
         .bind(&schema.name)
@@ -54,6 +54,7 @@ async fn a_fresh_database_gets_the_schema_and_a_second_run_changes_nothing() {
         "nscache_accounts",
         "nscache_sessions",
         "nscache_api_tokens",
+        "nscache_devices",
         "nscache_schema_migrations",
     ] {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2").bind(&schema.name).bind(table).fetch_one(&pool).await.unwrap();
@@ -63,7 +64,7 @@ async fn a_fresh_database_gets_the_schema_and_a_second_run_changes_nothing() {
     let before = columns_and_indexes(&pool, &schema.name).await;
     let second = dir.migrate().await.unwrap();
     assert!(second.applied.is_empty(), "{second:?}");
-    assert_eq!(second.already.len(), 2);
+    assert_eq!(second.already.len(), 3);
     assert_eq!(
         columns_and_indexes(&pool, &schema.name).await,
         before,
@@ -230,4 +231,186 @@ async fn the_embedded_database_is_readable_by_its_owner_only() {
         .unwrap();
     assert_eq!(mode(&path), 0o600);
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// The account rules every directory keeps: look-alike names are one name,
+/// invisible characters are refused, tokens expire, are listed and revoked,
+/// disabled accounts and their credentials are refused, deletion takes
+/// sessions, tokens and device cookies with it.
+async fn account_rules(dir: &dyn Directory) {
+    use nscache_server::directory::{DirectoryError, NewAccount};
+    let new = |name: &str, user_id: Option<&str>| NewAccount {
+        username: name.into(),
+        role: Role::User,
+        user_id: user_id.map(str::to_owned),
+        password_hash: Some("x".into()),
+    };
+    let admin = dir.create_account(&new("admin", None)).await.unwrap();
+    assert!(admin.user_id.starts_with("account:"), "{}", admin.user_id);
+    for look_alike in ["Admin", "ADMIN", "\u{ff21}\u{ff24}\u{ff2d}\u{ff29}\u{ff2e}"] {
+        match dir.create_account(&new(look_alike, None)).await {
+            Err(DirectoryError::Conflict(m)) => assert!(m.contains("look-alike"), "{m}"),
+            other => panic!("{look_alike}: {other:?}"),
+        }
+    }
+    for bad in ["a\u{202e}b", "ad\u{200d}min", "a\u{0007}b"] {
+        assert!(
+            matches!(
+                dir.create_account(&new(bad, None)).await,
+                Err(DirectoryError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        dir.account_by_username("ＡＤＭＩＮ")
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(admin.id),
+        "sign-in names compare the same way"
+    );
+
+    let now = 1_900_000_000;
+    dir.create_token(admin.id, "forever", b"t1", None)
+        .await
+        .unwrap();
+    dir.create_token(admin.id, "short", b"t2", Some(now + 10))
+        .await
+        .unwrap();
+    assert!(dir.account_by_token(b"t2", now).await.unwrap().is_some());
+    assert!(
+        dir.account_by_token(b"t2", now + 10)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let tokens = dir.list_tokens().await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        (
+            tokens[1].label.as_str(),
+            tokens[1].owner.as_str(),
+            tokens[1].expires_at,
+            tokens[1].last_used_at
+        ),
+        ("short", "admin", Some(now + 10), Some(now))
+    );
+    assert!(tokens[0].created_at.ends_with('Z'), "{:?}", tokens[0]);
+    assert!(dir.revoke_token(tokens[0].id).await.unwrap());
+    assert!(!dir.revoke_token(tokens[0].id).await.unwrap());
+    assert!(
+        dir.account_by_token(b"t1", now).await.unwrap().is_none(),
+        "revoked"
+    );
+
+    dir.create_session(b"s1", admin.id, "csrf", i64::MAX)
+        .await
+        .unwrap();
+    dir.create_device(b"d1", admin.id, i64::MAX).await.unwrap();
+    assert_eq!(
+        dir.device_account(b"d1", now).await.unwrap(),
+        Some(admin.id)
+    );
+    dir.set_disabled("Admin", true).await.unwrap();
+    assert!(
+        dir.session(b"s1", now).await.unwrap().is_none(),
+        "sessions end"
+    );
+    assert!(dir.account_by_username("admin").await.unwrap().is_none());
+    dir.create_token(admin.id, "again", b"t3", None)
+        .await
+        .unwrap();
+    assert!(
+        dir.account_by_token(b"t3", now).await.unwrap().is_none(),
+        "refused while disabled"
+    );
+    dir.set_disabled("admin", false).await.unwrap();
+    assert!(dir.account_by_token(b"t3", now).await.unwrap().is_some());
+    dir.create_session(b"s2", admin.id, "csrf", i64::MAX)
+        .await
+        .unwrap();
+    dir.set_password("admin", "y").await.unwrap();
+    assert!(
+        dir.session(b"s2", now).await.unwrap().is_none(),
+        "a new password ends sessions"
+    );
+    dir.delete_account("admin").await.unwrap();
+    assert!(dir.account_by_token(b"t3", now).await.unwrap().is_none());
+    assert_eq!(dir.device_account(b"d1", now).await.unwrap(), None);
+    assert!(matches!(
+        dir.delete_account("admin").await,
+        Err(DirectoryError::NotFound(_))
+    ));
+    assert!(matches!(
+        dir.set_password("nobody", "x").await,
+        Err(DirectoryError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn account_rules_hold_on_sqlite_and_postgres() {
+    let path = std::env::temp_dir()
+        .join(nscache_tests::unique("rules"))
+        .join("nscache.db");
+    let sqlite = nscache_server::directory::SqliteDirectory::open(&path, ProfileTable::default())
+        .await
+        .unwrap();
+    sqlite.migrate().await.unwrap();
+    account_rules(&sqlite).await;
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+
+    let schema = PgSchema::create().await;
+    let pg =
+        PostgresDirectory::with_options(schema.options(), ProfileTable::default(), "test".into());
+    pg.migrate().await.unwrap();
+    account_rules(&pg).await;
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn an_existing_database_gets_name_keys_and_look_alikes_stop_the_migration() {
+    for (names, ok) in [(["alice", "Bob"], true), (["carol", "Carol"], false)] {
+        let schema = PgSchema::create().await;
+        let pool = schema.pool().await;
+        // The schema as migration 0001 left it, with two accounts.
+        let dir = PostgresDirectory::with_options(
+            schema.options(),
+            ProfileTable::default(),
+            "test".into(),
+        );
+        dir.migrate().await.unwrap();
+        sqlx::query("DROP INDEX nscache_accounts_username_key_idx")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("ALTER TABLE nscache_accounts DROP COLUMN username_key")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM nscache_schema_migrations WHERE name LIKE '0002%'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (i, n) in names.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO nscache_accounts (username, role, user_id) VALUES ($1, 'user', $2)",
+            )
+            .bind(n)
+            .bind(i.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let result = dir.migrate().await;
+        if ok {
+            result.unwrap();
+            assert!(dir.account_by_username("BOB").await.unwrap().is_some());
+        } else {
+            let e = result.unwrap_err().to_string();
+            assert!(e.contains("carol") && e.contains("Carol"), "{e}");
+        }
+        schema.drop().await;
+    }
 }

@@ -452,3 +452,56 @@ fn grouped(n: u64) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn signing_in_through_the_form_gives_the_browser_a_device_cookie_once() {
+    let t = TestServer::embedded().await;
+    t.account("wendy", Role::User).await;
+    let sign_in = |cookie: Option<String>| {
+        let t = &t;
+        async move {
+            let creds = cookie.map_or(Creds::Anonymous, Creds::CookieOnly);
+            t.send(
+                Method::POST,
+                "/ui/fn/sign-in",
+                &creds,
+                Some("username=wendy&password=correct+horse+battery"),
+                &[("content-type", FORM)],
+            )
+            .await
+        }
+    };
+    let first = sign_in(None).await;
+    assert_eq!(
+        first.location.as_deref(),
+        Some("/me"),
+        "signed in: {}",
+        first.text
+    );
+    let device = first
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("nscache_device="))
+        .unwrap_or_else(|| panic!("a device cookie: {:?}", first.cookies));
+    assert!(
+        device.contains("HttpOnly") && device.contains("SameSite=Strict"),
+        "{device}"
+    );
+    let pair = device.split(';').next().unwrap().to_owned();
+    let again = sign_in(Some(pair)).await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some("/me"),
+        "signed in: {}",
+        again.text
+    );
+    assert!(
+        !again
+            .cookies
+            .iter()
+            .any(|c| c.starts_with("nscache_device=")),
+        "a known browser keeps its cookie: {:?}",
+        again.cookies
+    );
+    t.cleanup().await;
+}

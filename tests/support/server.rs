@@ -101,8 +101,10 @@ pub struct Reply {
     pub json: Value,
     /// The body as text.
     pub text: String,
-    /// `Set-Cookie`, if any.
+    /// `Set-Cookie`, if any (the first).
     pub set_cookie: Option<String>,
+    /// Every `Set-Cookie`.
+    pub cookies: Vec<String>,
     /// `Location`, if any.
     pub location: Option<String>,
     /// Every header of the response.
@@ -317,6 +319,13 @@ impl TestServer {
             .get(header::SET_COOKIE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let cookies = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
         let location = response
             .headers()
             .get(header::LOCATION)
@@ -349,6 +358,7 @@ impl TestServer {
             json: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
             set_cookie,
+            cookies,
             location,
             headers: response_headers,
         }

@@ -214,6 +214,9 @@ pub async fn sign_in(username: String, password: String) -> Result<(), UiError> 
     match result {
         Ok(signed_in) => {
             serve::set_cookie(&signed_in.set_cookie);
+            if let Some(device) = &signed_in.device_cookie {
+                serve::set_cookie(device);
+            }
             leptos_axum::redirect("/me");
             Ok(())
         }

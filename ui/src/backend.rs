@@ -21,6 +21,10 @@ pub struct SignedIn {
     pub viewer: Viewer,
     /// The `Set-Cookie` header value that carries the new session.
     pub set_cookie: String,
+    /// Another `Set-Cookie` value, if any: the backend's device cookie, set
+    /// on the first sign-in from a browser (it exempts that browser from the
+    /// account's login backoff).
+    pub device_cookie: Option<String>,
 }
 
 /// The server side of the UI. Every method checks who is asking (from the

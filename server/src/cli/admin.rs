@@ -28,9 +28,36 @@ pub enum UserCommand {
         /// Read the password from standard input (first line).
         #[arg(long, conflicts_with = "service")]
         password_stdin: bool,
-        /// The cache namespace id of the account (the application's user id; default: the account id).
+        /// The application's id of this person: the account's cache namespace and
+        /// profile row. Required for users and admins when the flags live in the
+        /// application's profile table (--profile-table); otherwise the default is a
+        /// namespace of the account's own (`account:ID`), never an application id.
         #[arg(long)]
         user_id: Option<String>,
+    },
+    /// Set an account's password (its sessions end). Prints a generated one
+    /// unless --password-stdin is given.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the new password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: its sessions end, its API tokens and sign-ins are refused.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Delete an account with its sessions, API tokens and device cookies.
+    Delete {
+        /// Login name.
+        name: String,
     },
 }
 
@@ -44,7 +71,62 @@ pub enum TokenCommand {
         /// A label for the token.
         #[arg(long, default_value = "default")]
         label: String,
+        /// Refuse the token after this long (`90s`, `30m`, `12h`, `30d`, `8w`);
+        /// default: valid until revoked.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires_in: Option<std::time::Duration>,
     },
+    /// List the API tokens (id, label, owner, created, expires, last used), never the tokens.
+    List,
+    /// Revoke a token by id (see `token list`): refused from the next request on.
+    Revoke {
+        /// The token's id.
+        id: i64,
+    },
+}
+
+/// `30d`-style lifetimes: a whole number and one of s, m, h, d, w.
+fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: a number then s, m, h, d or w (e.g. 30d)"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h, d or w (e.g. 30d)")),
+    };
+    match n.checked_mul(unit) {
+        Some(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(format!("{s:?}: more than zero, and not absurdly long")),
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `nscache migrate`.
@@ -79,13 +161,60 @@ pub async fn user(
     command: &UserCommand,
     out: &mut impl Write,
 ) -> Result<ExitCode, Failure> {
-    let UserCommand::Add {
-        name,
-        admin,
-        service,
-        password_stdin,
-        user_id,
-    } = command;
+    let (name, admin, service, password_stdin, user_id) = match command {
+        UserCommand::Add {
+            name,
+            admin,
+            service,
+            password_stdin,
+            user_id,
+        } => (name, admin, service, password_stdin, user_id),
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let server = Server::build(cli.server_config()?).await?;
+            let password = if *password_stdin {
+                password_from_stdin()?
+            } else {
+                crate::auth::random_secret(12)
+            };
+            server.control().set_password(name, &password).await?;
+            write_line(
+                out,
+                &format!("password of {name:?} changed; its sessions ended"),
+            )?;
+            if !password_stdin {
+                write_line(out, &format!("password: {password}"))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        UserCommand::Disable { name } | UserCommand::Enable { name } => {
+            let disable = matches!(command, UserCommand::Disable { .. });
+            let server = Server::build(cli.server_config()?).await?;
+            server.control().set_disabled(name, disable).await?;
+            write_line(
+                out,
+                &if disable {
+                    format!(
+                        "disabled {name:?}: its sessions ended; its tokens and sign-ins are refused"
+                    )
+                } else {
+                    format!("enabled {name:?}")
+                },
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        UserCommand::Delete { name } => {
+            let server = Server::build(cli.server_config()?).await?;
+            server.control().delete_account(name).await?;
+            write_line(
+                out,
+                &format!("deleted {name:?} with its sessions and API tokens"),
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let role = match (admin, service) {
         (true, _) => Role::Admin,
         (_, true) => Role::Service,
@@ -122,10 +251,41 @@ pub async fn token(
     command: &TokenCommand,
     out: &mut impl Write,
 ) -> Result<ExitCode, Failure> {
-    let TokenCommand::Create { name, label } = command;
     let server = Server::build(cli.server_config()?).await?;
-    let token = server.control().create_token(name, label).await?;
-    write_line(out, &token)?;
+    match command {
+        TokenCommand::Create {
+            name,
+            label,
+            expires_in,
+        } => {
+            let token = server
+                .control()
+                .create_token_expiring(name, label, *expires_in)
+                .await?;
+            write_line(out, &token)?;
+        }
+        TokenCommand::List => {
+            write_line(out, "id\tlabel\towner\tcreated\texpires\tlast used")?;
+            for t in server.control().list_tokens().await? {
+                write_line(
+                    out,
+                    &format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.label,
+                        t.owner,
+                        t.created_at,
+                        t.expires_at.map_or_else(|| "never".to_owned(), utc),
+                        t.last_used_at.map_or_else(|| "never".to_owned(), utc),
+                    ),
+                )?;
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            server.control().revoke_token(*id).await?;
+            write_line(out, &format!("revoked token {id}"))?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,8 +21,13 @@ pub struct ServeArgs {
     /// over TLS, or behind a TLS proxy).
     #[arg(long, env = "NSCACHE_SECURE_COOKIES")]
     pub secure_cookies: bool,
-    /// Take client addresses from X-Forwarded-For (only behind a trusted proxy).
-    #[arg(long, env = "NSCACHE_TRUST_PROXY")]
+    /// How many reverse proxies in front of the server append to
+    /// X-Forwarded-For: the client address is the N-th entry from the right
+    /// (0: the peer address; entries the client wrote are never trusted).
+    #[arg(long, env = "NSCACHE_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: usize,
+    /// Same as --trusted-proxies 1 (kept for existing deployments).
+    #[arg(long, env = "NSCACHE_TRUST_PROXY", conflicts_with = "trusted_proxies")]
     pub trust_proxy: bool,
     /// Seconds a client may take to send a request's line and headers (also
     /// how long an idle keep-alive connection stays open).
@@ -59,7 +64,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     let mut config = cli.server_config()?;
     config.listen = args.listen;
     config.secure_cookies = args.secure_cookies;
-    config.trust_proxy = args.trust_proxy;
+    config.trusted_proxies = if args.trust_proxy {
+        1
+    } else {
+        args.trusted_proxies
+    };
     config.edge = EdgeLimits {
         header_read_timeout: args.header_timeout,
         request_timeout: args.request_timeout,
@@ -82,6 +91,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
         }
     }
     let listen = config.listen;
+    let data_dir = config.data_dir.clone();
     let watch = config.cache.database_url.is_some();
     let pool = if watch {
         Some(app_pool(&config.cache)?)
@@ -107,7 +117,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     for line in server.describe() {
         write_line(out, &format!("  {line}"))?;
     }
-    announce_first_admin(&server, &address.to_string(), out).await?;
+    announce_first_admin(&server, &data_dir, out).await?;
     out.flush().map_err(|e| usage(e.to_string()))?;
     server.serve(listener).await.map_err(|e| Failure {
         code: EXIT_UNAVAILABLE,
@@ -116,22 +126,60 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// With no admin yet, create one and say how to sign in.
+/// Write `secret` to `path`, readable and writable by its owner only
+/// (the directory is created 0700 if missing).
+fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        #[cfg(not(unix))]
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(file, "{secret}")
+}
+
+/// With no admin yet, create one; its password goes to a file readable by
+/// the owner only (never to the terminal or logs).
 async fn announce_first_admin(
     server: &Server,
-    address: &str,
+    data_dir: &std::path::Path,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     match server.control().ensure_admin().await {
         Ok(Some((name, password))) => {
+            let path = data_dir.join("first-admin-password");
+            write_private(&path, &password)
+                .map_err(|e| usage(format!("writing {}: {e}", path.display())))?;
             write_line(
                 out,
-                &format!("  created the first admin: sign in as {name:?} with password {password}"),
+                &format!(
+                    "  created the first admin {name:?}; its password is in {} (readable by this user only)",
+                    path.display()
+                ),
             )?;
             write_line(
                 out,
                 &format!(
-                    "  e.g. curl -c cookies -H 'content-type: application/json' -d '{{\"username\":\"{name}\",\"password\":\"{password}\"}}' http://{address}/api/v1/session"
+                    "  sign in, then set your own with `nscache user passwd {name} --password-stdin` and delete that file"
                 ),
             )
         }

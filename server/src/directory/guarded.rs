@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    Account, Directory, DirectoryError, MigrationReport, NewAccount, SessionRecord, UserPage,
+    Account, Directory, DirectoryError, MigrationReport, NewAccount, SessionRecord, TokenInfo,
+    UserPage,
 };
 
 /// How long the database is left alone after it was found unreachable.
@@ -64,6 +65,10 @@ impl Guarded {
 impl Directory for Guarded {
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    fn application_profiles(&self) -> bool {
+        self.inner.application_profiles()
     }
 
     fn location(&self) -> String {
@@ -142,12 +147,65 @@ impl Directory for Guarded {
         account_id: i64,
         name: &str,
         token_hash: &[u8],
+        expires_at: Option<i64>,
     ) -> Result<(), DirectoryError> {
-        self.guard(self.inner.create_token(account_id, name, token_hash))
+        self.guard(
+            self.inner
+                .create_token(account_id, name, token_hash, expires_at),
+        )
+        .await
+    }
+
+    async fn account_by_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<Account>, DirectoryError> {
+        self.guard(self.inner.account_by_token(token_hash, now))
             .await
     }
 
-    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {
-        self.guard(self.inner.account_by_token(token_hash)).await
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError> {
+        self.guard(self.inner.list_tokens()).await
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<bool, DirectoryError> {
+        self.guard(self.inner.revoke_token(id)).await
+    }
+
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<(), DirectoryError> {
+        self.guard(self.inner.set_password(username, password_hash))
+            .await
+    }
+
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), DirectoryError> {
+        self.guard(self.inner.set_disabled(username, disabled))
+            .await
+    }
+
+    async fn delete_account(&self, username: &str) -> Result<(), DirectoryError> {
+        self.guard(self.inner.delete_account(username)).await
+    }
+
+    async fn create_device(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        self.guard(self.inner.create_device(token_hash, account_id, expires_at))
+            .await
+    }
+
+    async fn device_account(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, DirectoryError> {
+        self.guard(self.inner.device_account(token_hash, now)).await
     }
 }

@@ -8,8 +8,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use super::{
-    ACCOUNTS_MIGRATION, Account, Directory, DirectoryError, MigrationReport, NewAccount, Role,
-    SessionRecord, UserPage, UserRow, check_username, like_prefix, unix_now,
+    ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
+    DirectoryError, LAST_USED_RESOLUTION, MigrationReport, NewAccount, Role, SessionRecord,
+    TokenInfo, UserPage, UserRow, account_conflict, check_username, like_prefix, unix_now,
+    username_key,
 };
 use nscache::profiles::{FlagStore, PostgresFlags};
 use nscache::sql::ProfileTable;
@@ -47,6 +49,25 @@ const ACCOUNTS_SQL: &[&str] = &[
         created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
 ];
 
+/// [`AUTH_MIGRATION`], before and after the names' keys are filled in.
+const AUTH_SQL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS nscache_devices (
+        token_hash BYTEA PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS nscache_devices_expires_at_idx ON nscache_devices (expires_at)",
+    "ALTER TABLE nscache_api_tokens ADD COLUMN IF NOT EXISTS id BIGSERIAL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS nscache_api_tokens_id_idx ON nscache_api_tokens (id)",
+    "ALTER TABLE nscache_api_tokens ADD COLUMN IF NOT EXISTS expires_at BIGINT",
+    "ALTER TABLE nscache_api_tokens ADD COLUMN IF NOT EXISTS last_used_at BIGINT",
+    "ALTER TABLE nscache_accounts ADD COLUMN IF NOT EXISTS disabled BOOLEAN NOT NULL DEFAULT FALSE",
+    "ALTER TABLE nscache_accounts ADD COLUMN IF NOT EXISTS username_key TEXT",
+];
+const AUTH_SQL_AFTER_KEYS: &[&str] = &[
+    "ALTER TABLE nscache_accounts ALTER COLUMN username_key SET NOT NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS nscache_accounts_username_key_idx ON nscache_accounts (username_key)",
+];
+
 fn account_from(row: &sqlx::postgres::PgRow) -> Result<Account, DirectoryError> {
     let role: String = row.try_get("role")?;
     Ok(Account {
@@ -57,6 +78,41 @@ fn account_from(row: &sqlx::postgres::PgRow) -> Result<Account, DirectoryError> 
         user_id: row.try_get("user_id")?,
         password_hash: row.try_get("password_hash")?,
     })
+}
+
+/// Apply [`AUTH_MIGRATION`]: new tables and columns, every account's name
+/// key (normalised in Rust, the same function as new accounts use), then its
+/// unique index. Two existing names that normalise alike stop the migration
+/// with a message naming them.
+async fn auth_migration(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), DirectoryError> {
+    for sql in AUTH_SQL {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
+    let rows = sqlx::query("SELECT id, username FROM nscache_accounts")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut seen = std::collections::HashMap::new();
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let name: String = row.try_get("username")?;
+        let key = username_key(&name);
+        if let Some(other) = seen.insert(key.clone(), name.clone()) {
+            return Err(DirectoryError::Conflict(format!(
+                "accounts {other:?} and {name:?} have names that differ only in case or width; rename one, then migrate"
+            )));
+        }
+        sqlx::query("UPDATE nscache_accounts SET username_key = $1 WHERE id = $2")
+            .bind(&key)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for sql in AUTH_SQL_AFTER_KEYS {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 impl PostgresDirectory {
@@ -102,6 +158,10 @@ impl Directory for PostgresDirectory {
         "postgres"
     }
 
+    fn application_profiles(&self) -> bool {
+        !self.profiles.owned
+    }
+
     fn location(&self) -> String {
         self.location.clone()
     }
@@ -136,6 +196,7 @@ impl Directory for PostgresDirectory {
                 ACCOUNTS_SQL.iter().map(|s| s.to_string()).collect(),
             ),
             (p.migration_name(), profile_sql),
+            (AUTH_MIGRATION.to_owned(), Vec::new()),
         ];
         let mut tx = self.pool.begin().await?;
         // One migrator at a time, across processes.
@@ -155,6 +216,9 @@ impl Directory for PostgresDirectory {
             if done.is_some() {
                 report.already.push(name);
                 continue;
+            }
+            if name == AUTH_MIGRATION {
+                auth_migration(&mut tx).await?;
             }
             for sql in &statements {
                 sqlx::query(sql).execute(&mut *tx).await?;
@@ -254,18 +318,20 @@ impl Directory for PostgresDirectory {
         check_username(&new.username)?;
         let mut tx = self.pool.begin().await?;
         let placeholder = format!("\u{1}pending:{}", new.username);
-        let row = sqlx::query("INSERT INTO nscache_accounts (username, role, user_id, password_hash) VALUES ($1, $2, $3, $4) RETURNING id")
+        let row = sqlx::query("INSERT INTO nscache_accounts (username, role, user_id, password_hash, username_key) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind(&new.username)
             .bind(new.role.as_str())
             .bind(new.user_id.as_deref().unwrap_or(&placeholder))
             .bind(&new.password_hash)
+            .bind(username_key(&new.username))
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| account_conflict(e.into(), new))?;
         let id: i64 = row.try_get("id")?;
         let user_id = match &new.user_id {
             Some(u) => u.clone(),
             None => {
-                let u = id.to_string();
+                let u = format!("{ACCOUNT_NAMESPACE_PREFIX}{id}");
                 sqlx::query("UPDATE nscache_accounts SET user_id = $1 WHERE id = $2")
                     .bind(&u)
                     .bind(id)
@@ -293,7 +359,7 @@ impl Directory for PostgresDirectory {
     }
 
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
-        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id, username, role, user_id, password_hash FROM nscache_accounts WHERE username_key = $1 AND NOT disabled").bind(username_key(username)).fetch_optional(&self.pool).await?;
         row.as_ref().map(account_from).transpose()
     }
 
@@ -334,7 +400,7 @@ impl Directory for PostgresDirectory {
         let row = sqlx::query(
             "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, s.csrf_token, s.expires_at
              FROM nscache_sessions s JOIN nscache_accounts a ON a.id = s.account_id
-             WHERE s.token_hash = $1 AND s.expires_at > $2",
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT a.disabled",
         )
         .bind(token_hash)
         .bind(now)
@@ -363,25 +429,162 @@ impl Directory for PostgresDirectory {
         account_id: i64,
         name: &str,
         token_hash: &[u8],
+        expires_at: Option<i64>,
     ) -> Result<(), DirectoryError> {
         sqlx::query(
-            "INSERT INTO nscache_api_tokens (token_hash, account_id, name) VALUES ($1, $2, $3)",
+            "INSERT INTO nscache_api_tokens (token_hash, account_id, name, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(account_id)
         .bind(name)
+        .bind(expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn account_by_token(&self, token_hash: &[u8]) -> Result<Option<Account>, DirectoryError> {
+    async fn account_by_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<Account>, DirectoryError> {
         let row = sqlx::query(
-            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id WHERE t.token_hash = $1",
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, t.last_used_at
+             FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id
+             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2) AND NOT a.disabled",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(account_from).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let last_used: Option<i64> = row.try_get("last_used_at")?;
+        if last_used.is_none_or(|t| t + LAST_USED_RESOLUTION <= now) {
+            sqlx::query("UPDATE nscache_api_tokens SET last_used_at = $2 WHERE token_hash = $1")
+                .bind(token_hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        account_from(&row).map(Some)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT t.id AS id, t.name, a.username, to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created, t.expires_at, t.last_used_at
+             FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id ORDER BY t.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    label: r.try_get("name")?,
+                    owner: r.try_get("username")?,
+                    created_at: r.try_get("created")?,
+                    expires_at: r.try_get("expires_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM nscache_api_tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE nscache_accounts SET password_hash = $2 WHERE username_key = $1 RETURNING id",
+        )
+        .bind(username_key(username))
+        .bind(password_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| DirectoryError::NotFound(format!("account {username:?}")))?;
+        sqlx::query("DELETE FROM nscache_sessions WHERE account_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE nscache_accounts SET disabled = $2 WHERE username_key = $1 RETURNING id",
+        )
+        .bind(username_key(username))
+        .bind(disabled)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| DirectoryError::NotFound(format!("account {username:?}")))?;
+        if disabled {
+            sqlx::query("DELETE FROM nscache_sessions WHERE account_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_account(&self, username: &str) -> Result<(), DirectoryError> {
+        let done = sqlx::query("DELETE FROM nscache_accounts WHERE username_key = $1")
+            .bind(username_key(username))
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::NotFound(format!("account {username:?}")));
+        }
+        Ok(())
+    }
+
+    async fn create_device(
+        &self,
+        token_hash: &[u8],
+        account_id: i64,
+        expires_at: i64,
+    ) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM nscache_devices WHERE expires_at < $1")
+            .bind(unix_now())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO nscache_devices (token_hash, account_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(account_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn device_account(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<i64>, DirectoryError> {
+        Ok(sqlx::query_scalar(
+            "SELECT account_id FROM nscache_devices WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

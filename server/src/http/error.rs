@@ -163,6 +163,10 @@ impl From<ControlError> for ApiError {
                 retry_after: Some(wait),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
             },
+            ControlError::LoginBusy(wait) => ApiError {
+                retry_after: Some(wait),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "login_busy", e.to_string())
+            },
             ControlError::Cache(e) => e.into(),
             ControlError::Directory(DirectoryError::Unavailable(m)) => {
                 tracing::warn!(error = %m, "database unavailable");

@@ -31,6 +31,11 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
         SESSION_COOKIE
     }
 }
+
+/// The device cookie's name: set on a successful sign-in, it exempts that
+/// browser from the account's login backoff (see
+/// [`LoginLimiter`](crate::auth::LoginLimiter)).
+pub const DEVICE_COOKIE: &str = "nscache_device";
 /// The header carrying the CSRF token on cookie-authenticated requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -93,23 +98,42 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// The client's address: the peer, or with `trust_proxy` the first
-/// `X-Forwarded-For` hop.
-pub fn client_address(parts: &Parts, trust_proxy: bool) -> IpAddr {
-    if trust_proxy
-        && let Some(ip) = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
-    }
-    parts
-        .extensions
+/// The client's address. With `trusted_proxies` = 0, the peer's. With N
+/// proxies in front, each appending the address it got the request from to
+/// `X-Forwarded-For`, the N-th entry from the right (the one the outermost
+/// trusted proxy wrote): entries further left come from the client and are
+/// ignored. A list shorter than N gives its left-most entry; a missing or
+/// unparsable entry, the peer's address.
+pub fn client_address(parts: &Parts, trusted_proxies: usize) -> IpAddr {
+    request_address(&parts.headers, &parts.extensions, trusted_proxies)
+}
+
+/// [`client_address`] from a request's headers and extensions.
+pub fn request_address(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    trusted_proxies: usize,
+) -> IpAddr {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip());
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if hops.is_empty() {
+        return peer;
+    }
+    let hop = hops[hops.len().saturating_sub(trusted_proxies)];
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .unwrap_or(peer)
 }
 
 /// The client's address (see [`client_address`]).
@@ -122,7 +146,7 @@ impl FromRequestParts<AppState> for ClientAddress {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(client_address(parts, state.trust_proxy)))
+        Ok(ClientAddress(client_address(parts, state.trusted_proxies)))
     }
 }
 
@@ -193,5 +217,41 @@ impl FromRequestParts<AppState> for MaybeCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(MaybeCaller(authenticate(parts, state).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(xff: &[&str]) -> Parts {
+        let mut request = axum::http::Request::builder();
+        for v in xff {
+            request = request.header("x-forwarded-for", *v);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        parts
+            .extensions
+            .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 9], 4000))));
+        parts
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_entry_no_trusted_proxy_wrote() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let spoofed = parts(&["6.6.6.6, 203.0.113.5", "198.51.100.2"]);
+        assert_eq!(client_address(&spoofed, 0), ip("10.0.0.9"), "peer");
+        assert_eq!(client_address(&spoofed, 1), ip("198.51.100.2"));
+        assert_eq!(client_address(&spoofed, 2), ip("203.0.113.5"));
+        assert_eq!(
+            client_address(&parts(&["203.0.113.5"]), 3),
+            ip("203.0.113.5")
+        );
+        assert_eq!(client_address(&parts(&[]), 1), ip("10.0.0.9"));
+        assert_eq!(client_address(&parts(&["junk"]), 1), ip("10.0.0.9"));
+        assert_eq!(
+            client_address(&parts(&["[2001:db8::1]:443"]), 1),
+            ip("2001:db8::1")
+        );
     }
 }

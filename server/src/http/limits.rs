@@ -14,7 +14,9 @@
 //!   cannot.
 //! - **One caller** (an API token, a session, or an address for requests with
 //!   neither) has at most [`PerCaller`]'s limit of requests in flight (32 by
-//!   default); beyond it, 429 with `Retry-After`.
+//!   default), and one client address 8 times that whatever credentials it
+//!   sends (they are not checked yet at this point); beyond it, 429 with
+//!   `Retry-After`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -206,32 +208,65 @@ impl HttpBody for HeldBody {
 #[derive(Debug, Clone)]
 pub struct PerCaller {
     limit: usize,
+    trusted_proxies: usize,
     callers: Arc<Mutex<HashMap<[u8; 32], Arc<Semaphore>>>>,
 }
 
+/// How many callers' limits one client address holds together: credentials
+/// are not checked before this limit applies, so made-up ones from one
+/// address must not each get a fresh allowance.
+const CALLERS_PER_ADDRESS: usize = 8;
+
 impl PerCaller {
-    /// At most `limit` requests in flight per caller.
-    pub fn new(limit: usize) -> PerCaller {
+    /// At most `limit` requests in flight per caller, and
+    /// `limit × 8` per client address (as [`client_address`] sees it with
+    /// `trusted_proxies` hops) whatever the credentials.
+    ///
+    /// [`client_address`]: super::extract::client_address
+    pub fn new(limit: usize, trusted_proxies: usize) -> PerCaller {
         PerCaller {
             limit: limit.max(1),
+            trusted_proxies,
             callers: Default::default(),
         }
     }
 
-    /// A slot for `caller`, if one is free.
-    fn admit(&self, caller: [u8; 32]) -> Option<OwnedSemaphorePermit> {
+    /// A slot for `key` among `limit`, if one is free.
+    fn slot(&self, key: [u8; 32], limit: usize) -> Option<OwnedSemaphorePermit> {
         let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         if callers.len() > 10_000 {
             // Forget callers with nothing in flight.
-            let limit = self.limit;
-            callers.retain(|_, s| s.available_permits() < limit);
+            callers.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() == 0);
         }
         let slots = callers
-            .entry(caller)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
             .clone();
         slots.try_acquire_owned().ok()
     }
+
+    /// Slots for the request's address and its caller, if both are free.
+    fn admit(&self, request: &Request) -> Option<[OwnedSemaphorePermit; 2]> {
+        let address = super::extract::request_address(
+            request.headers(),
+            request.extensions(),
+            self.trusted_proxies,
+        );
+        let by_address = self.slot(
+            hash_of(b"address:", address.to_string().as_bytes()),
+            self.limit.saturating_mul(CALLERS_PER_ADDRESS),
+        )?;
+        let by_caller = self.slot(caller_of(request), self.limit)?;
+        Some([by_address, by_caller])
+    }
+}
+
+fn hash_of(tag: &[u8], bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(tag);
+    hash.update(bytes);
+    hash.finalize().into()
 }
 
 /// Who a request comes from, for [`PerCaller`]: its credential (bearer token
@@ -272,15 +307,17 @@ fn caller_of(request: &Request) -> [u8; 32] {
 
 /// Middleware: refuse a request beyond its caller's limit with 429.
 pub async fn per_caller(State(limit): State<PerCaller>, request: Request, next: Next) -> Response {
-    let Some(slot) = limit.admit(caller_of(&request)) else {
+    let Some(slot) = limit.admit(&request) else {
         return ApiError {
             retry_after: Some(Duration::from_secs(1)),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 format!(
-                    "more than {} requests in flight for this caller; wait for some to finish",
-                    limit.limit
+                    "more than {} requests in flight for this caller (or {} for its address); \
+                     wait for some to finish",
+                    limit.limit,
+                    limit.limit.saturating_mul(CALLERS_PER_ADDRESS)
                 ),
             )
         }
@@ -331,7 +368,7 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                PerCaller::new(2),
+                PerCaller::new(2, 0),
                 per_caller,
             ));
         let request = |token: &str| {
@@ -359,6 +396,24 @@ mod tests {
         gate.notify_waiters();
         let again = again.await.expect("task").expect("infallible");
         assert_eq!(again.status(), StatusCode::OK, "slots come back");
+
+        // Made-up credentials from one address share its allowance (2 × 8):
+        // a fresh token per request does not buy a fresh limit.
+        let held: Vec<_> = (0..16)
+            .map(|i| tokio::spawn(app.clone().oneshot(request(&format!("made-up-{i}")))))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let one_more = app
+            .clone()
+            .oneshot(request("made-up-x"))
+            .await
+            .expect("infallible");
+        assert_eq!(one_more.status(), StatusCode::TOO_MANY_REQUESTS);
+        gate.notify_waiters();
+        for held in held {
+            let response = held.await.expect("task").expect("infallible");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
     }
 
     #[test]

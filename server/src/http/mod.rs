@@ -20,7 +20,7 @@ use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
 #[cfg(feature = "ui")]
-pub(crate) use self::session::session_cookie;
+pub(crate) use self::session::{device_cookie, session_cookie};
 use crate::control::Control;
 
 /// What every handler shares.
@@ -30,8 +30,9 @@ pub struct AppState {
     pub control: Arc<Control>,
     /// Mark session cookies `Secure` (served over TLS, or behind a TLS proxy).
     pub secure_cookies: bool,
-    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
-    pub trust_proxy: bool,
+    /// Reverse proxies that append to `X-Forwarded-For` (see
+    /// [`extract::client_address`]).
+    pub trusted_proxies: usize,
     /// The bytes every reply in flight may hold together.
     pub replies: limits::ReplyMemory,
     /// How many requests one caller may have in flight.

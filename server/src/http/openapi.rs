@@ -542,7 +542,12 @@ const OTHER: [RouteDoc; 16] = [
         BodyType::of::<LoginBody>(),
         r#"{"username":"alice","password":"..."}"#,
     )
-    .fails(&[(401, "bad_credentials"), (429, "rate_limited")]),
+    .fails(&[
+        (400, "invalid_username"),
+        (401, "bad_credentials"),
+        (429, "rate_limited"),
+        (503, "login_busy"),
+    ]),
     RouteDoc::new(
         "DELETE",
         "/api/v1/session",
@@ -778,12 +783,12 @@ fn failure(status: u16, codes: &[&str]) -> ResponseBuilder {
             "application/json",
             json_content(Ref::from_schema_name(ErrorBody::name())),
         );
-    if status == 429 {
+    if status == 429 || status == 503 {
         response.header(
             "Retry-After",
             HeaderBuilder::new()
                 .schema(Some(u64::schema()))
-                .description(Some("Seconds to wait"))
+                .description(Some("Seconds to wait (429; 503 `busy` and `login_busy`)"))
                 .build(),
         )
     } else {

@@ -151,7 +151,7 @@ fn cross_site(request: &Request, trust_proxy: bool) -> Option<String> {
 /// site (login CSRF, and a second line behind the CSRF token for cookie
 /// sessions). The API answers a JSON error `cross_site`; the UI a short page.
 pub async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(why) = cross_site(&request, state.trust_proxy) else {
+    let Some(why) = cross_site(&request, state.trusted_proxies > 0) else {
         return next.run(request).await;
     };
     tracing::info!(path = %request.uri().path(), %why, "cross-site request refused");

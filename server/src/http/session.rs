@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Caller, ClientAddress, JsonBody, session_cookie_name};
+use super::extract::{Caller, ClientAddress, DEVICE_COOKIE, JsonBody, cookie, session_cookie_name};
 use crate::control::{ControlError, MeView, Via};
 
 /// `POST /api/v1/session`
@@ -79,19 +79,44 @@ pub(crate) fn session_cookie(
     .map_err(ApiError::internal)
 }
 
-/// Sign in with a password: sets the session cookie, returns the CSRF token.
+/// The `Set-Cookie` value of a device cookie (see [`DEVICE_COOKIE`]).
+pub(crate) fn device_cookie(state: &AppState, value: &str) -> Result<HeaderValue, ApiError> {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let max_age = crate::directory::DEVICE_LIFETIME.as_secs();
+    HeaderValue::from_str(&format!(
+        "{DEVICE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .map_err(ApiError::internal)
+}
+
+/// Sign in with a password: sets the session cookie (and a device cookie,
+/// the first time from a browser), returns the CSRF token.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
+    parts: axum::http::request::Parts,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
     if body.username.len() > 256 || body.password.len() > 1024 {
         return Err(ControlError::BadCredentials.into());
     }
-    let (who, token, lifetime) = state
+    if body.username.chars().any(crate::directory::is_invisible) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_username",
+            "a login name has no control or format characters",
+        ));
+    }
+    let device = cookie(&parts, DEVICE_COOKIE).filter(|d| d.len() <= 128);
+    let signed_in = state
         .control
-        .login(&body.username, &body.password, address)
+        .login(&body.username, &body.password, address, device)
         .await?;
+    let (who, token, lifetime) = (
+        signed_in.principal,
+        signed_in.session_token,
+        signed_in.lifetime,
+    );
     let csrf = match &who.via {
         Via::Session { csrf_token, .. } => csrf_token.clone(),
         Via::ApiToken => return Err(ApiError::internal("login produced no session")),
@@ -102,6 +127,9 @@ pub async fn login(
         header::SET_COOKIE,
         session_cookie(&state, &token, lifetime.as_secs())?,
     );
+    if let Some(device) = &signed_in.device_token {
+        headers.append(header::SET_COOKIE, device_cookie(&state, device)?);
+    }
     Ok((
         StatusCode::OK,
         headers,

@@ -136,14 +136,37 @@ impl Served {
         }
     }
 
-    /// The first admin's password, from the banner.
-    pub fn admin_password(&self) -> String {
+    /// The embedded default (memory store, SQLite in a fresh data directory)
+    /// with `extra` environment variables; returns the data directory too.
+    pub fn embedded(extra: &[(&str, Option<&str>)]) -> (Served, std::path::PathBuf) {
+        let data = std::env::temp_dir().join(unique("data"));
+        let mut env = vec![
+            ("REDIS_URL", None),
+            ("DATABASE_URL", None),
+            ("NSCACHE_DATA_DIR", Some(data.to_str().expect("utf-8 path"))),
+        ];
+        env.extend_from_slice(extra);
+        (Served::start(&env), data)
+    }
+
+    /// The first admin's generated password: read from the file the banner
+    /// names (`password in PATH`), or from the banner itself.
+    pub fn first_admin_password(&self) -> String {
         let banner = self.banner.join("\n");
+        if let Some(path) = banner
+            .split("password is in ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+        {
+            let text =
+                std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+            return text.trim().to_owned();
+        }
         banner
             .split("with password ")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("prints how to sign in:\n{banner}"))
+            .unwrap_or_else(|| panic!("says how to sign in:\n{banner}"))
             .to_owned()
     }
 }
