@@ -247,7 +247,16 @@ impl Cache {
                     .iter()
                     .map(|k| keys.entry_key(version, Kind::Data, k)),
             );
-            let mut found = host.get_many(&storage, budget)?;
+            let mut found = match host.get_many(&storage, budget) {
+                Ok(found) => found,
+                // The entries of a version that may be dead are over the
+                // budget: ask the script, which reads the current version's.
+                Err(StoreError::TooLarge(_)) => {
+                    self.seen.forget(&keys.version_key);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             if found.len() != storage.len() {
                 return Err(StoreError::Other(format!(
                     "get-many returned {} values for {} keys",

@@ -81,7 +81,10 @@ pub(crate) fn load_or_compile(
             .map_err(|e| e.to_string())
             .and_then(|bytes| store(&path, &bytes));
         match stored {
-            Ok(()) => Ok((component, Origin::CompiledAndStored)),
+            Ok(()) => {
+                prune(dir, &path);
+                Ok((component, Origin::CompiledAndStored))
+            }
             Err(why) => {
                 tracing::warn!(path = %path.display(), "compiled component not stored: {why}");
                 Ok((component, Origin::Compiled))
@@ -176,7 +179,8 @@ fn read_own_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        // Not a link, and a FIFO planted there cannot block the start.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     {
         Ok(f) => f,
@@ -200,6 +204,43 @@ fn read_own_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     Ok(Some(bytes))
+}
+
+/// Artifacts kept besides the one in use: other builds of nscache on the
+/// machine (each compiles its own once) without the directory growing with
+/// every upgrade.
+const KEEP_OTHERS: usize = 4;
+
+/// Remove the oldest artifacts beyond [`KEEP_OTHERS`] (never `current`), and
+/// temporary files a crashed writer left over an hour ago.
+#[cfg(unix)]
+fn prune(dir: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let mut artifacts = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Ok(meta) = entry.metadata() else { continue };
+        let modified = meta.modified().unwrap_or(now);
+        let stale_tmp = name.starts_with(".component-")
+            && name.ends_with(".tmp")
+            && now
+                .duration_since(modified)
+                .is_ok_and(|age| age.as_secs() > 3600);
+        if stale_tmp {
+            let _ = std::fs::remove_file(&path);
+        } else if name.starts_with("component-") && name.ends_with(".cwasm") && path != current {
+            artifacts.push((modified, path));
+        }
+    }
+    artifacts.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, old) in artifacts.into_iter().skip(KEEP_OTHERS) {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 /// Write `bytes` to `path` atomically: a new 0600 file beside it, synced,
@@ -329,6 +370,27 @@ mod tests {
         assert_eq!(origin, Origin::CompiledAndStored);
         let (_, origin) = load_or_compile(&engine, wasm(), Some(&dir)).unwrap();
         assert_eq!(origin, Origin::Loaded);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn old_artifacts_are_pruned() {
+        let engine = engine();
+        let dir = temp_dir("prune");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.join(format!("component-old{i}-x.cwasm")), b"old").unwrap();
+        }
+        std::fs::write(dir.join("unrelated.txt"), b"kept").unwrap();
+        load_or_compile(&engine, wasm(), Some(&dir)).unwrap();
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1 + KEEP_OTHERS + 1, "{names:?}");
+        assert!(names.contains(&artifact_name(&engine, wasm())));
+        assert!(names.contains(&"unrelated.txt".to_owned()));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

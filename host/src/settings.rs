@@ -674,6 +674,7 @@ mod tests {
                 "BOOL" => "true",
                 "N" | "BYTES" => "7",
                 "URL" => "redis://127.0.0.1/3",
+                "DIR" => "/var/cache/nscache",
                 _ => "abc",
             };
             Settings::default()

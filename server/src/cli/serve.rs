@@ -141,20 +141,25 @@ fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
         #[cfg(not(unix))]
         std::fs::create_dir_all(dir)?;
     }
+    // A fresh file (never one planted there, nor a link), renamed into place.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let written = options.open(&tmp).and_then(|mut file| {
+        writeln!(file, "{secret}")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    writeln!(file, "{secret}")
+    written
 }
 
 /// With no admin yet, create one; its password goes to a file readable by

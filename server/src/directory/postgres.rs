@@ -462,11 +462,20 @@ impl Directory for PostgresDirectory {
         };
         let last_used: Option<i64> = row.try_get("last_used_at")?;
         if last_used.is_none_or(|t| t + LAST_USED_RESOLUTION <= now) {
-            sqlx::query("UPDATE nscache_api_tokens SET last_used_at = $2 WHERE token_hash = $1")
-                .bind(token_hash)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
+            // Best effort: a hot standby or a busy database must not turn a
+            // valid token away; concurrent requests write it once.
+            let noted = sqlx::query(
+                "UPDATE nscache_api_tokens SET last_used_at = $2
+                 WHERE token_hash = $1 AND (last_used_at IS NULL OR last_used_at <= $3)",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .bind(now - LAST_USED_RESOLUTION)
+            .execute(&self.pool)
+            .await;
+            if let Err(e) = noted {
+                tracing::warn!("noting a token's last use: {e}");
+            }
         }
         account_from(&row).map(Some)
     }

@@ -47,15 +47,27 @@ const ACCOUNTS_SQL: &[&str] = &[
 ];
 
 /// [`AUTH_MIGRATION`], before and after the names' keys are filled in.
-/// (A token's id is its `rowid`.)
+/// Tokens get an `id` of their own (`INTEGER PRIMARY KEY AUTOINCREMENT`: a
+/// `rowid` may change on `VACUUM` and be reused after a delete, and `token
+/// revoke ID` must never hit another token), so their table is rebuilt.
 const AUTH_SQL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS nscache_devices (
         token_hash BLOB PRIMARY KEY,
         account_id INTEGER NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
         expires_at INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS nscache_devices_expires_at_idx ON nscache_devices (expires_at)",
-    "ALTER TABLE nscache_api_tokens ADD COLUMN expires_at INTEGER",
-    "ALTER TABLE nscache_api_tokens ADD COLUMN last_used_at INTEGER",
+    "CREATE TABLE nscache_api_tokens_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash BLOB NOT NULL UNIQUE,
+        account_id INTEGER NOT NULL REFERENCES nscache_accounts (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        expires_at INTEGER,
+        last_used_at INTEGER)",
+    "INSERT INTO nscache_api_tokens_v2 (token_hash, account_id, name, created_at)
+        SELECT token_hash, account_id, name, created_at FROM nscache_api_tokens ORDER BY rowid",
+    "DROP TABLE nscache_api_tokens",
+    "ALTER TABLE nscache_api_tokens_v2 RENAME TO nscache_api_tokens",
     "ALTER TABLE nscache_accounts ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE",
     "ALTER TABLE nscache_accounts ADD COLUMN username_key TEXT",
 ];
@@ -497,19 +509,28 @@ impl Directory for SqliteDirectory {
         };
         let last_used: Option<i64> = row.try_get("last_used_at")?;
         if last_used.is_none_or(|t| t + LAST_USED_RESOLUTION <= now) {
-            sqlx::query("UPDATE nscache_api_tokens SET last_used_at = ?2 WHERE token_hash = ?1")
-                .bind(token_hash)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
+            // Best effort: a busy or read-only database must not turn a valid
+            // token away; concurrent requests write it once.
+            let noted = sqlx::query(
+                "UPDATE nscache_api_tokens SET last_used_at = ?2
+                 WHERE token_hash = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .bind(now - LAST_USED_RESOLUTION)
+            .execute(&self.pool)
+            .await;
+            if let Err(e) = noted {
+                tracing::warn!("noting a token's last use: {e}");
+            }
         }
         account_from(&row).map(Some)
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError> {
         let rows = sqlx::query(
-            "SELECT t.rowid AS id, t.name, a.username, strftime('%Y-%m-%dT%H:%M:%SZ', t.created_at) AS created, t.expires_at, t.last_used_at
-             FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id ORDER BY t.rowid",
+            "SELECT t.id, t.name, a.username, strftime('%Y-%m-%dT%H:%M:%SZ', t.created_at) AS created, t.expires_at, t.last_used_at
+             FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id ORDER BY t.id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -528,7 +549,7 @@ impl Directory for SqliteDirectory {
     }
 
     async fn revoke_token(&self, id: i64) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("DELETE FROM nscache_api_tokens WHERE rowid = ?1")
+        let done = sqlx::query("DELETE FROM nscache_api_tokens WHERE id = ?1")
             .bind(id)
             .execute(&self.pool)
             .await?;

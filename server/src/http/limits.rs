@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -178,7 +178,13 @@ pub fn held_json(bytes: Vec<u8>, reservation: Reservation) -> Response {
     response
 }
 
-/// One chunk of bytes, and the reservation that accounts for them.
+/// Bytes handed to hyper at a time. Hyper asks for the next piece only when
+/// its write buffer has room, and drops the body once it has queued the last
+/// one: so the reservation lives until all but this much has been sent.
+const CHUNK: usize = 64 << 10;
+
+/// A reply's bytes, handed out in [`CHUNK`]s, and the reservation that
+/// accounts for them.
 struct HeldBody {
     bytes: Option<Bytes>,
     _reservation: Reservation,
@@ -192,7 +198,14 @@ impl HttpBody for HeldBody {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.bytes.take().map(|b| Ok(Frame::data(b))))
+        let Some(bytes) = self.bytes.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let chunk = bytes.split_to(bytes.len().min(CHUNK));
+        if bytes.is_empty() {
+            self.bytes = None;
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -252,11 +265,13 @@ impl PerCaller {
             request.extensions(),
             self.trusted_proxies,
         );
+        // IPv6 by /64: one client gets a whole /64 to rotate through.
+        let address = crate::auth::address_group(address);
         let by_address = self.slot(
             hash_of(b"address:", address.to_string().as_bytes()),
             self.limit.saturating_mul(CALLERS_PER_ADDRESS),
         )?;
-        let by_caller = self.slot(caller_of(request), self.limit)?;
+        let by_caller = self.slot(caller_of(request, address), self.limit)?;
         Some([by_address, by_caller])
     }
 }
@@ -270,8 +285,8 @@ fn hash_of(tag: &[u8], bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Who a request comes from, for [`PerCaller`]: its credential (bearer token
-/// or session cookie), hashed, or else its peer address.
-fn caller_of(request: &Request) -> [u8; 32] {
+/// or session cookie), hashed, or else its client `address`.
+fn caller_of(request: &Request, address: std::net::IpAddr) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let headers = request.headers();
     let credential = headers
@@ -293,13 +308,8 @@ fn caller_of(request: &Request) -> [u8; 32] {
     match credential {
         Some(credential) => hash.update(&credential),
         None => {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_default();
             hash.update(b"peer:");
-            hash.update(peer.as_bytes());
+            hash.update(address.to_string().as_bytes());
         }
     }
     hash.finalize().into()
@@ -347,6 +357,32 @@ mod tests {
         assert_eq!(memory.available(), 0, "at most the whole capacity");
         drop(b);
         assert_eq!(memory.available(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_reply_keeps_its_reservation_until_its_last_piece_is_taken() {
+        use http_body_util::BodyExt;
+        let memory = ReplyMemory::new(1 << 20);
+        let reservation = memory.reserve(300_000).await.unwrap();
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let mut body = HeldBody {
+            bytes: Some(Bytes::from(bytes.clone())),
+            _reservation: reservation,
+        };
+        let mut sent = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let chunk = frame.unwrap().into_data().unwrap();
+            assert!(chunk.len() <= CHUNK, "handed out in pieces");
+            sent.extend_from_slice(&chunk);
+            assert_eq!(
+                memory.available(),
+                (1 << 20) - 300_000,
+                "still held while sending"
+            );
+        }
+        assert_eq!(sent, bytes);
+        drop(body);
+        assert_eq!(memory.available(), 1 << 20);
     }
 
     #[tokio::test]

@@ -193,7 +193,7 @@ fn L1(l1: Option<L1State>) -> impl IntoView {
         Some(l1) => (
             format!("On, {}", human_bytes(l1.capacity_bytes)),
             format!(
-                "Changes made through nscache are seen at once; any other change within {:.1} s.",
+                "Changes made through nscache: at once in this process, in others when announced (milliseconds); any other change within {:.1} s.",
                 l1.max_age_ms as f64 / 1000.0
             ),
         ),
