@@ -661,13 +661,15 @@ impl Control {
             .account_by_token(&hash, unix_now())
             .await
             .map(|found| {
-                found.map(|account| {
+                found.map(|holder| {
                     (
                         Principal {
-                            account,
+                            account: holder.account,
                             via: Via::ApiToken,
                         },
-                        i64::MAX,
+                        // Remembered no longer than the token lives, also
+                        // through a database outage.
+                        holder.expires_at.unwrap_or(i64::MAX),
                     )
                 })
             });

@@ -45,7 +45,7 @@ pub struct ServerConfig {
     /// beyond it a reply waits briefly, then gets 503.
     pub reply_memory: usize,
     /// Requests one caller (a token, a session, an address) may have in
-    /// flight (default 32); beyond it, 429.
+    /// flight (default 128; a client address 8 times that); beyond it, 429.
     pub per_caller_requests: usize,
     /// How often the dashboard samples the counters and checks health
     /// (default 5 s; 360 samples are kept).
@@ -70,7 +70,7 @@ impl Default for ServerConfig {
             credential_outage_grace: crate::control::OUTAGE_GRACE,
             body_limit: 2 << 20,
             reply_memory: 64 << 20,
-            per_caller_requests: 32,
+            per_caller_requests: 128,
             dashboard_interval: std::time::Duration::from_secs(5),
             ui_hydrate: ui_bundle_built(),
             edge: EdgeLimits::default(),

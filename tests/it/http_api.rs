@@ -1167,19 +1167,29 @@ async fn with_an_application_profile_table_a_person_must_be_one_of_its_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_verified_before_a_database_outage_are_honoured_only_for_the_grace_period() {
+    // Longer than the short token's life plus a wait on the dead pool.
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(8);
     use nscache_server::directory::ProfileTable;
     use nscache_server::server::ServerConfig;
     use nscache_tests::proxy::TcpProxy;
 
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
     let config = ServerConfig {
-        credential_outage_grace: std::time::Duration::from_secs(2),
+        credential_outage_grace: GRACE,
         ..ServerConfig::default()
     };
     let t = TestServer::postgres_custom(ProfileTable::default(), Some(proxy.port), config).await;
     t.account("alice", Role::User).await;
     t.account("app", Role::Service).await;
     let app = t.token("app").await;
+    // A token that expires during the outage, inside the grace period.
+    let short = Creds::Bearer(
+        t.server
+            .control()
+            .create_token_expiring("app", "short", Some(std::time::Duration::from_secs(2)))
+            .await
+            .expect("token"),
+    );
     let me = t.login("alice").await;
     let status = |creds: Creds| {
         let t = &t;
@@ -1191,21 +1201,55 @@ async fn credentials_verified_before_a_database_outage_are_honoured_only_for_the
     };
     // Verified while the database is up.
     assert_eq!(status(app.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(status(short.clone()).await, StatusCode::NOT_FOUND);
     proxy.cut();
+    let cut = tokio::time::Instant::now();
     assert_eq!(
         status(app.clone()).await,
         StatusCode::NOT_FOUND,
         "inside the grace period the token still works"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let after = t
+    // Its own expiry still counts while the database cannot be asked.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        status(short.clone()).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "an expired token is not honoured from memory"
+    );
+    let still = t
         .call(Method::GET, "/api/v1/cache/users/x/keys/k", &app, None)
         .await;
     assert_eq!(
+        still.status,
+        StatusCode::NOT_FOUND,
+        "still in grace: {}",
+        still.text
+    );
+    assert!(
+        cut.elapsed() < GRACE,
+        "the checks above took the whole grace period"
+    );
+    // The grace runs from the first call that found the database gone;
+    // once it is over, the remembered token is refused, within the slack of
+    // one wait on the dead pool.
+    tokio::time::sleep_until(cut + GRACE).await;
+    let after = loop {
+        let after = t
+            .call(Method::GET, "/api/v1/cache/users/x/keys/k", &app, None)
+            .await;
+        if after.status != StatusCode::NOT_FOUND
+            || cut.elapsed() > GRACE + std::time::Duration::from_secs(5)
+        {
+            break after;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
         after.status,
         StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        after.text
+        "{} after {:?}",
+        after.text,
+        cut.elapsed()
     );
     assert_eq!(after.json["error"]["code"], "database_unavailable");
     let me_after = t.call(Method::GET, "/api/v1/me", &me, None).await;

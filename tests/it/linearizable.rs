@@ -4,7 +4,7 @@
 //! each invalidation `g` completes, writes the value `g` into the new
 //! namespace. Readers in two other OS processes (and, with the L1, in the
 //! writer's own process) read the same keys from many component instances
-//! and record `(start, end, value)` on the machine-wide monotonic clock.
+//! and record `(start, value)` on the machine-wide monotonic clock.
 //!
 //! The check, on the recorded histories: a read that started after
 //! invalidation `g + 1` had completed must never return a value `≤ g` (it
@@ -21,55 +21,15 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nscache::store::{L1Options, RedisOptions};
-use nscache::{Cache, Expiry};
-use nscache_tests::{redis_url, unique};
+use nscache::Expiry;
+use nscache::store::L1Options;
+use nscache_tests::linearizable::{Read, USERS, build, now_ns, read_until};
+use nscache_tests::unique;
 
-/// Users whose namespaces are invalidated and read.
-const USERS: usize = 4;
 /// Reader processes besides the writer's.
 const PROCESSES: usize = 2;
-/// Concurrent reader tasks per process.
-const READERS: usize = 6;
 /// How long the readers and the writer run.
 const RUN: Duration = Duration::from_secs(3);
-
-/// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process of the
-/// machine, never stepped.
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-async fn build(prefix: &str, root: &str, l1: bool) -> Cache {
-    let mut options = RedisOptions::new(redis_url());
-    options.pool_size = 4;
-    let builder = Cache::builder()
-        .redis(options)
-        .key_prefix(prefix)
-        .namespace_root(root)
-        .max_idle_instances(64);
-    let builder = if l1 {
-        builder.l1(L1Options::default())
-    } else {
-        builder
-    };
-    builder.build().await.expect("cache on the test Redis")
-}
-
-/// One read as recorded.
-#[derive(Debug, Clone, Copy)]
-struct Read {
-    user: usize,
-    start: u64,
-    value: Option<u64>,
-}
 
 /// What a reader process reports.
 #[derive(Debug, Default)]
@@ -77,67 +37,6 @@ struct Report {
     reads: Vec<Read>,
     plain: u64,
     scripted: u64,
-}
-
-/// Run `READERS` reader tasks on `cache` until `deadline` (monotonic ns).
-async fn read_until(cache: &Cache, deadline: u64) -> Vec<Read> {
-    let tasks: Vec<_> = (0..READERS)
-        .map(|t| {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                let mut reads = Vec::new();
-                let mut i = t;
-                while now_ns() < deadline {
-                    i += 1;
-                    let user = i % USERS;
-                    let start = now_ns();
-                    let value = cache.user(format!("u{user}")).get("k").await.expect("read");
-                    let value = value.map(|v| {
-                        std::str::from_utf8(&v)
-                            .expect("utf-8")
-                            .parse::<u64>()
-                            .expect("a generation")
-                    });
-                    reads.push(Read { user, start, value });
-                    // An L1 hit never waits: let the writer run.
-                    tokio::task::yield_now().await;
-                }
-                reads
-            })
-        })
-        .collect();
-    let mut reads = Vec::new();
-    for t in tasks {
-        reads.extend(t.await.expect("reader"));
-    }
-    reads
-}
-
-/// The reader process: started by [`histories_are_linearizable`] with its
-/// parameters in the environment; prints its history on stdout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a reader process of the linearizability tests, started by them"]
-async fn reader_process() {
-    let var = |name: &str| std::env::var(name).expect(name);
-    let cache = build(&var("LIN_PREFIX"), &var("LIN_ROOT"), var("LIN_L1") == "1").await;
-    let start: u64 = var("LIN_START").parse().unwrap();
-    let deadline: u64 = var("LIN_DEADLINE").parse().unwrap();
-    while now_ns() < start {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let reads = read_until(&cache, deadline).await;
-    // A fresh line: the test harness may have written its own on this one.
-    let mut out = String::from("\n");
-    for r in &reads {
-        let value = r.value.map_or("-".to_owned(), |v| v.to_string());
-        out.push_str(&format!("LIN read {} {} {value}\n", r.user, r.start));
-    }
-    let stats = cache.store_stats();
-    out.push_str(&format!(
-        "LIN stats {} {}\n",
-        stats.plain_reads, stats.scripted_reads
-    ));
-    print!("{out}");
 }
 
 fn parse_report(stdout: &str) -> Report {
@@ -174,17 +73,9 @@ async fn run(l1: bool) {
     let writer = build(&prefix, &root, l1).await;
     let start = now_ns() + 1_500_000_000; // time for the readers to start
     let deadline = start + RUN.as_nanos() as u64;
-    let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "linearizable::reader_process",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+            Command::new(env!("CARGO_BIN_EXE_nscache-linearizability-reader"))
                 .env("LIN_PREFIX", &prefix)
                 .env("LIN_ROOT", &root)
                 .env("LIN_L1", if l1 { "1" } else { "0" })

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Connections served at once; more wait, unaccepted, until one closes.
     #[arg(long, env = "NSCACHE_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Requests one caller (a token, a session, or an address without
+    /// either) may have in flight (429 beyond); one client address may have
+    /// 8 times that, whatever credentials it sends.
+    #[arg(long, env = "NSCACHE_MAX_REQUESTS_PER_CALLER", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests_per_caller: u32,
     /// Seconds requests in flight may take to finish after SIGTERM or ctrl-c.
     #[arg(long, env = "NSCACHE_SHUTDOWN_GRACE", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub shutdown_grace: Duration,
@@ -69,6 +74,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs, out: &mut impl Write) -> Result<Ex
     } else {
         args.trusted_proxies
     };
+    config.per_caller_requests = args.max_requests_per_caller as usize;
     config.edge = EdgeLimits {
         header_read_timeout: args.header_timeout,
         request_timeout: args.request_timeout,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    Account, Directory, DirectoryError, MigrationReport, NewAccount, SessionRecord, TokenInfo,
-    UserPage,
+    Account, Directory, DirectoryError, MigrationReport, NewAccount, SessionRecord, TokenHolder,
+    TokenInfo, UserPage,
 };
 
 /// How long the database is left alone after it was found unreachable.
@@ -160,7 +160,7 @@ impl Directory for Guarded {
         &self,
         token_hash: &[u8],
         now: i64,
-    ) -> Result<Option<Account>, DirectoryError> {
+    ) -> Result<Option<TokenHolder>, DirectoryError> {
         self.guard(self.inner.account_by_token(token_hash, now))
             .await
     }

@@ -73,6 +73,15 @@ impl Role {
     }
 }
 
+/// The account an API token belongs to, and until when the token lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    /// The token's account.
+    pub account: Account,
+    /// When the token expires (Unix seconds); `None`: never.
+    pub expires_at: Option<i64>,
+}
+
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -323,13 +332,14 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
         token_hash: &[u8],
         expires_at: Option<i64>,
     ) -> Result<(), DirectoryError>;
-    /// The enabled account a live (unexpired) API token belongs to; notes
-    /// the token's use (at most once per [`LAST_USED_RESOLUTION`]).
+    /// The enabled account a live (unexpired) API token belongs to, with the
+    /// token's expiry; notes the token's use (at most once per
+    /// [`LAST_USED_RESOLUTION`]).
     async fn account_by_token(
         &self,
         token_hash: &[u8],
         now: i64,
-    ) -> Result<Option<Account>, DirectoryError>;
+    ) -> Result<Option<TokenHolder>, DirectoryError>;
     /// Every API token, oldest first.
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError>;
     /// Delete a token; false if there was none with this id.

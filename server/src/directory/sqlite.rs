@@ -11,8 +11,8 @@ use sqlx::{Row, SqlitePool};
 use super::{
     ACCOUNT_NAMESPACE_PREFIX, ACCOUNTS_MIGRATION, AUTH_MIGRATION, Account, Directory,
     DirectoryError, LAST_USED_RESOLUTION, MigrationReport, NewAccount, Role, SessionRecord,
-    TokenInfo, UserPage, UserRow, account_conflict, check_username, like_prefix, unix_now,
-    username_key,
+    TokenHolder, TokenInfo, UserPage, UserRow, account_conflict, check_username, like_prefix,
+    unix_now, username_key,
 };
 use nscache::sql::ProfileTable;
 
@@ -494,9 +494,9 @@ impl Directory for SqliteDirectory {
         &self,
         token_hash: &[u8],
         now: i64,
-    ) -> Result<Option<Account>, DirectoryError> {
+    ) -> Result<Option<TokenHolder>, DirectoryError> {
         let row = sqlx::query(
-            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, t.last_used_at
+            "SELECT a.id, a.username, a.role, a.user_id, a.password_hash, t.last_used_at, t.expires_at
              FROM nscache_api_tokens t JOIN nscache_accounts a ON a.id = t.account_id
              WHERE t.token_hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2) AND NOT a.disabled",
         )
@@ -524,7 +524,10 @@ impl Directory for SqliteDirectory {
                 tracing::warn!("noting a token's last use: {e}");
             }
         }
-        account_from(&row).map(Some)
+        Ok(Some(TokenHolder {
+            account: account_from(&row)?,
+            expires_at: row.try_get("expires_at")?,
+        }))
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>, DirectoryError> {

@@ -13,7 +13,7 @@
 //!   with `Retry-After`, so that many callers together cannot do what one
 //!   cannot.
 //! - **One caller** (an API token, a session, or an address for requests with
-//!   neither) has at most [`PerCaller`]'s limit of requests in flight (32 by
+//!   neither) has at most [`PerCaller`]'s limit of requests in flight (128 by
 //!   default), and one client address 8 times that whatever credentials it
 //!   sends (they are not checked yet at this point); beyond it, 429 with
 //!   `Retry-After`.
