@@ -291,7 +291,7 @@ pub async fn get_key(
         key,
         value: CacheValue::from_bytes(value),
     };
-    send_held(&state, &reply, &mut held).await?;
+    hold_for_encoding(&state, &reply, &mut held).await?;
     let bytes = encode_within(&reply, state.control.cache().max_reply_bytes())?;
     drop(reply);
     held.resize(bytes.len() as u64).await?;
@@ -306,7 +306,7 @@ fn worst_reply(state: &AppState, distinct: usize) -> u64 {
 }
 
 /// Hold room for `reply` and its JSON (at most the budget) while it is encoded.
-async fn send_held<T: ValuesOf>(
+async fn hold_for_encoding<T: ValuesOf>(
     state: &AppState,
     reply: &T,
     held: &mut Reservation,
@@ -525,7 +525,7 @@ pub async fn get_many(
         .map(|v| v.map(CacheValue::from_bytes))
         .collect();
     let reply = ManyValues { values };
-    send_held(&state, &reply, &mut held).await?;
+    hold_for_encoding(&state, &reply, &mut held).await?;
     let bytes = encode_within(&reply, state.control.cache().max_reply_bytes())?;
     drop(reply);
     held.resize(bytes.len() as u64).await?;
