@@ -236,12 +236,13 @@ impl Cache {
             .settings
             .max_reply_bytes
             .saturating_add(versions::read_budget(2));
+        let floor_key = self.layout.floor_key();
         let mut guess = self.seen.get(&keys.version_key);
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let Some(version) = guess else { break };
             let mut storage = Vec::with_capacity(2 + app_keys.len());
             storage.push(keys.version_key.clone());
-            storage.push(self.layout.floor_key());
+            storage.push(floor_key.clone());
             storage.extend(
                 app_keys
                     .iter()
@@ -285,7 +286,7 @@ impl Cache {
             &keys.version_key,
             &keys.entry_prefix,
             &suffixes,
-            &[self.layout.floor_key()],
+            &[floor_key],
             self.settings.max_reply_bytes,
         )?;
         if found.values.len() != app_keys.len() || found.also.len() != 1 {

@@ -149,7 +149,7 @@ fn euid() -> u32 {
 /// by this user that nobody else can write to or read.
 #[cfg(unix)]
 fn private_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -159,12 +159,19 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     if !meta.is_dir() {
         return Err("not a directory (a symbolic link is refused)".into());
     }
+    ours_alone(&meta).map_err(|why| format!("{why} (chmod 700 it)"))
+}
+
+/// `Err` unless `meta` is owned by this user and gives others no access.
+#[cfg(unix)]
+fn ours_alone(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
     if meta.uid() != euid() {
         return Err(format!("owned by uid {}, not by this user", meta.uid()));
     }
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "mode {:o}: others have access (chmod 700 it)",
+            "mode {:o}: others have access",
             meta.mode() & 0o777
         ));
     }
@@ -176,7 +183,7 @@ fn private_dir(dir: &Path) -> Result<(), String> {
 #[cfg(unix)]
 fn read_own_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         // Not a link, and a FIFO planted there cannot block the start.
@@ -192,15 +199,7 @@ fn read_own_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    if meta.uid() != euid() {
-        return Err(format!("owned by uid {}, not by this user", meta.uid()));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "mode {:o}: others have access",
-            meta.mode() & 0o777
-        ));
-    }
+    ours_alone(&meta)?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     Ok(Some(bytes))

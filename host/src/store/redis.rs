@@ -119,6 +119,26 @@ macro_rules! budget_check {
     };
 }
 
+/// The start of both indirect reads (KEYS[1] = pointer, KEYS[2..] = also;
+/// ARGV[1] = budget, ARGV[2] = prefix, ARGV[3..] = suffixes): `p`, the
+/// pointer's value; `read`, the entry keys (`entries` of them, none without
+/// a pointer) then the `also` keys; over budget, the TOOLARGE error.
+macro_rules! indirect_keys {
+    () => {
+        r"
+                  local p = redis.call('GET', KEYS[1])
+                  local read = {}
+                  if p then
+                    for i = 3, #ARGV do read[#read + 1] = ARGV[2] .. p .. ARGV[i] end
+                  end
+                  local entries = #read
+                  for i = 2, #KEYS do read[#read + 1] = KEYS[i] end
+                  if over_budget(read, tonumber(ARGV[1])) then
+                    return redis.error_reply('TOOLARGE the values found are over budget')
+                  end"
+    };
+}
+
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
@@ -153,22 +173,10 @@ impl Scripts {
             // ARGV[2] = prefix, ARGV[3..] = suffixes.
             get_indirect: Script::new(concat!(
                 budget_check!(),
+                indirect_keys!(),
                 r"
-                  local p = redis.call('GET', KEYS[1])
-                  local read = {}
-                  if p then
-                    for i = 3, #ARGV do read[#read + 1] = ARGV[2] .. p .. ARGV[i] end
-                  end
-                  for i = 2, #KEYS do read[#read + 1] = KEYS[i] end
-                  if over_budget(read, tonumber(ARGV[1])) then
-                    return redis.error_reply('TOOLARGE the values found are over budget')
-                  end
                   local values = {}
-                  if p then
-                    for i = 3, #ARGV do
-                      values[i - 2] = redis.call('GET', ARGV[2] .. p .. ARGV[i])
-                    end
-                  end
+                  for i = 1, entries do values[i] = redis.call('GET', read[i]) end
                   local also = {}
                   for i = 2, #KEYS do also[i - 1] = redis.call('GET', KEYS[i]) end
                   return {p, values, also}"
@@ -176,22 +184,13 @@ impl Scripts {
             // As get_indirect, plus PTTL of every key read (pointer, entries, also).
             get_indirect_ttl: Script::new(concat!(
                 budget_check!(),
+                indirect_keys!(),
                 r"
-                  local p = redis.call('GET', KEYS[1])
-                  local read = {}
-                  if p then
-                    for i = 3, #ARGV do read[#read + 1] = ARGV[2] .. p .. ARGV[i] end
-                  end
-                  for i = 2, #KEYS do read[#read + 1] = KEYS[i] end
-                  if over_budget(read, tonumber(ARGV[1])) then
-                    return redis.error_reply('TOOLARGE the values found are over budget')
-                  end
                   local values, ttls = {}, {redis.call('PTTL', KEYS[1])}
                   for i = 3, #ARGV do
                     if p then
-                      local k = ARGV[2] .. p .. ARGV[i]
-                      values[i - 2] = redis.call('GET', k)
-                      ttls[#ttls + 1] = redis.call('PTTL', k)
+                      values[i - 2] = redis.call('GET', read[i - 2])
+                      ttls[#ttls + 1] = redis.call('PTTL', read[i - 2])
                     else
                       values[i - 2] = false
                       ttls[#ttls + 1] = -2

@@ -276,6 +276,7 @@ impl PerCaller {
     }
 }
 
+/// SHA-256 of `tag` then `bytes`: the key of one limit.
 fn hash_of(tag: &[u8], bytes: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
@@ -287,7 +288,6 @@ fn hash_of(tag: &[u8], bytes: &[u8]) -> [u8; 32] {
 /// Who a request comes from, for [`PerCaller`]: its credential (bearer token
 /// or session cookie), hashed, or else its client `address`.
 fn caller_of(request: &Request, address: std::net::IpAddr) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
     let headers = request.headers();
     let credential = headers
         .get(header::AUTHORIZATION)
@@ -304,15 +304,10 @@ fn caller_of(request: &Request, address: std::net::IpAddr) -> [u8; 32] {
                     .map(|c| c.as_bytes().to_vec())
             })
         });
-    let mut hash = Sha256::new();
     match credential {
-        Some(credential) => hash.update(&credential),
-        None => {
-            hash.update(b"peer:");
-            hash.update(address.to_string().as_bytes());
-        }
+        Some(credential) => hash_of(b"", &credential),
+        None => hash_of(b"peer:", address.to_string().as_bytes()),
     }
-    hash.finalize().into()
 }
 
 /// Middleware: refuse a request beyond its caller's limit with 429.
