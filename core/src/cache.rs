@@ -34,6 +34,10 @@ type Values = Vec<Option<Vec<u8>>>;
 /// `keys` without repeats (first occurrences, in order), and for each key
 /// asked the position of its value among them.
 fn distinct_keys<'k>(keys: &[&'k str]) -> (Vec<&'k str>, Vec<usize>) {
+    if let [key] = keys {
+        // The common case (`get`): nothing to look up.
+        return (vec![*key], vec![0]);
+    }
     let mut distinct: Vec<&str> = Vec::with_capacity(keys.len());
     // A BTreeMap, not a HashMap: std's RandomState would ask the host for a
     // random seed, which the component does not import.
@@ -265,9 +269,13 @@ impl Cache {
                     storage.len()
                 )));
             }
-            let values = found.split_off(2);
-            match versions::live(found[0].as_deref(), found[1].as_deref()) {
-                Some(current) if current == version => return Ok((Some(version), values)),
+            // The version and floor come first; the entries stay in place.
+            let state = versions::live(found[0].as_deref(), found[1].as_deref());
+            match state {
+                Some(current) if current == version => {
+                    found.drain(..2);
+                    return Ok((Some(version), found));
+                }
                 Some(current) => {
                     self.seen.remember(&keys.version_key, current);
                     guess = Some(current);
@@ -313,7 +321,12 @@ impl Cache {
         scope: &Scope,
         key: &str,
     ) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.get_many(host, scope, &[key])?.pop().flatten())
+        self.settings.check_key(key)?;
+        // `get_many` of one key, without the bookkeeping of repeated keys.
+        let values = self.read_distinct(host, scope, &[key])?;
+        Ok(expand(values, &[0], self.settings.max_reply_bytes)?
+            .pop()
+            .flatten())
     }
 
     /// The values of `keys`, in order. One store round trip.
@@ -329,9 +342,20 @@ impl Cache {
         // A key asked twice is read once; the reply still carries it twice,
         // and that is what the budget counts.
         let (distinct, positions) = distinct_keys(keys);
+        let values = self.read_distinct(host, scope, &distinct)?;
+        expand(values, &positions, self.settings.max_reply_bytes)
+    }
+
+    /// The values of `distinct` (checked keys, none repeated), in order.
+    fn read_distinct<H: Host>(
+        &self,
+        host: &H,
+        scope: &Scope,
+        distinct: &[&str],
+    ) -> Result<Values, Error> {
         let misses = || vec![None; distinct.len()];
         let budget = self.settings.max_reply_bytes;
-        let values = match self.target(host, scope)? {
+        Ok(match self.target(host, scope)? {
             Target::Bypass => misses(),
             Target::Global => {
                 let storage: Vec<String> =
@@ -347,12 +371,11 @@ impl Cache {
                 values
             }
             Target::User(user) => degrade(
-                self.read_entries(host, &user, &distinct)
+                self.read_entries(host, &user, distinct)
                     .map(|(_, values)| values),
                 misses,
             )?,
-        };
-        expand(values, &positions, budget)
+        })
     }
 
     /// Store `value` at `key`. Skipped (without error) when the store fails.

@@ -54,7 +54,27 @@ pub struct Layout {
     /// `{prefix}:{version}:`
     global_prefix: String,
     root: String,
+    /// `{root}_namespace_floor`, read with every namespaced get: built once.
+    floor: String,
     hash_tags: bool,
+}
+
+/// Append the decimal digits of `n` (what `format!("{n}")` writes, without
+/// the formatting machinery: key building is on every call's path).
+pub(crate) fn push_u64(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        s.push(char::from(d));
+    }
 }
 
 /// The keys of one user's namespace, encoded once.
@@ -87,12 +107,15 @@ impl UserKeys {
     /// The full key of an entry under `version`:
     /// `{root}:{user}:v{version}:{kind}:{key}`.
     pub fn entry_key(&self, version: u64, kind: Kind, key: &str) -> String {
-        format!(
-            "{}{}{}",
-            self.entry_prefix,
-            version,
-            Self::entry_suffix(kind, key)
-        )
+        let kind = kind.as_str();
+        let mut s = String::with_capacity(self.entry_prefix.len() + 22 + kind.len() + key.len());
+        s.push_str(&self.entry_prefix);
+        push_u64(&mut s, version);
+        s.push(':');
+        s.push_str(kind);
+        s.push(':');
+        s.push_str(key);
+        s
     }
 }
 
@@ -115,6 +138,7 @@ impl Layout {
         Layout {
             global_prefix: format!("{}:{}:", settings.key_prefix, settings.key_version),
             root: settings.namespace_root.clone(),
+            floor: format!("{}_namespace_floor", settings.namespace_root),
             hash_tags: settings.cluster_hash_tags,
         }
     }
@@ -127,20 +151,33 @@ impl Layout {
         s
     }
 
-    fn tagged(&self, encoded: &str) -> String {
+    /// Append `encoded` to `s`, in braces when keys carry hash tags.
+    fn push_tagged(&self, s: &mut String, encoded: &str) {
         if self.hash_tags {
-            format!("{{{encoded}}}")
+            s.push('{');
+            s.push_str(encoded);
+            s.push('}');
         } else {
-            encoded.to_owned()
+            s.push_str(encoded);
         }
     }
 
     /// The keys of `user`'s namespace.
     pub fn user(&self, user: &str) -> UserKeys {
-        let id = self.tagged(&encode_name(user));
+        const VERSION: &str = "_user_version:";
+        let id = encode_name(user);
+        let mut version_key = String::with_capacity(self.root.len() + VERSION.len() + id.len() + 2);
+        version_key.push_str(&self.root);
+        version_key.push_str(VERSION);
+        self.push_tagged(&mut version_key, &id);
+        let mut entry_prefix = String::with_capacity(self.root.len() + id.len() + 5);
+        entry_prefix.push_str(&self.root);
+        entry_prefix.push(':');
+        self.push_tagged(&mut entry_prefix, &id);
+        entry_prefix.push_str(":v");
         UserKeys {
-            version_key: format!("{}_user_version:{}", self.root, id),
-            entry_prefix: format!("{}:{}:v", self.root, id),
+            version_key,
+            entry_prefix,
         }
     }
 
@@ -151,7 +188,7 @@ impl Layout {
 
     /// The namespace floor: every namespace version at or below it is dead.
     pub fn floor_key(&self) -> String {
-        format!("{}_namespace_floor", self.root)
+        self.floor.clone()
     }
 
     /// The version clock: every version number is drawn from it.
@@ -250,6 +287,26 @@ mod tests {
 
     fn layout() -> Layout {
         Layout::new(&Settings::default())
+    }
+
+    #[test]
+    fn digits_are_written_as_format_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            17,
+            99,
+            100,
+            4_294_967_296,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut s = String::from("v");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("v{n}"));
+        }
     }
 
     #[test]

@@ -47,10 +47,10 @@ pub(crate) fn parse(raw: Option<&[u8]>) -> Option<u64> {
     {
         return None;
     }
-    std::str::from_utf8(raw)
-        .ok()?
-        .parse()
-        .ok()
+    raw.iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .filter(|&v| v > 0)
 }
 

@@ -587,11 +587,17 @@ impl Store for RedisStore {
             let reply = read_script(self, &call).await?;
             return bytes_list(reply, "get-many");
         }
-        let v: Value = read_retry(self, |mut c| async move {
-            redis::cmd("MGET").arg(keys).query_async(&mut c).await
-        })
-        .await?;
-        let values = bytes_list(v, "MGET")?;
+        let values = if let [key] = keys {
+            // One key (a global `get`): GET costs Redis less than MGET, and
+            // its reply is one bulk string, not an array.
+            vec![self.get(key).await?]
+        } else {
+            let v: Value = read_retry(self, |mut c| async move {
+                redis::cmd("MGET").arg(keys).query_async(&mut c).await
+            })
+            .await?;
+            bytes_list(v, "MGET")?
+        };
         if super::values_size(&values) > max_bytes {
             return Err(StoreError::over_budget(max_bytes));
         }
