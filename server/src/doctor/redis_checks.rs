@@ -358,7 +358,7 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
         Check::fail(
             "db.allocation",
             format!("REDIS_URL selects database {db}, the task queue's (--task-queue-db {queue}): flush and purge would touch its keys"),
-            format!("REDIS_URL=redis://HOST:6379/1 (the reference: 0 task queue, 1 cache, 2 cacheops, 15 tests); if the queue lives elsewhere, say so with --task-queue-db N"),
+            "REDIS_URL=redis://HOST:6379/1 (the reference: 0 task queue, 1 cache, 2 cacheops, 15 tests); if the queue lives elsewhere, say so with --task-queue-db N",
         )
     } else if db == 15 {
         Check::warn(
@@ -611,7 +611,7 @@ async fn key_verdicts(
             c.other_count,
             c.other.join(", ")
         ));
-        fixes.push(format!("give nscache a database of its own (REDIS_URL=redis://HOST:6379/N with an empty N), or a --prefix the other keys do not use"));
+        fixes.push("give nscache a database of its own (REDIS_URL=redis://HOST:6379/N with N empty), or move the other application's keys out".to_owned());
     }
     checks.push(if problems.is_empty() {
         Check::ok("keys.collisions", format!("{summary}; no foreign keys"))
