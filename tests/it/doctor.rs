@@ -603,3 +603,57 @@ async fn purge_user_42_removes_every_key_of_42_and_no_other() {
         Some(&b"2"[..])
     );
 }
+
+#[tokio::test]
+async fn watcher_triggers_missing_or_left_behind_are_reported() {
+    let schema = migrated_schema().await;
+    let pool = schema.pool().await;
+    sqlx::query("CREATE TABLE invoices (id INT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let url = schema.url();
+    let (code, out) = cli(&["--database-url", &url, "watch-table", "invoices"]).await;
+    assert_eq!(code, Ok(ExitCode::SUCCESS), "{out}");
+    let report = doctor(&settings(None, Some(url.clone()))).await;
+    let check = verdict(&report, "pg.watchers");
+    assert_eq!(check.status, Status::Ok, "{}", report.render());
+    assert_eq!(check.message, "triggers installed for invoices");
+
+    // A watched table whose trigger was dropped: writes no longer invalidate.
+    sqlx::query("DROP TRIGGER nscache_watch ON invoices")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = doctor(&settings(None, Some(url.clone()))).await;
+    assert_eq!(
+        verdict(&report, "pg.watchers").status,
+        Status::Fail,
+        "{}",
+        report.render()
+    );
+    assert_eq!(
+        fix(&report, "pg.watchers"),
+        "nscache watch-table invoices --relation \"invoices\""
+    );
+
+    // Triggers left on a table nobody watches any more.
+    let (code, out) = cli(&["--database-url", &url, "watch-table", "invoices"]).await;
+    assert_eq!(code, Ok(ExitCode::SUCCESS), "{out}");
+    sqlx::query("DELETE FROM nscache_watched_tables")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = doctor(&settings(None, Some(url))).await;
+    assert_eq!(
+        verdict(&report, "pg.watchers").status,
+        Status::Warn,
+        "{}",
+        report.render()
+    );
+    assert_eq!(
+        fix(&report, "pg.watchers"),
+        "DROP TRIGGER IF EXISTS nscache_watch ON invoices; DROP TRIGGER IF EXISTS nscache_watch_truncate ON invoices;"
+    );
+    schema.drop().await;
+}
