@@ -603,7 +603,7 @@ async fn key_verdicts(
             c.cacheops_count,
             c.cacheops.join(", ")
         ));
-        fixes.push(format!("after removing cacheops from the application: redis-cli -u '{shown}' --scan --pattern 'conj:*' | xargs -r -n 500 redis-cli -u '{shown}' UNLINK (and the same for 'q:*')"));
+        fixes.push(format!("after removing cacheops from the application: redis-cli -u '{shown}' -n {db} --scan --pattern 'conj:*' | xargs -r -n 500 redis-cli -u '{shown}' -n {db} UNLINK (and the same for 'q:*')"));
     }
     if c.other_count > 0 {
         problems.push(format!(
