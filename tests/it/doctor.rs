@@ -657,3 +657,113 @@ async fn watcher_triggers_missing_or_left_behind_are_reported() {
     );
     schema.drop().await;
 }
+
+#[tokio::test]
+async fn keys_of_the_previous_hybrid_cache_and_cacheops_are_collisions() {
+    let redis = RedisServer::start(&[]);
+    let url = redis.url(1);
+    let mut conn = nscache_tests::raw_connection(&url).await;
+    // What django-redis + cacheops left: a small version number, a pickled
+    // entry under it, cacheops' query and conjunction keys.
+    let _: () = redis::pipe()
+        .set("cache_user_version:42", "3")
+        .set("cache:42:v3:data:profile", b"\x80\x05\x95\x00".as_slice())
+        .set("q:5f1e", "x")
+        .sadd("conj:invoices:id=1", "q:5f1e")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    cache_on(&url)
+        .await
+        .user("7")
+        .set("k", "v", Expiry::Default)
+        .await
+        .unwrap();
+    let report = doctor(&settings(Some(url.clone()), None)).await;
+    let check = verdict(&report, "keys.collisions");
+    assert_eq!(check.status, Status::Warn, "{}", report.render());
+    assert!(
+        check
+            .message
+            .contains("1 version keys hold numbers nscache never draws")
+            && check.message.contains("cache_user_version:42 = \"3\""),
+        "{}",
+        check.message
+    );
+    assert!(
+        check.message.contains("2 cacheops keys"),
+        "{}",
+        check.message
+    );
+    assert!(fix(&report, "keys.collisions").starts_with("nscache flush --cache"));
+
+    let (code, out) = cli(&["--redis-url", &url, "flush", "--cache", "--yes"]).await;
+    assert_eq!(code, Ok(ExitCode::SUCCESS), "{out}");
+    let left = all_keys(&url).await;
+    assert!(
+        !left.contains(&"cache_user_version:42".to_owned()),
+        "{left:?}"
+    );
+    assert!(
+        !left.contains(&"cache:42:v3:data:profile".to_owned()),
+        "{left:?}"
+    );
+    assert!(
+        left.contains(&"q:5f1e".to_owned()),
+        "not nscache's: left alone: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_pool_times_the_processes_is_compared_with_maxclients() {
+    let redis = RedisServer::start(&["--maxclients", "100"]);
+    let (code, out) = cli(&[
+        "--redis-url",
+        &redis.url(1),
+        "--database-url=",
+        "--pool-size",
+        "50",
+        "--processes",
+        "3",
+        "doctor",
+        "--json",
+        "--no-scan",
+    ])
+    .await;
+    let report: Report = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(code, Ok(ExitCode::from(1)), "a failure exits 1");
+    let check = verdict(&report, "redis.maxclients");
+    assert_eq!(check.status, Status::Fail, "{}", report.render());
+    assert!(
+        check
+            .message
+            .starts_with("pool-size 50 × processes 3 = 150 connections; maxclients 100"),
+        "{}",
+        check.message
+    );
+    assert!(fix(&report, "redis.maxclients").contains("CONFIG SET maxclients 300"));
+
+    // --task-queue-db names the queue's database: that one is refused, 1 is not.
+    let (code, _) = cli(&[
+        "--redis-url",
+        &redis.url(3),
+        "--task-queue-db",
+        "3",
+        "flush",
+        "--cache",
+        "--yes",
+    ])
+    .await;
+    assert_eq!(code.expect_err("refused").0, 2);
+    let (code, out) = cli(&[
+        "--redis-url",
+        &redis.url(1),
+        "--task-queue-db",
+        "3",
+        "flush",
+        "--cache",
+        "--yes",
+    ])
+    .await;
+    assert_eq!(code, Ok(ExitCode::SUCCESS), "{out}");
+}
