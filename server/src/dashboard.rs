@@ -126,6 +126,7 @@ impl Shared {
             &DoctorOptions {
                 scan: false,
                 postgres: self.control.directory().postgres_pool(),
+                cache: Some(cache.clone()),
             },
         )
         .await;

@@ -493,6 +493,7 @@ async fn the_checks_panel_shows_a_warning(mode: Mode) {
         &DoctorOptions {
             scan: true,
             postgres: control.directory().postgres_pool(),
+            cache: Some(cache.clone()),
         },
     )
     .await;

@@ -53,6 +53,7 @@ async fn doctor(settings: &Settings) -> Report {
         &DoctorOptions {
             scan: true,
             postgres: None,
+            cache: None,
         },
     )
     .await

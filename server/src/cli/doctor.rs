@@ -81,6 +81,7 @@ pub async fn doctor(
         &DoctorOptions {
             scan: !args.no_scan,
             postgres: None,
+            cache: None,
         },
     )
     .await;

@@ -200,6 +200,10 @@ pub struct DoctorOptions {
     pub scan: bool,
     /// The Postgres pool to check; `None`: one on `database_url`, if set.
     pub postgres: Option<sqlx::PgPool>,
+    /// A cache already built with these settings (the server's): its
+    /// settings in use are reported instead of building a cache to learn
+    /// them.
+    pub cache: Option<Cache>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -227,9 +231,14 @@ pub fn layout(resolved: &Settings) -> Layout {
     })
 }
 
-/// Load the component with `settings` (on a memory store: no I/O) and
-/// return the settings it runs with, or why it cannot.
-async fn component_checks(settings: &Settings, out: &mut Vec<Check>) -> Option<Settings> {
+/// Load the component with `settings` (on a memory store: no I/O, unless
+/// `built` is a cache already running with them) and return the settings it
+/// runs with, or why it cannot.
+async fn component_checks(
+    settings: &Settings,
+    built: Option<&Cache>,
+    out: &mut Vec<Check>,
+) -> Option<Settings> {
     let exports = match nscache::component_exports(settings.compile_cache.as_deref()) {
         Ok(exports) => exports,
         Err(e) => {
@@ -278,7 +287,11 @@ async fn component_checks(settings: &Settings, out: &mut Vec<Check>) -> Option<S
         l1: false,
         ..settings.clone()
     };
-    match Cache::builder().settings(local).build().await {
+    let cache = match built {
+        Some(cache) => Ok(cache.clone()),
+        None => Cache::builder().settings(local).build().await,
+    };
+    match cache {
         Ok(cache) => {
             let r = cache.resolved_settings();
             let ttl = |d: Option<Duration>| {
@@ -317,7 +330,7 @@ pub async fn run(settings: &Settings, options: &DoctorOptions) -> Report {
     let ran_at_unix_ms = now_unix_ms();
     let mut checks = Vec::new();
     let mut component = Vec::new();
-    let resolved = component_checks(settings, &mut component).await;
+    let resolved = component_checks(settings, options.cache.as_ref(), &mut component).await;
     let layout = layout(resolved.as_ref().unwrap_or(settings));
     redis_checks::run(settings, &layout, options.scan, &mut checks).await;
     postgres_checks::run(settings, options.postgres.clone(), &mut checks).await;
