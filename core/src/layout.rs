@@ -104,6 +104,16 @@ impl UserKeys {
         format!("{}{}:bytes", self.entry_prefix, version)
     }
 
+    /// A `SCAN MATCH` pattern for every key of this user's entries, of
+    /// every version, and their byte counters: `{root}:{user}:v*` (glob
+    /// characters escaped). The version key is [`UserKeys::version_key`].
+    /// For maintenance only (`purge`): SCAN is never on a request path.
+    pub fn scan_pattern(&self) -> String {
+        let mut s = glob_escape(&self.entry_prefix);
+        s.push('*');
+        s
+    }
+
     /// The full key of an entry under `version`:
     /// `{root}:{user}:v{version}:{kind}:{key}`.
     pub fn entry_key(&self, version: u64, kind: Kind, key: &str) -> String {
@@ -130,6 +140,44 @@ pub struct EntryKey {
     pub kind: Kind,
     /// The application's key.
     pub key: String,
+}
+
+/// What a key in the store is to nscache, by its name alone
+/// ([`Layout::classify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClass {
+    /// A namespace entry.
+    Entry(EntryKey),
+    /// The bytes written into one version of a user's namespace (quota).
+    Counter {
+        /// The user id, decoded.
+        user: String,
+        /// The namespace version.
+        version: u64,
+    },
+    /// A user's namespace version.
+    UserVersion(String),
+    /// A table's version (cached queries).
+    TableVersion(String),
+    /// The namespace floor.
+    Floor,
+    /// The version clock.
+    Clock,
+    /// A global key; holds the application's key (`invoice_seq:2026`).
+    Global(String),
+}
+
+/// Escape the characters `SCAN MATCH` / `KEYS` treat as a pattern
+/// (`* ? [ ] \`), so that `s` matches only itself.
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Layout {
@@ -194,6 +242,72 @@ impl Layout {
     /// The version clock: every version number is drawn from it.
     pub fn clock_key(&self) -> String {
         format!("{}_version_clock", self.root)
+    }
+
+    /// A `SCAN MATCH` pattern for every global key: `{prefix}:{version}:*`
+    /// (glob characters escaped). For maintenance only.
+    pub fn global_scan_pattern(&self) -> String {
+        let mut s = glob_escape(&self.global_prefix);
+        s.push('*');
+        s
+    }
+
+    /// `SCAN MATCH` patterns that together cover every key nscache keeps
+    /// under its namespace root (entries, counters, user and table versions,
+    /// the floor and the clock), global keys excepted. For maintenance only.
+    pub fn namespace_scan_patterns(&self) -> Vec<String> {
+        let root = glob_escape(&self.root);
+        vec![format!("{root}:*"), format!("{root}_*")]
+    }
+
+    /// What `key` is to nscache; `None` for a key nscache never writes with
+    /// these settings.
+    pub fn classify(&self, key: &str) -> Option<KeyClass> {
+        if let Some(entry) = self.parse_entry_key(key) {
+            return Some(KeyClass::Entry(entry));
+        }
+        if let Some(rest) = key
+            .strip_prefix(self.root.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+        {
+            if let Some(id) = rest.strip_prefix("user_version:") {
+                return self
+                    .untag(id)
+                    .and_then(decode_name)
+                    .map(KeyClass::UserVersion);
+            }
+            if let Some(table) = rest.strip_prefix("table_version:") {
+                return decode_name(table).map(KeyClass::TableVersion);
+            }
+            return match rest {
+                "namespace_floor" => Some(KeyClass::Floor),
+                "version_clock" => Some(KeyClass::Clock),
+                _ => None,
+            };
+        }
+        if let Some(rest) = key
+            .strip_prefix(self.root.as_str())
+            .and_then(|r| r.strip_prefix(':'))
+            && let Some(rest) = rest.strip_suffix(":bytes")
+            && let Some((id, version)) = rest.split_once(":v")
+            && !version.is_empty()
+            && version.bytes().all(|b| b.is_ascii_digit())
+            && !(version.len() > 1 && version.starts_with('0'))
+            && let (Some(user), Ok(version)) =
+                (self.untag(id).and_then(decode_name), version.parse())
+        {
+            return Some(KeyClass::Counter { user, version });
+        }
+        key.strip_prefix(self.global_prefix.as_str())
+            .map(|k| KeyClass::Global(k.to_owned()))
+    }
+
+    fn untag<'a>(&self, id: &'a str) -> Option<&'a str> {
+        if self.hash_tags {
+            id.strip_prefix('{')?.strip_suffix('}')
+        } else {
+            Some(id)
+        }
     }
 
     /// Take a namespace entry key apart; `None` if it is not one.
@@ -353,6 +467,72 @@ mod tests {
         assert_eq!(u.entry_key(7, Kind::Data, "k"), "cache:{42}:v7:data:k");
         let parsed = l.parse_entry_key("cache:{42}:v7:data:k").unwrap();
         assert_eq!(parsed.user, "42");
+    }
+
+    #[test]
+    fn every_key_written_is_classified_back() {
+        let l = layout();
+        let u = l.user("a:b*");
+        assert_eq!(
+            l.classify(&u.version_key),
+            Some(KeyClass::UserVersion("a:b*".into()))
+        );
+        assert_eq!(
+            l.classify(&u.counter_key(12)),
+            Some(KeyClass::Counter {
+                user: "a:b*".into(),
+                version: 12
+            })
+        );
+        assert!(matches!(
+            l.classify(&u.entry_key(12, Kind::Cacheops, "q")),
+            Some(KeyClass::Entry(EntryKey {
+                kind: Kind::Cacheops,
+                version: 12,
+                ..
+            }))
+        ));
+        assert_eq!(
+            l.classify(&l.table_version_key("invoices")),
+            Some(KeyClass::TableVersion("invoices".into()))
+        );
+        assert_eq!(l.classify(&l.floor_key()), Some(KeyClass::Floor));
+        assert_eq!(l.classify(&l.clock_key()), Some(KeyClass::Clock));
+        assert_eq!(
+            l.classify("revisbali:1:cron:full_backup:run_lock"),
+            Some(KeyClass::Global("cron:full_backup:run_lock".into()))
+        );
+        for foreign in [
+            "revisbali:2:x",
+            "q:abc",
+            "conj:invoices:x",
+            "cache:42:v1:bytesx",
+        ] {
+            assert_eq!(l.classify(foreign), None, "{foreign}");
+        }
+        let tagged = Layout::new(&Settings {
+            cluster_hash_tags: true,
+            ..Settings::default()
+        });
+        assert_eq!(
+            tagged.classify("cache_user_version:{42}"),
+            Some(KeyClass::UserVersion("42".into()))
+        );
+    }
+
+    #[test]
+    fn scan_patterns_match_only_their_own() {
+        let l = layout();
+        assert_eq!(l.user("42").scan_pattern(), "cache:42:v*");
+        assert_eq!(l.user("4*2").scan_pattern(), "cache:4%2A2:v*");
+        assert_eq!(l.global_scan_pattern(), "revisbali:1:*");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+        let odd = Layout::new(&Settings {
+            key_prefix: "re*is".into(),
+            ..Settings::default()
+        });
+        assert_eq!(odd.global_scan_pattern(), "re\\*is:1:*");
+        assert_eq!(l.namespace_scan_patterns(), ["cache:*", "cache_*"]);
     }
 
     #[test]

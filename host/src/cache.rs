@@ -526,6 +526,25 @@ impl Cache {
         &self.inner.settings
     }
 
+    /// The settings in use: [`Cache::settings`] with the component's
+    /// defaults filled in (every component setting is `Some`).
+    pub fn resolved_settings(&self) -> Settings {
+        let c = &self.inner.component_settings;
+        Settings {
+            key_prefix: Some(c.key_prefix.clone()),
+            key_version: Some(c.key_version),
+            namespace_root: Some(c.namespace_root.clone()),
+            default_ttl: Some(Duration::from_millis(c.default_ttl_ms)),
+            max_key_bytes: Some(c.max_key_bytes),
+            max_value_bytes: Some(c.max_value_bytes),
+            cluster_hash_tags: Some(c.cluster_hash_tags),
+            max_reply_bytes: Some(c.max_reply_bytes),
+            namespace_quota_bytes: Some(c.namespace_quota_bytes),
+            max_namespace_ttl: Some(Duration::from_millis(c.max_namespace_ttl_ms)),
+            ..self.inner.settings.clone()
+        }
+    }
+
     /// The source of users' `cache_enabled` flags.
     pub fn profiles(&self) -> &Arc<dyn ProfileSource> {
         &self.inner.profiles

@@ -70,7 +70,7 @@ pub struct ReadmeDoctests;
 pub use bindings::nscache::cache::types::Scope;
 pub use cache::{Cache, CacheBuilder, Keyspace};
 pub use error::{CacheError, GetOrSetError};
-pub use runtime::COMPONENT_WASM;
+pub use runtime::{COMPONENT_WASM, component_exports};
 pub use settings::Settings;
 pub use stats::StoreStatsSnapshot;
 pub use types::{Expiry, InvalidExpiry, LockToken, Ttl};

@@ -59,6 +59,19 @@ fn compiled(cache_dir: Option<&Path>) -> Result<&'static Compiled, CacheError> {
         .map_err(|e| CacheError::Component(e.clone()))
 }
 
+/// The names the compiled component exports (`nscache:cache/config@0.1.0`,
+/// …): it is compiled or loaded from `cache_dir` if this process has not yet
+/// done so. The version after `@` is the WIT package's.
+pub fn component_exports(cache_dir: Option<&Path>) -> Result<Vec<String>, CacheError> {
+    let compiled = compiled(cache_dir)?;
+    let component = compiled.pre.instance_pre().component();
+    Ok(component
+        .component_type()
+        .exports(&compiled.engine)
+        .map(|(name, _)| name.to_owned())
+        .collect())
+}
+
 /// One instance of the component with its store.
 pub(crate) struct Instance {
     pub store: Store<HostState>,

@@ -47,6 +47,11 @@ pub mod defaults {
     pub const L1_MAX_AGE: Duration = Duration::from_secs(1);
     /// Idle component instances kept for reuse.
     pub const MAX_IDLE_INSTANCES: usize = 256;
+    /// The Redis database of the application's task queue (the reference's
+    /// PgQueuer), which nscache must never use.
+    pub const TASK_QUEUE_DB: u32 = 0;
+    /// Processes expected to share one Redis with [`POOL_SIZE`] connections each.
+    pub const PROCESSES: u32 = 1;
     /// The user id column of an application's profile table.
     pub const PROFILE_USER_COLUMN: &str = "user_id";
     /// The flag column of a profile table.
@@ -110,6 +115,13 @@ pub struct Settings {
     pub l1_max_age: Duration,
     /// Idle component instances kept for reuse.
     pub max_idle_instances: usize,
+    /// The Redis database of the application's task queue: nscache never
+    /// uses it, and `nscache doctor` fails when `redis_url` names it.
+    pub task_queue_db: u32,
+    /// Processes expected to share the Redis (servers, workers), each with
+    /// `pool_size` connections: `nscache doctor` compares the product with
+    /// Redis' `maxclients`.
+    pub processes: u32,
     /// Where the compiled component is kept between processes (a private
     /// directory, see the README); `None`: compile it in every process. The
     /// first cache a process builds compiles or loads it, the others share
@@ -153,6 +165,8 @@ impl Default for Settings {
             l1_capacity: defaults::L1_CAPACITY,
             l1_max_age: defaults::L1_MAX_AGE,
             max_idle_instances: defaults::MAX_IDLE_INSTANCES,
+            task_queue_db: defaults::TASK_QUEUE_DB,
+            processes: defaults::PROCESSES,
             compile_cache: crate::compile_cache::default_dir(),
             database_url: None,
             profile_table: None,
@@ -317,6 +331,18 @@ pub const OPTIONS: &[SettingInfo] = &[
         "Idle component instances kept for reuse [default: 256]"
     ),
     setting!(
+        "task-queue-db",
+        "NSCACHE_TASK_QUEUE_DB",
+        "N",
+        "Redis database of the application's task queue, never nscache's (checked by doctor) [default: 0]"
+    ),
+    setting!(
+        "processes",
+        "NSCACHE_PROCESSES",
+        "N",
+        "Processes expected to share the Redis, each with pool-size connections (checked by doctor against maxclients) [default: 1]"
+    ),
+    setting!(
         "compile-cache",
         "NSCACHE_COMPILE_CACHE",
         "DIR",
@@ -434,6 +460,8 @@ impl Settings {
                 "l1-capacity" => s.l1_capacity = parse_number(value)?,
                 "l1-max-age" => s.l1_max_age = parse_seconds(value)?,
                 "max-idle-instances" => s.max_idle_instances = parse_number(value)?,
+                "task-queue-db" => s.task_queue_db = parse_number(value)?,
+                "processes" => s.processes = parse_number(value)?,
                 "compile-cache" => {
                     s.compile_cache = match value {
                         "" | "off" => None,
@@ -479,6 +507,9 @@ impl Settings {
             "connect-timeout" => positive(self.connect_timeout),
             "socket-timeout" => positive(self.socket_timeout),
             "l1-max-age" => positive(self.l1_max_age),
+            "processes" if !(1..=100_000).contains(&self.processes) => {
+                Err("must be 1 to 100000".into())
+            }
             "memory-capacity" if self.memory_capacity == 0 => Err("must be at least 1 byte".into()),
             "l1-capacity" if self.l1_capacity == 0 => Err("must be at least 1 byte".into()),
             "compile-cache" => match &self.compile_cache {
@@ -513,6 +544,14 @@ impl Settings {
             connect_timeout: self.connect_timeout,
             socket_timeout: self.socket_timeout,
         })
+    }
+
+    /// The Redis database `redis_url` selects (1 when it names none), when
+    /// a URL is set.
+    pub fn redis_database(&self) -> Option<u32> {
+        self.redis_url
+            .as_deref()
+            .map(crate::store::redis_database_number)
     }
 
     /// The L1's options, when it is on.

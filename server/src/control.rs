@@ -820,6 +820,48 @@ impl Control {
         Ok(self.cache.invalidate_all().await?)
     }
 
+    /// Physically delete every key of `user_id`'s namespace, every version
+    /// (admins; right to erasure). The SCAN runs in a background task: the
+    /// count when it ends within `wait`, else `None` (the task goes on and
+    /// logs its count). O(keys in the database): an admin's command, never
+    /// a request path of the cache API.
+    pub async fn purge_user(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        wait: Duration,
+    ) -> Result<Option<u64>, ControlError> {
+        require(who, &[Role::Admin], "purging a user's entries")?;
+        check_name("user id", user_id)?;
+        let mut maintenance =
+            crate::maintenance::Maintenance::connect(&self.cache.resolved_settings())
+                .await
+                .map_err(|e| match e {
+                    crate::maintenance::MaintenanceError::Refused(m) => ControlError::Invalid(m),
+                    other => ControlError::Cache(CacheError::Unavailable(other.to_string())),
+                })?;
+        let user = user_id.to_owned();
+        let by = who.account.username.clone();
+        let task = tokio::spawn(async move {
+            let result = maintenance.purge_user(&user).await;
+            match &result {
+                Ok(n) => {
+                    tracing::info!(user = %user, by = %by, removed = n, "purged a user's entries")
+                }
+                Err(e) => {
+                    tracing::warn!(user = %user, by = %by, error = %e, "purging a user's entries failed")
+                }
+            }
+            result
+        });
+        match tokio::time::timeout(wait, task).await {
+            Ok(Ok(Ok(n))) => Ok(Some(n)),
+            Ok(Ok(Err(e))) => Err(ControlError::Cache(CacheError::Unavailable(e.to_string()))),
+            Ok(Err(join)) => Err(ControlError::Cache(CacheError::Internal(join.to_string()))),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// May `who` read the admin dashboard (admins)?
     pub fn check_dashboard(&self, who: &Principal) -> Result<(), ControlError> {
         require(who, &[Role::Admin], "reading the dashboard")

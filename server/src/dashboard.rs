@@ -2,13 +2,18 @@
 //! takes a [`Sample`] of the cache's counters every few seconds (and checks
 //! the dependencies' health) into a bounded ring buffer; the dashboard turns
 //! consecutive samples into [`Interval`]s (hit rate, operations per second,
-//! errors, degraded operations).
+//! errors, degraded operations). A second task runs the doctor's cheap
+//! checks (no SCAN) every [`CHECKS_INTERVAL`] for the "Checks" panel.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::control::{Control, HealthReport};
+use crate::doctor::{DoctorOptions, Report};
+
+/// How often the dashboard re-runs the doctor's cheap checks.
+pub const CHECKS_INTERVAL: Duration = Duration::from_secs(60);
 use nscache::StoreStatsSnapshot;
 use nscache::metrics::MetricsSnapshot;
 
@@ -63,6 +68,7 @@ impl Interval {
 struct Series {
     samples: VecDeque<Sample>,
     health: Option<(u64, HealthReport)>,
+    checks: Option<Report>,
 }
 
 #[derive(Debug)]
@@ -79,6 +85,7 @@ struct Shared {
 pub struct DashboardSampler {
     shared: Arc<Shared>,
     task: Option<tokio::task::JoinHandle<()>>,
+    checks_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn now_ms() -> u64 {
@@ -109,6 +116,22 @@ impl Shared {
         let health = self.control.health().await;
         self.series().health = Some((now_ms(), health));
     }
+
+    /// The doctor's checks that cost no SCAN, on the server's own settings
+    /// and its directory's Postgres pool.
+    async fn check(&self) {
+        let cache = self.control.cache();
+        let report = crate::doctor::run(
+            &cache.resolved_settings(),
+            &DoctorOptions {
+                scan: false,
+                postgres: self.control.directory().postgres_pool(),
+                cache: Some(cache.clone()),
+            },
+        )
+        .await;
+        self.series().checks = Some(report);
+    }
 }
 
 impl DashboardSampler {
@@ -121,9 +144,14 @@ impl DashboardSampler {
             series: Mutex::new(Series {
                 samples: VecDeque::new(),
                 health: None,
+                checks: None,
             }),
         });
-        DashboardSampler { shared, task: None }
+        DashboardSampler {
+            shared,
+            task: None,
+            checks_task: None,
+        }
     }
 
     /// Start sampling every `interval` (the first sample at once), keeping
@@ -140,7 +168,26 @@ impl DashboardSampler {
                 shared.sample().await;
             }
         }));
+        let shared = sampler.shared.clone();
+        sampler.checks_task = Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CHECKS_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                shared.check().await;
+            }
+        }));
         sampler
+    }
+
+    /// Run the cheap checks now.
+    pub async fn check_now(&self) {
+        self.shared.check().await;
+    }
+
+    /// The last run of the cheap checks, if any yet.
+    pub fn last_checks(&self) -> Option<Report> {
+        self.shared.series().checks.clone()
     }
 
     /// Take a sample (and check health) now.
@@ -186,7 +233,10 @@ impl DashboardSampler {
 
 impl Drop for DashboardSampler {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.checks_task.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }

@@ -9,8 +9,10 @@ pub mod cli;
 pub mod control;
 pub mod dashboard;
 pub mod directory;
+pub mod doctor;
 pub mod edge;
 pub mod http;
+pub mod maintenance;
 pub mod server;
 #[cfg(feature = "ui")]
 pub mod ui_backend;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::http::request::Parts;
 use nscache_ui::backend::{SignedIn, UiBackend};
 use nscache_ui::model::{
-    Dashboard, DependencyState, L1State, Me, MemoryState, Sample, Totals, UiError, UserRow,
-    UsersPage, UsersQuery, Viewer,
+    CheckRow, ChecksState, Dashboard, DependencyState, L1State, Me, MemoryState, Sample, Totals,
+    UiError, UserRow, UsersPage, UsersQuery, Viewer,
 };
 
 use crate::auth::constant_time_eq;
@@ -19,6 +19,9 @@ use crate::dashboard::DashboardSampler;
 use crate::directory::Role;
 use crate::http::extract::{DEVICE_COOKIE, client_address, cookie, session_cookie_name};
 use crate::http::{ApiError, AppState, device_cookie, session_cookie};
+
+/// How long the UI waits for a purge before saying it goes on in the background.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The UI's backend: [`Control`](crate::control::Control) plus the dashboard's sampler.
 #[derive(Debug, Clone)]
@@ -56,6 +59,33 @@ impl ControlBackend {
                 ..
             } if constant_time_eq(csrf_token.as_bytes(), expected.as_bytes()) => Ok(who),
             _ => Err(UiError::Csrf),
+        }
+    }
+}
+
+impl ControlBackend {
+    /// The Checks panel: the background run of the cheap checks, and the
+    /// SCAN-based checks of the last recorded `nscache doctor` (one GET).
+    async fn checks(&self) -> ChecksState {
+        let cheap = self.dashboard.last_checks();
+        let recorded = match crate::doctor::last_recorded(self.state.control.cache()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the last doctor run");
+                None
+            }
+        };
+        ChecksState {
+            cheap: cheap
+                .as_ref()
+                .map(|r| check_rows(r.checks.iter().filter(|c| !c.scan)))
+                .unwrap_or_default(),
+            cheap_at_unix_ms: cheap.as_ref().map(|r| r.ran_at_unix_ms),
+            scanned: recorded
+                .as_ref()
+                .map(|r| check_rows(r.checks.iter().filter(|c| c.scan)))
+                .unwrap_or_default(),
+            scanned_at_unix_ms: recorded.as_ref().map(|r| r.ran_at_unix_ms),
         }
     }
 }
@@ -100,6 +130,23 @@ fn me(view: MeView) -> Me {
         cache_enabled: view.cache_enabled,
         namespace_version: view.namespace_version,
     }
+}
+
+fn check_rows<'a>(checks: impl Iterator<Item = &'a crate::doctor::Check>) -> Vec<CheckRow> {
+    checks
+        .map(|c| CheckRow {
+            id: c.id.clone(),
+            status: match c.status {
+                crate::doctor::Status::Ok => "ok",
+                crate::doctor::Status::Skip => "skip",
+                crate::doctor::Status::Warn => "warn",
+                crate::doctor::Status::Fail => "fail",
+            }
+            .to_owned(),
+            message: c.message.clone(),
+            fix: c.fix.clone(),
+        })
+        .collect()
 }
 
 fn dependency(d: &DependencyHealth) -> DependencyState {
@@ -267,6 +314,20 @@ impl UiBackend for ControlBackend {
             .map_err(ui_error)
     }
 
+    async fn purge_user(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        user_id: &str,
+    ) -> Result<Option<u64>, UiError> {
+        let who = self.checked(request, csrf_token).await?;
+        self.state
+            .control
+            .purge_user(&who, user_id, PURGE_WAIT)
+            .await
+            .map_err(ui_error)
+    }
+
     async fn invalidate_all(&self, request: &Parts, csrf_token: &str) -> Result<u64, UiError> {
         let who = self.checked(request, csrf_token).await?;
         self.state
@@ -326,6 +387,7 @@ impl UiBackend for ControlBackend {
                     max_age_ms: u64::try_from(l1.max_age.as_millis()).unwrap_or(u64::MAX),
                 }),
             checked_at_unix_ms: checked_at,
+            checks: self.checks().await,
         })
     }
 }

@@ -38,6 +38,8 @@ both_modes!(
     the_dashboard_draws_charts_and_refreshes,
     another_site_cannot_frame_the_confirmation_page,
     another_site_cannot_sign_the_browser_in,
+    the_checks_panel_shows_a_warning,
+    an_admin_purges_a_user_after_confirming,
 );
 
 /// The page is what the mode says: without hydration no script is loaded
@@ -470,6 +472,144 @@ async fn the_dashboard_draws_charts_and_refreshes(mode: Mode) {
     })
     .await;
     app.stop().await;
+}
+
+/// A warning made here (an invoice sequence that expires) shows in the
+/// dashboard's Checks panel, from the recorded `doctor` run, with its time;
+/// the cheap checks the server re-runs are there too.
+async fn the_checks_panel_shows_a_warning(mode: Mode) {
+    use nscache_server::doctor::{self, DoctorOptions, Status};
+    let app = UiApp::start(mode).await;
+    app.account("root", Role::Admin).await;
+    let control = app.t.server.control().clone();
+    let cache = control.cache().clone();
+    cache
+        .global()
+        .set("invoice_seq:2026", "41", nscache::Expiry::secs(3600))
+        .await
+        .expect("set");
+    let report = doctor::run(
+        &cache.resolved_settings(),
+        &DoctorOptions {
+            scan: true,
+            postgres: control.directory().postgres_pool(),
+            cache: Some(cache.clone()),
+        },
+    )
+    .await;
+    let check = report.check("keys.invoice_sequences").expect("checked");
+    assert_eq!(check.status, Status::Warn, "{}", report.render());
+    doctor::record(&cache, &report).await.expect("recorded");
+    app.t.server.dashboard().check_now().await;
+    with_browser(&app, move |page| async move {
+        page.sign_in("root").await;
+        page.goto("/admin/dashboard").await;
+        check_mode(&page).await;
+        let warning = "#checks li[data-check='keys.invoice_sequences'][data-status='warn']";
+        page.wait_for(warning).await;
+        let text = page.text(warning).await;
+        assert!(text.contains("invoice_seq:2026"), "{text}");
+        assert!(text.contains("⚠"), "{text}");
+        assert!(
+            text.contains("nscache set invoice_seq:2026 41 --ttl none"),
+            "{text}"
+        );
+        let run = page.text("#doctor-run").await;
+        assert!(run.contains("From the last"), "{run}");
+        assert!(run.contains(" UTC"), "the run's time: {run}");
+        assert!(
+            page.has("#checks li[data-check='redis.eviction_policy']")
+                .await,
+            "the cheap checks are listed"
+        );
+        page.screenshots("dashboard-checks").await;
+    })
+    .await;
+    app.stop().await;
+}
+
+/// "Purge…" on a user's row asks first; confirming deletes the user's keys
+/// of every version and no one else's.
+async fn an_admin_purges_a_user_after_confirming(mode: Mode) {
+    let app = UiApp::start(mode).await;
+    app.account("root", Role::Admin).await;
+    let fay = app.account("fay", Role::User).await;
+    let gus = app.account("gus", Role::User).await;
+    let service = app.service().await;
+    let cache = app.t.server.control().cache().clone();
+    app.api_set(&service, &fay, "old", "1").await;
+    cache.invalidate_user(&fay).await.expect("invalidate");
+    app.api_set(&service, &fay, "new", "2").await;
+    app.api_set(&service, &gus, "mine", "3").await;
+    let layout = nscache_server::doctor::layout(&cache.resolved_settings());
+    let pattern = layout.user(&fay).scan_pattern();
+    let count = |pattern: String| async move {
+        let mut conn = nscache_tests::raw_connection(&nscache_tests::redis_url()).await;
+        let mut cursor: u64 = 0;
+        let mut n = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .expect("scan");
+            n += keys.len();
+            if next == 0 {
+                return n;
+            }
+            cursor = next;
+        }
+    };
+    assert!(count(pattern.clone()).await >= 2, "two versions' entries");
+    let api = std::sync::Arc::new(app);
+    let app2 = api.clone();
+    let fay2 = fay.clone();
+    with_browser(&api, move |page| async move {
+        let (app, fay) = (app2, fay2);
+        page.sign_in("root").await;
+        page.goto("/admin/users?q=fay").await;
+        page.click(&format!("tr[data-user-id='{fay}'] a.purge"))
+            .await;
+        page.wait_for("#confirm-purge").await;
+        page.settle().await;
+        check_mode(&page).await;
+        assert!(page.text("h1").await.contains(&fay));
+        page.screenshots("confirm-purge").await;
+        page.click("#cancel-purge").await;
+        page.wait_until("back on the admin page", || async {
+            page.path().await == "/admin"
+        })
+        .await;
+        assert!(count(pattern.clone()).await >= 2, "cancel deleted nothing");
+
+        page.goto(&format!("/admin/purge?user={fay}")).await;
+        page.wait_for("#confirm-purge").await;
+        page.settle().await;
+        page.click("#confirm-purge").await;
+        page.wait_until("the purge is reported", || async {
+            let main = page.text("main").await;
+            main.contains(&format!("keys of {fay}")) || main.contains("goes on in the background")
+        })
+        .await;
+        page.wait_until("fay's keys are gone", || async {
+            count(pattern.clone()).await == 0
+        })
+        .await;
+        assert_eq!(
+            app.api_get(&service, &gus, "mine").await.as_deref(),
+            Some("3"),
+            "another user's entries stay"
+        );
+    })
+    .await;
+    std::sync::Arc::into_inner(api)
+        .expect("the test is over")
+        .stop()
+        .await;
 }
 
 /// Clickjacking: a page on another site (here `localhost` on another port,

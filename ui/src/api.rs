@@ -342,6 +342,34 @@ pub async fn invalidate_table(csrf_token: String, table: String) -> Result<Done,
     serve::finish(&parts, result, |d| d.message.clone())
 }
 
+/// Physically delete a user's entries of every version (admins), once
+/// confirmed.
+#[server(prefix = "/ui/fn", endpoint = "purge-user")]
+pub async fn purge_user(
+    csrf_token: String,
+    user_id: String,
+    confirm: String,
+) -> Result<Done, UiError> {
+    let (backend, parts) = serve::context()?;
+    let result = if confirm != "yes" {
+        Err(UiError::Invalid("purging needs the confirmation".into()))
+    } else {
+        backend
+            .purge_user(&parts, &csrf_token, &user_id)
+            .await
+            .map(|removed| match removed {
+                Some(n) => Done::new(format!("Deleted {n} keys of {user_id} (every version).")),
+                None => Done::new(format!(
+                    "The purge of {user_id} goes on in the background; the server logs its count."
+                )),
+            })
+    };
+    if result.is_ok() && serve::is_form_post(&parts) {
+        leptos_axum::redirect("/admin");
+    }
+    serve::finish(&parts, result, |d| d.message.clone())
+}
+
 /// Invalidate every namespace (admins), once confirmed.
 #[server(prefix = "/ui/fn", endpoint = "invalidate-all")]
 pub async fn invalidate_all(csrf_token: String, confirm: String) -> Result<Done, UiError> {

@@ -11,7 +11,9 @@ use leptos::server_fn::ServerFn;
 
 use crate::api::{SignOut, get_page_context};
 use crate::model::{Done, PageContext, UiError, Viewer};
-use crate::pages::{AdminUsersPage, ConfirmInvalidateAll, DashboardPage, LoginPage, MePage};
+use crate::pages::{
+    AdminUsersPage, ConfirmInvalidateAll, ConfirmPurge, DashboardPage, LoginPage, MePage,
+};
 
 /// The whole HTML document. `hydrate`: include the script that loads the
 /// wasm bundle (without it the pages are server-rendered only and every form
@@ -81,6 +83,7 @@ fn Layout() -> impl IntoView {
                 <Route path=path!("/admin") view=AdminUsersPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/users") view=AdminUsersPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin/invalidate-all") view=ConfirmInvalidateAll ssr=SsrMode::Async/>
+                <Route path=path!("/admin/purge") view=ConfirmPurge ssr=SsrMode::Async/>
                 <Route path=path!("/admin/dashboard") view=DashboardPage ssr=SsrMode::Async/>
             </Routes>
         </main>

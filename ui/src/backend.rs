@@ -87,6 +87,16 @@ pub trait UiBackend: Send + Sync + 'static {
         table: &str,
     ) -> Result<u64, UiError>;
 
+    /// Physically delete every entry of a user's namespace, every version
+    /// (admins): `Some(count)` when done, `None` when it goes on in the
+    /// background.
+    async fn purge_user(
+        &self,
+        request: &Parts,
+        csrf_token: &str,
+        user_id: &str,
+    ) -> Result<Option<u64>, UiError>;
+
     /// Invalidate every namespace (admins); returns the new floor.
     async fn invalidate_all(&self, request: &Parts, csrf_token: &str) -> Result<u64, UiError>;
 

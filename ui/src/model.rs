@@ -161,6 +161,36 @@ pub struct Dashboard {
     pub l1: Option<L1State>,
     /// When the health was last checked, in milliseconds since the Unix epoch.
     pub checked_at_unix_ms: u64,
+    /// The doctor's checks (the "Checks" panel).
+    #[serde(default)]
+    pub checks: ChecksState,
+}
+
+/// One of the doctor's checks, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRow {
+    /// Stable id (`redis.eviction_policy`).
+    pub id: String,
+    /// `ok`, `warn`, `fail` or `skip`.
+    pub status: String,
+    /// What was found.
+    pub message: String,
+    /// The exact fix, for a warning or a failure.
+    pub fix: Option<String>,
+}
+
+/// The doctor's checks: the cheap ones, re-run by the server in the
+/// background, and the SCAN-based ones of the last recorded `nscache doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChecksState {
+    /// The cheap checks (no SCAN), newest run.
+    pub cheap: Vec<CheckRow>,
+    /// When they ran (ms since the Unix epoch); `None`: not yet.
+    pub cheap_at_unix_ms: Option<u64>,
+    /// The SCAN-based checks of the last recorded `nscache doctor` run.
+    pub scanned: Vec<CheckRow>,
+    /// When that run was (ms since the Unix epoch); `None`: none recorded.
+    pub scanned_at_unix_ms: Option<u64>,
 }
 
 /// Counters since the server started.

@@ -11,6 +11,7 @@
 mod admin;
 mod bench;
 mod data;
+mod doctor;
 mod serve;
 mod settings_args;
 
@@ -24,6 +25,7 @@ use nscache::{COMPONENT_WASM, CacheError, Settings};
 pub use self::admin::{TokenCommand, UserCommand};
 pub use self::bench::BenchArgs;
 pub use self::data::{CounterArgs, DataCommand, InvalidateArgs, KeyArgs, WriteArgs};
+pub use self::doctor::{DoctorArgs, FlushArgs, PurgeArgs, confirmed};
 pub use self::serve::ServeArgs;
 pub use self::settings_args::SettingsArgs;
 use crate::control::ControlError;
@@ -69,6 +71,17 @@ pub enum Command {
     Token(TokenCommand),
     /// Measure throughput and latency against raw Redis in the same run (needs Redis).
     Bench(BenchArgs),
+    /// Check the deployment (Redis, databases, keys, Postgres, component): one
+    /// line per check, ✓ ok, ⚠ warning, ✗ failure, each with its fix. Exit 1 on a
+    /// failure (with --strict, on a warning too). The key checks SCAN nscache's
+    /// database once (operator's command only).
+    Doctor(DoctorArgs),
+    /// Remove what nscache owns in its database (never another database, never
+    /// the task queue's), after typing the database number (or --yes).
+    Flush(FlushArgs),
+    /// Physically delete one user's entries of every version (right to erasure):
+    /// SCAN by the user's prefix; prints how many keys were removed.
+    Purge(PurgeArgs),
     /// Install triggers so that every write to a Postgres table (by anyone: SQL,
     /// other services, psql) invalidates its cached queries (needs DATABASE_URL).
     WatchTable {
@@ -204,6 +217,9 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<ExitCode, Failure> {
         Command::Migrate => admin::migrate(&cli, out).await,
         Command::User(command) => admin::user(&cli, command, out).await,
         Command::Token(command) => admin::token(&cli, command, out).await,
+        Command::Doctor(args) => doctor::doctor(&cli, args, out).await,
+        Command::Flush(args) => doctor::flush(&cli, args, out).await,
+        Command::Purge(args) => doctor::purge(&cli, args, out).await,
         Command::Bench(args) => bench::run(&cli.settings()?, args, out).await,
         Command::WatchTable { name, relation } => {
             admin::watch_table(&cli.settings()?, name, relation.as_deref(), out).await

@@ -75,6 +75,10 @@ impl Directory for Guarded {
         self.inner.location()
     }
 
+    fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        self.inner.postgres_pool()
+    }
+
     async fn ping(&self) -> Result<Duration, DirectoryError> {
         let result = self.inner.ping().await;
         self.note(&result);

@@ -24,6 +24,16 @@ pub const ACCOUNTS_MIGRATION: &str = "0001_accounts_sessions_tokens";
 /// last use, disabled accounts, names unique after normalisation).
 pub const AUTH_MIGRATION: &str = "0002_devices_token_expiry_disabled_name_keys";
 
+/// Every migration `migrate` records in `nscache_schema_migrations` for
+/// flags kept in `profiles` (checked by `doctor`).
+pub fn migration_names(profiles: &ProfileTable) -> Vec<String> {
+    vec![
+        ACCOUNTS_MIGRATION.to_owned(),
+        profiles.migration_name(),
+        AUTH_MIGRATION.to_owned(),
+    ]
+}
+
 /// How long a device cookie (set on a successful sign-in) is honoured.
 pub const DEVICE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
@@ -280,6 +290,11 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     fn application_profiles(&self) -> bool;
     /// Check the database answers; returns the round-trip time.
     async fn ping(&self) -> Result<Duration, DirectoryError>;
+    /// The Postgres pool, when the directory is on Postgres (for `doctor`'s
+    /// checks of the schema); `None` for other databases.
+    fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        None
+    }
     /// Apply the migrations not yet applied. Idempotent.
     async fn migrate(&self) -> Result<MigrationReport, DirectoryError>;
 

@@ -166,6 +166,10 @@ impl Directory for PostgresDirectory {
         self.location.clone()
     }
 
+    fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        Some(self.pool.clone())
+    }
+
     async fn ping(&self) -> Result<Duration, DirectoryError> {
         let start = Instant::now();
         sqlx::query("SELECT 1").execute(&self.pool).await?;

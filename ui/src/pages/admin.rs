@@ -1,6 +1,7 @@
 //! `/admin/users`: the users table (search, pages, per-row invalidation and
 //! flag override), table invalidation, and the way to "invalidate
-//! everything" (`/admin/invalidate-all`, a confirmation page).
+//! everything" (`/admin/invalidate-all`, a confirmation page), and the
+//! purge of one user's entries (`/admin/purge?user=ID`, a confirmation page).
 
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -8,7 +9,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    DEFAULT_PER_PAGE, InvalidateAll, InvalidateTable, InvalidateUser, SetUserCache, list_users,
+    DEFAULT_PER_PAGE, InvalidateAll, InvalidateTable, InvalidateUser, PurgeUser, SetUserCache,
+    list_users,
 };
 use crate::app::{ContextResource, ErrorView, Outcome, csrf_of};
 use crate::model::{UserRow, UsersPage, VersionText};
@@ -241,6 +243,8 @@ fn Row(
         user.user_id.clone(),
     );
     let csrf_flag = csrf.clone();
+    let purge_href = format!("/admin/purge?user={}", percent_encode(&user.user_id));
+    let purge_label = format!("Delete every cached entry of {label}");
     let version = user
         .namespace_version
         .map(|v| v.to_string())
@@ -265,11 +269,14 @@ fn Row(
                 {VersionText(user.namespace_version).to_string()}
             </td>
             <td data-label="Actions">
-                <ActionForm action=invalidate>
-                    <input type="hidden" name="csrf_token" value=csrf/>
-                    <input type="hidden" name="user_id" value=id_invalidate/>
-                    <button type="submit" class="secondary invalidate" aria-label=invalidate_label>"Invalidate"</button>
-                </ActionForm>
+                <div class="row-actions">
+                    <ActionForm action=invalidate>
+                        <input type="hidden" name="csrf_token" value=csrf/>
+                        <input type="hidden" name="user_id" value=id_invalidate/>
+                        <button type="submit" class="secondary invalidate" aria-label=invalidate_label>"Invalidate"</button>
+                    </ActionForm>
+                    <a class="button secondary purge" href=purge_href aria-label=purge_label>"Purge…"</a>
+                </div>
             </td>
         </tr>
     }
@@ -311,6 +318,64 @@ pub fn ConfirmInvalidateAll() -> impl IntoView {
                                         <button type="submit" class="danger" id="confirm-invalidate-all">"Yes, invalidate everything"</button>
                                     </ActionForm>
                                     <a class="button secondary" href="/admin" id="cancel-invalidate-all">"Cancel"</a>
+                                </div>
+                            </Show>
+                            <Outcome value/>
+                        </section>
+                    }
+                    .into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// `/admin/purge?user=ID`: the confirmation before deleting every entry of
+/// one user's namespace, every version (right to erasure). Cancel is a link
+/// back; nothing is deleted until the form is sent.
+#[component]
+pub fn ConfirmPurge() -> impl IntoView {
+    let context = expect_context::<ContextResource>();
+    let query = use_query_map();
+    let user = move || query.read().get("user").unwrap_or_default();
+    let action = ServerAction::<PurgeUser>::new();
+    // One row: checks that the viewer is an admin (403 otherwise).
+    let check = Resource::new(|| (), |_| list_users(String::new(), 1, 1));
+    let value = Signal::derive(move || action.value().get());
+    view! {
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let csrf = csrf_of(&context.await);
+                let user = user();
+                match check.await {
+                    Err(error) => view! { <ErrorView error/> }.into_any(),
+                    Ok(_) if user.is_empty() => view! {
+                        <p class="warn">"No user given."</p>
+                        <p><a class="button" href="/admin">"Back to Users"</a></p>
+                    }.into_any(),
+                    Ok(_) => {
+                        let csrf = StoredValue::new(csrf);
+                        let shown = StoredValue::new(user);
+                        view! {
+                        <Title text="Delete a user's cached entries?"/>
+                        <section class="card confirm" role="alertdialog" aria-labelledby="confirm-title" aria-describedby="confirm-text">
+                            <h1 id="confirm-title">"Delete every cached entry of " <code>{shown.get_value()}</code> "?"</h1>
+                            <p id="confirm-text">
+                                "Invalidating only makes old entries unreachable; this deletes them from the store, "
+                                "of every version (right to erasure). It scans the cache's database in the background "
+                                "and reports how many keys it deleted. Other users are not touched. This cannot be undone."
+                            </p>
+                            <Show when=move || !matches!(value.get(), Some(Ok(_)))
+                                fallback=|| view! { <p><a class="button" href="/admin">"Back to Users"</a></p> }>
+                                <div class="actions">
+                                    <ActionForm action=action attr:class="inline">
+                                        <input type="hidden" name="csrf_token" value=csrf.get_value()/>
+                                        <input type="hidden" name="user_id" value=shown.get_value()/>
+                                        <input type="hidden" name="confirm" value="yes"/>
+                                        <button type="submit" class="danger" id="confirm-purge">"Yes, delete them"</button>
+                                    </ActionForm>
+                                    <a class="button secondary" href="/admin" id="cancel-purge">"Cancel"</a>
                                 </div>
                             </Show>
                             <Outcome value/>

@@ -9,7 +9,9 @@ use leptos_meta::Title;
 use crate::api::get_dashboard;
 use crate::app::ErrorView;
 use crate::charts::{LineChart, Series};
-use crate::model::{Dashboard, DependencyState, L1State, MemoryState, human_bytes};
+use crate::model::{
+    CheckRow, ChecksState, Dashboard, DependencyState, L1State, MemoryState, human_bytes,
+};
 
 /// How often the hydrated page asks for fresh data.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
@@ -148,6 +150,7 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
             <Memory memory=d.memory.clone()/>
             <L1 l1=d.l1/>
         </section>
+        <Checks checks=d.checks.clone()/>
         {(d.samples.len() < 2).then(|| view! {
             <p class="note">"Collecting data: the charts fill in as samples arrive (one every " {format!("{:.0}", d.interval_secs)} " s)."</p>
         })}
@@ -164,6 +167,78 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
                 <dt>"Errors"</dt><dd>{t.errors}</dd>
                 <dt>"Degraded store calls"</dt><dd>{t.degraded}</dd>
             </dl>
+        </section>
+    }
+}
+
+fn symbol(status: &str) -> &'static str {
+    match status {
+        "ok" => "✓",
+        "warn" => "⚠",
+        "fail" => "✗",
+        _ => "·",
+    }
+}
+
+#[component]
+fn CheckList(rows: Vec<CheckRow>) -> impl IntoView {
+    view! {
+        <ul class="checks">
+            {rows.into_iter().map(|c| {
+                // `check-{status}`: a bare `skip` or `warn` class is taken by the layout.
+                let class = format!("check check-{}", c.status);
+                view! {
+                    <li class=class data-check=c.id.clone() data-status=c.status.clone()>
+                        <span class="symbol" aria-label=c.status.clone()>{symbol(&c.status)}</span>
+                        " " <code>{c.id.clone()}</code> " " {c.message.clone()}
+                        {c.fix.clone().map(|fix| view! { <div class="fix">"Fix: " <code>{fix}</code></div> })}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+}
+
+/// The doctor's checks: cheap ones re-run by the server every minute, and
+/// the key checks of the last `nscache doctor` run (they SCAN the database,
+/// so only an operator's command runs them).
+#[component]
+fn Checks(checks: ChecksState) -> impl IntoView {
+    let worst = |rows: &[CheckRow]| {
+        if rows.iter().any(|c| c.status == "fail") {
+            "fail"
+        } else if rows.iter().any(|c| c.status == "warn") {
+            "warn"
+        } else {
+            "ok"
+        }
+    };
+    let cheap_state = worst(&checks.cheap);
+    let cheap = match checks.cheap_at_unix_ms {
+        Some(at) => view! {
+            <p class="help">"Re-run every minute; last at " {clock(at)} "."</p>
+            <CheckList rows=checks.cheap.clone()/>
+        }
+        .into_any(),
+        None => view! { <p class="help">"The first run is under way."</p> }.into_any(),
+    };
+    let scanned = match checks.scanned_at_unix_ms {
+        Some(at) => view! {
+            <p class="help" id="doctor-run">"From the last " <code>"nscache doctor"</code> " run, at " {clock(at)} " (these checks SCAN the database, so only that command runs them)."</p>
+            <CheckList rows=checks.scanned.clone()/>
+        }
+        .into_any(),
+        None => view! {
+            <p class="help" id="doctor-run">"No " <code>"nscache doctor"</code> " run recorded: run it from a shell to check the keys (collisions, invoice sequences, stuck locks)."</p>
+        }
+        .into_any(),
+    };
+    view! {
+        <section class="card" id="checks" aria-labelledby="checks-title" data-worst=cheap_state>
+            <h2 id="checks-title">"Checks"</h2>
+            {cheap}
+            <h3>"Keys"</h3>
+            {scanned}
         </section>
     }
 }

@@ -5,7 +5,7 @@ mod dashboard;
 mod login;
 mod me;
 
-pub use admin::{AdminUsersPage, ConfirmInvalidateAll};
+pub use admin::{AdminUsersPage, ConfirmInvalidateAll, ConfirmPurge};
 pub use dashboard::DashboardPage;
 pub use login::LoginPage;
 pub use me::MePage;
