@@ -14,7 +14,7 @@
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The WIT package this host was built from (`wit/world.wit`).
+/// The WIT package this host was built from (`wit/`, declared in `types.wit`).
 pub const PACKAGE: &str = "nscache:cache";
 
 /// The version of [`PACKAGE`] this host was built from.
@@ -140,10 +140,10 @@ mod tests {
 
     #[test]
     fn the_wit_directory_declares_this_version() {
-        let world = include_str!("../../wit/world.wit");
+        let world = include_str!("../../wit/types.wit");
         assert!(
             world.contains(&format!("package {PACKAGE}@{VERSION};")),
-            "wit/world.wit and wit_version::VERSION disagree"
+            "wit/types.wit (the package line) and wit_version::VERSION disagree"
         );
     }
 }
