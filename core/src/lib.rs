@@ -52,6 +52,7 @@ pub use layout::{Kind, Layout};
 pub use map_host::MapHost;
 pub use queries::{MAX_TABLES, QueryResult, QueryToken, normalise_query, query_key};
 pub use settings::{MAX_NAME_BYTES, Settings};
+pub use versions::LAYOUT;
 
 #[cfg(test)]
 mod tests;
