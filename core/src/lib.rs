@@ -2,7 +2,8 @@
 //! versioning with O(1) invalidation, expiry rules, limits and the failure
 //! policy.
 //!
-//! Built for `wasm32-wasip2` this crate is the cache **component**
+//! Built for `wasm32-unknown-unknown` (and encoded by `host/build.rs`) this
+//! crate is the cache **component**
 //! (`wit/world.wit`; `src/component.rs` holds the glue); built natively it is a
 //! plain library used by unit tests and benches. Nothing here knows about
 //! Redis, HTTP or Postgres: every I/O goes through the [`Host`] trait, which
