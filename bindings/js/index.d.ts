@@ -6,6 +6,9 @@ export const WIT_PACKAGE: 'nscache:cache';
 /** Its version; a component must have the same major.minor. */
 export const WIT_VERSION: string;
 
+/** Throw unless every `nscache:cache/...@X.Y.Z` name has this package's major.minor (checked at every instantiation). */
+export function checkComponentVersion(exportNames: string[]): void;
+
 /** True when this engine has JSPI (`WebAssembly.Suspending`), which the Redis store needs. */
 export function jspiAvailable(): boolean;
 

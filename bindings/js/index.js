@@ -70,9 +70,13 @@ function importObject(store, cacheEnabled, bindings) {
   return out;
 }
 
-function checkVersion(root) {
+/**
+ * Refuse a component whose `nscache:cache` export names (`nscache:cache/cache@0.1.0`)
+ * carry a version of another major.minor than this package's, or none.
+ */
+export function checkComponentVersion(exportNames) {
   const series = (v) => v.split('.').slice(0, 2).join('.');
-  const names = Object.keys(root).filter((k) => k.startsWith(`${WIT_PACKAGE}/`));
+  const names = exportNames.filter((k) => k.startsWith(`${WIT_PACKAGE}/`));
   const versions = [...new Set(names.map((k) => k.split('@')[1] ?? ''))];
   if (versions.length !== 1 || series(versions[0]) !== series(WIT_VERSION)) {
     throw new Error(
@@ -225,7 +229,7 @@ export async function createCache({ store = new MemoryStore(), cacheEnabled = ()
   const { mod, getCoreModule } = await bindingsModule(bindings);
   const make = async () => {
     const root = await mod.instantiate(getCoreModule, importObject(store, cacheEnabled, bindings));
-    checkVersion(root);
+    checkComponentVersion(Object.keys(root));
     if (settings) {
       const merged = { ...(await root.config.defaults()), ...settings };
       try {

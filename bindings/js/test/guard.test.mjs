@@ -2,7 +2,7 @@
 // one is an immediate error, never a silent miss or a lost write.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemoryStore, createCache, WIT_VERSION } from '../index.js';
+import { MemoryStore, checkComponentVersion, createCache, WIT_VERSION } from '../index.js';
 
 /** A memory store whose `store.get` and `batch.get-many` answer through a Promise. */
 function promisingStore() {
@@ -50,4 +50,11 @@ test('100 concurrent gets on the sync bindings all answer', async () => {
   await u.set('k', 'v');
   const values = await Promise.all(Array.from({ length: 100 }, () => u.getText('k')));
   assert.ok(values.every((v) => v === 'v'));
+});
+
+test('a component of another WIT major.minor is refused, naming both versions', () => {
+  assert.doesNotThrow(() => checkComponentVersion(['cache', 'nscache:cache/cache@0.1.7', 'nscache:cache/locks@0.1.7']));
+  assert.throws(() => checkComponentVersion(['nscache:cache/cache@0.2.0']), /implements nscache:cache@0\.2\.0.*supports nscache:cache@0\.1\.x/);
+  assert.throws(() => checkComponentVersion(['nscache:cache/cache@0.1.0', 'nscache:cache/locks@0.2.0']), /0\.1\.0, 0\.2\.0/);
+  assert.throws(() => checkComponentVersion(['wasi:cli/run@0.2.0']), /\(none\)/);
 });
