@@ -34,8 +34,20 @@ if (!jspiAvailable()) {
     });
   }
 
-  test('100 concurrent gets on one instance are queued, never re-enter it, and all answer', async () => {
-    const store = prefixed(redis, `tjs_${randomUUID()}:`);
+  /** Remove every key under `prefix` (SCAN, test only). */
+  const removeAll = async (prefix) => {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '1000']);
+      if (keys.length) await redis.client.sendCommand(['UNLINK', ...keys]);
+      cursor = String(next);
+    } while (cursor !== '0');
+  };
+
+  test('100 concurrent gets on one instance are queued, never re-enter it, and all answer', async (t) => {
+    const prefix = `tjs_${randomUUID()}:`;
+    t.after(() => removeAll(prefix));
+    const store = prefixed(redis, prefix);
     const cache = await createCache({ store, bindings: 'jspi' });
     const alice = cache.user('42');
     const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
