@@ -2,7 +2,8 @@
 //! versioning with O(1) invalidation, expiry rules, limits and the failure
 //! policy.
 //!
-//! Built for `wasm32-wasip2` this crate is the cache **component**
+//! Built for `wasm32-unknown-unknown` (and encoded by `host/build.rs`) this
+//! crate is the cache **component**
 //! (`wit/world.wit`; `src/component.rs` holds the glue); built natively it is a
 //! plain library used by unit tests and benches. Nothing here knows about
 //! Redis, HTTP or Postgres: every I/O goes through the [`Host`] trait, which
@@ -52,6 +53,7 @@ pub use layout::{Kind, Layout};
 pub use map_host::MapHost;
 pub use queries::{MAX_TABLES, QueryResult, QueryToken, normalise_query, query_key};
 pub use settings::{MAX_NAME_BYTES, Settings};
+pub use versions::LAYOUT;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! [`MapHost`]: a single-threaded in-memory [`Host`] with a manual clock.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::StoreError;
 use crate::expiry::TimeToLive;
@@ -10,7 +10,7 @@ use crate::host::{Counter, Host, Indirect, PutOutcome};
 /// A value and the time it expires at, in the host's clock (ms).
 type Entry = (Vec<u8>, Option<u64>);
 
-/// A [`Host`] over a `HashMap`, for unit tests, examples and benches of the
+/// A [`Host`] over a `BTreeMap`, for unit tests, examples and benches of the
 /// cache logic. Its clock only moves when told ([`MapHost::advance_ms`]), it
 /// can be switched off to test the failure policy ([`MapHost::set_down`],
 /// [`MapHost::set_faulty`]),
@@ -20,11 +20,11 @@ type Entry = (Vec<u8>, Option<u64>);
 /// a bounded, thread-safe memory store).
 #[derive(Debug, Default)]
 pub struct MapHost {
-    entries: RefCell<HashMap<String, Entry>>,
+    entries: RefCell<BTreeMap<String, Entry>>,
     now_ms: Cell<u64>,
     down: Cell<bool>,
     faulty: Cell<bool>,
-    disabled: RefCell<HashSet<String>>,
+    disabled: RefCell<BTreeSet<String>>,
     calls: Cell<u64>,
     scripted_reads: Cell<u64>,
 }
@@ -209,7 +209,7 @@ impl Host for MapHost {
     fn delete_many(&self, keys: &[String]) -> Result<u32, StoreError> {
         self.enter()?;
         let mut entries = self.entries.borrow_mut();
-        let unique: HashSet<&String> = keys.iter().collect();
+        let unique: BTreeSet<&String> = keys.iter().collect();
         Ok(unique
             .into_iter()
             .filter(|k| entries.remove(*k).is_some())

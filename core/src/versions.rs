@@ -22,6 +22,39 @@ use crate::error::StoreError;
 use crate::host::Host;
 use crate::layout::{Layout, UserKeys};
 
+/// The key layout this crate reads and writes.
+///
+/// **The layout's marker is the namespace floor's value**, which every
+/// namespaced operation reads anyway (no extra round trip). Layout 1, this
+/// one, writes it as a bare decimal number (as every deployment so far has).
+/// A later layout must write `L{layout}:{number}` there before writing any
+/// key of its own; this crate then treats the store as another layout's:
+/// namespaced reads miss (a floor it cannot read makes no version live),
+/// and anything that would write a namespace version or the floor fails
+/// with `store-error.other` (`error.internal`) naming the layout, instead of
+/// "repairing" the floor as it does a lost or foreign one. So during a
+/// rolling upgrade old and new processes on one store never misread each
+/// other's entries. A layout change also bumps the WIT package's minor
+/// version (see the README's versioning policy).
+pub const LAYOUT: u32 = 1;
+
+/// The layout a floor value declares with the `L{layout}:` marker, if it
+/// carries one (layout 1 carries none).
+pub(crate) fn marked_layout(raw: Option<&[u8]>) -> Option<u32> {
+    let rest = raw?.strip_prefix(b"L")?;
+    let colon = rest.iter().position(|&b| b == b':')?;
+    std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()
+}
+
+/// The error for a floor that belongs to another layout.
+fn other_layout(key: &str, layout: u32) -> StoreError {
+    StoreError::Other(format!(
+        "the store holds nscache key layout {layout} (its marker is in `{key}`); this component \
+         reads and writes layout {LAYOUT} and leaves that store alone: run one layout per store \
+         (or finish the upgrade)"
+    ))
+}
+
 /// A namespace's raw version and the raw floor, as read.
 type RawState = (Option<Vec<u8>>, Option<Vec<u8>>);
 
@@ -102,6 +135,9 @@ impl<H: Host> Versions<'_, H> {
     pub fn raise_floor(&self, mut seen: Option<Vec<u8>>) -> Result<u64, StoreError> {
         let key = self.layout.floor_key();
         for _ in 0..MAX_ATTEMPTS {
+            if let Some(layout) = marked_layout(seen.as_deref()) {
+                return Err(other_layout(&key, layout));
+            }
             let floor = self.fresh(parse(seen.as_deref()).map_or(1, |f| f + 1))?;
             if self
                 .host
@@ -126,7 +162,11 @@ impl<H: Host> Versions<'_, H> {
     /// drawn before must become dead, so the new floor is a fresh number.
     /// If another client re-created it first, its floor was drawn after the
     /// loss too, which is all that is needed.
+    /// A floor marked with another layout is never touched.
     fn repair_floor(&self, seen: Option<Vec<u8>>) -> Result<(), StoreError> {
+        if let Some(layout) = marked_layout(seen.as_deref()) {
+            return Err(other_layout(&self.layout.floor_key(), layout));
+        }
         let floor = self.fresh(1)?;
         self.host.swap_if(
             &self.layout.floor_key(),
@@ -283,5 +323,21 @@ mod tests {
         assert_eq!(live(Some(b"4"), Some(b"4")), None);
         assert_eq!(live(Some(b"5"), None), None);
         assert_eq!(live(None, Some(b"4")), None);
+    }
+}
+
+#[cfg(test)]
+mod layout_marker_tests {
+    use super::*;
+
+    #[test]
+    fn only_an_l_marker_declares_another_layout() {
+        assert_eq!(marked_layout(Some(b"L2:1767225600000005")), Some(2));
+        assert_eq!(marked_layout(Some(b"L17:1")), Some(17));
+        // Layout 1's floor is a bare number; junk is a foreign value, not a layout.
+        for raw in [&b"1767225600000000"[..], b"junk", b"L:1", b"Lx:1", b"L2"] {
+            assert_eq!(marked_layout(Some(raw)), None, "{raw:?}");
+        }
+        assert_eq!(marked_layout(None), None);
     }
 }

@@ -59,6 +59,7 @@ pub mod sql;
 mod stats;
 pub mod store;
 mod types;
+pub mod wit_version;
 
 /// The README's Rust examples, compiled as doc-tests.
 #[doc = include_str!("../../README.md")]

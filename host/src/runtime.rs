@@ -17,8 +17,11 @@ use crate::bindings::{CacheComponent, CacheComponentPre};
 use crate::error::CacheError;
 use crate::imports::HostState;
 
-/// The cache component, as built from `core/` for `wasm32-wasip2`. Load it in
-/// any wasmtime host together with the WIT in `wit/` (world `cache-component`).
+/// The cache component, built from `core/` (for `wasm32-unknown-unknown`,
+/// then encoded as a component). It imports only the `nscache:cache`
+/// interfaces `store`, `batch`, `atomics` and `profiles`, nothing from WASI:
+/// load it in any component host together with the WIT in `wit/` (world
+/// `cache-component`).
 pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("NSCACHE_COMPONENT_WASM"));
 
 /// The component compiled for this process, with its imports linked.
@@ -34,14 +37,12 @@ fn compile(cache_dir: Option<&Path>) -> Result<Compiled, String> {
     let (component, origin) =
         crate::compile_cache::load_or_compile(&engine, COMPONENT_WASM, cache_dir)?;
     tracing::debug!(?origin, "cache component ready");
+    crate::wit_version::check(&engine, &component).map_err(|e| e.to_string())?;
+    // The component imports only `nscache:cache` interfaces (no WASI): the
+    // generated `add_to_linker` covers every one of them.
     let mut linker = Linker::<HostState>::new(&engine);
     CacheComponent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
         .map_err(|e| format!("linking the imports: {e:#}"))?;
-    // The wasip2 standard library imports WASI interfaces (stdio, clocks,
-    // environment) that the cache never calls: any call would trap.
-    linker
-        .define_unknown_imports_as_traps(&component)
-        .map_err(|e| format!("stubbing WASI imports: {e:#}"))?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| format!("pre-instantiating: {e:#}"))?;

@@ -2,6 +2,7 @@
 //! Redis (database 15, unique prefixes) and the embedded memory store.
 
 mod concurrency;
+mod conformance;
 mod doctor;
 mod faults;
 mod fuzz;

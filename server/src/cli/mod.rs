@@ -97,6 +97,9 @@ pub enum Command {
         name: String,
     },
     /// Write the cache component (.wasm) to a file, for embedding in another host.
+    // Its help shows only its own option: the cache settings (global options)
+    // mean nothing to a command that only writes a file.
+    #[command(help_template = COMPONENT_HELP)]
     Component {
         /// Where to write it.
         #[arg(long)]
@@ -106,6 +109,23 @@ pub enum Command {
     #[command(flatten)]
     Data(DataCommand),
 }
+
+/// `nscache component --help`: what the file is, and its one option.
+const COMPONENT_HELP: &str = "\
+{about-with-newline}
+Usage: nscache component --out <FILE>
+
+Options:
+      --out <FILE>  Where to write it
+  -h, --help        Print help
+
+The component implements the WIT package nscache:cache@0.1.0 (world
+`cache-component`, in wit/). It imports only nscache:cache/store, batch,
+atomics and profiles (nothing from WASI) and exports cache, locks,
+invalidation, queries and config. A host supplies the imports and proves
+itself with the conformance kit in tests/conformance/; see the README,
+\"Embedding the component\".
+";
 
 /// A failed command: the exit code and the message for stderr.
 #[derive(Debug)]
