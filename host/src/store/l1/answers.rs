@@ -69,13 +69,22 @@ pub(crate) struct AnswerName(String);
 impl AnswerName {
     /// `get(key)` on the global keyspace.
     pub(crate) fn global(key: &str) -> AnswerName {
-        AnswerName(format!("g{key}"))
+        let mut name = String::with_capacity(1 + key.len());
+        name.push('g');
+        name.push_str(key);
+        AnswerName(name)
     }
 
     /// `get(key)` in `user`'s namespace (the user's length first, so that no
     /// (user, key) pair reads as another).
     pub(crate) fn user(user: &str, key: &str) -> AnswerName {
-        AnswerName(format!("u{}:{user}{key}", user.len()))
+        use std::fmt::Write as _;
+        let mut name = String::with_capacity(8 + user.len() + key.len());
+        // Writing into a String cannot fail.
+        let _ = write!(name, "u{}:", user.len());
+        name.push_str(user);
+        name.push_str(key);
+        AnswerName(name)
     }
 }
 
@@ -93,7 +102,7 @@ pub(super) struct Answer {
 /// never older than its `max_age`.
 #[derive(Debug)]
 pub(super) struct Answers {
-    answers: Moka<AnswerName, Answer>,
+    answers: Moka<AnswerName, Answer, super::KeyHasher>,
 }
 
 impl Answers {
@@ -106,7 +115,7 @@ impl Answers {
                     .unwrap_or(u32::MAX)
             })
             .time_to_live(options.max_age.max(Duration::from_millis(1)))
-            .build();
+            .build_with_hasher(super::KeyHasher::default());
         Answers { answers }
     }
 

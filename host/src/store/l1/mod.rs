@@ -46,6 +46,11 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::sync::Cache as Moka;
 
+/// The hasher of the L1's maps: foldhash (hashbrown's default), seeded at
+/// random per process like std's SipHash but several times cheaper on the
+/// short keys a hit hashes up to four times (answer, version, floor, entry).
+pub(super) type KeyHasher = foldhash::quality::RandomState;
+
 use self::announcer::Announcer;
 use self::answers::{Answer, Answers, note, poison};
 use super::{
@@ -107,7 +112,7 @@ impl Expiry<String, Remembered> for Lifetime {
 #[derive(Debug)]
 pub struct L1Store {
     inner: Arc<dyn TtlReads>,
-    l1: Moka<String, Remembered>,
+    l1: Moka<String, Remembered, KeyHasher>,
     answers: Answers,
     /// The last stamp given to an entry.
     stamps: AtomicU64,
@@ -139,7 +144,7 @@ impl L1Store {
                     .unwrap_or(u32::MAX)
             })
             .expire_after(Lifetime)
-            .build();
+            .build_with_hasher(KeyHasher::default());
         let answers = Answers::new(options);
         L1Store {
             inner,
