@@ -34,10 +34,6 @@ type Values = Vec<Option<Vec<u8>>>;
 /// `keys` without repeats (first occurrences, in order), and for each key
 /// asked the position of its value among them.
 fn distinct_keys<'k>(keys: &[&'k str]) -> (Vec<&'k str>, Vec<usize>) {
-    if let [key] = keys {
-        // The common case (`get`): nothing to look up.
-        return (vec![*key], vec![0]);
-    }
     let mut distinct: Vec<&str> = Vec::with_capacity(keys.len());
     // A BTreeMap, not a HashMap: std's RandomState would ask the host for a
     // random seed, which the component does not import.

@@ -54,18 +54,21 @@ pub fn supported_range() -> String {
     format!("{major}.{minor}.x")
 }
 
+/// The `nscache:cache` version an import or export name carries
+/// (`nscache:cache/store@0.1.0` → `0.1.0`, `""` when unversioned); `None`
+/// for another package's name.
+pub fn version_named(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    Some(rest.split_once('@').map_or("", |(_, version)| version))
+}
+
 /// Check the `nscache:cache` version named by a component's imports and
 /// exports (names like `nscache:cache/store@0.1.0`): every one must carry
 /// the same version, of this host's major.minor.
 pub fn check_names<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), IncompatibleComponent> {
-    let prefix = format!("{PACKAGE}/");
-    let mut versions: Vec<&str> = names
-        .into_iter()
-        .filter_map(|name| name.strip_prefix(&prefix))
-        .map(|rest| rest.split_once('@').map_or("", |(_, version)| version))
-        .collect();
+    let mut versions: Vec<&str> = names.into_iter().filter_map(version_named).collect();
     versions.sort_unstable();
     versions.dedup();
     match versions.as_slice() {

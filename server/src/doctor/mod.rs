@@ -256,10 +256,8 @@ async fn component_checks(
     };
     let version = exports
         .iter()
-        .filter_map(|name| name.strip_prefix("nscache:cache/"))
-        .filter_map(|rest| rest.split_once('@'))
-        .map(|(_, version)| version.to_owned())
-        .next();
+        .filter_map(|name| nscache::wit_version::version_named(name))
+        .find(|version| !version.is_empty());
     match version {
         Some(version) => out.push(Check::ok(
             "component.loads",
