@@ -333,6 +333,17 @@ impl L1Store {
 
     /// Evict `keys` here and announce them to the other processes.
     async fn changed<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        self.evict_and_announce(keys, false).await;
+    }
+
+    /// [`changed`](Self::changed) for a version write (an invalidation):
+    /// returns once the announcement is published, so that the other
+    /// processes' next requests no longer serve what it hid.
+    async fn version_changed(&self, key: &str) {
+        self.evict_and_announce([key], true).await;
+    }
+
+    async fn evict_and_announce<'a>(&self, keys: impl IntoIterator<Item = &'a str>, wait: bool) {
         let keys: Vec<&str> = keys.into_iter().collect();
         poison();
         {
@@ -343,9 +354,12 @@ impl L1Store {
             }
         }
         if let Some(announcer) = self.announcer.get() {
-            announcer
-                .announce(keys.iter().map(|k| (*k).to_owned()).collect())
-                .await;
+            let keys = keys.iter().map(|k| (*k).to_owned()).collect();
+            if wait {
+                announcer.announce_published(keys).await;
+            } else {
+                announcer.announce(keys).await;
+            }
         }
     }
 }
@@ -602,7 +616,8 @@ impl Store for L1Store {
         poison();
         let result = self.inner.swap_if(key, expected, new).await;
         if !matches!(result, Ok(false)) {
-            self.changed([key]).await;
+            // Only version keys (namespaces, tables, the floor) are swapped.
+            self.version_changed(key).await;
         }
         result
     }
