@@ -6,14 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::store::redis::login_refused;
 
 /// Publishes and receives change messages on one channel.
 #[derive(Clone)]
 pub struct ChangeFeed {
     client: redis::Client,
-    publisher: ConnectionManager,
+    /// Replaced when Redis refuses its login (see `RedisStore::fail`).
+    publisher: Arc<ArcSwap<ConnectionManager>>,
+    config: ConnectionManagerConfig,
     channel: String,
     live: Arc<AtomicBool>,
 }
@@ -36,10 +41,11 @@ impl ChangeFeed {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)));
-        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
         Ok(ChangeFeed {
             client,
-            publisher,
+            publisher: Arc::new(ArcSwap::from_pointee(publisher)),
+            config,
             channel: channel.into(),
             live: Arc::new(AtomicBool::new(false)),
         })
@@ -52,12 +58,22 @@ impl ChangeFeed {
 
     /// Announce a change (a user id, or keys: the subscriber decides).
     pub async fn publish(&self, message: &str) -> Result<(), redis::RedisError> {
-        let _: i64 = redis::cmd("PUBLISH")
+        let mut publisher = ConnectionManager::clone(&self.publisher.load());
+        let published: Result<i64, _> = redis::cmd("PUBLISH")
             .arg(&self.channel)
             .arg(message)
-            .query_async(&mut self.publisher.clone())
-            .await?;
-        Ok(())
+            .query_async(&mut publisher)
+            .await;
+        if let Err(e) = &published
+            && login_refused(e)
+            && let Ok(fresh) =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        {
+            // The manager would keep the refusal for good: the next publish
+            // logs in again.
+            self.publisher.store(Arc::new(fresh));
+        }
+        published.map(drop)
     }
 
     /// Receive messages for ever: `on_change(Some(message))` for each, and

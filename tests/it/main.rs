@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod conformance;
+mod connections;
 mod doctor;
 mod faults;
 mod fuzz;

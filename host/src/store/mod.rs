@@ -22,7 +22,7 @@
 
 mod l1;
 mod memory;
-mod redis;
+pub(crate) mod redis;
 
 use std::fmt;
 use std::time::Duration;

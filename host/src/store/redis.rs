@@ -1,9 +1,10 @@
 //! [`RedisStore`]: the Redis backend.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
@@ -272,18 +273,43 @@ pub struct RedisStore {
 
 #[derive(Debug)]
 struct Inner {
-    connections: Vec<ConnectionManager>,
+    connections: Vec<ArcSwap<ConnectionManager>>,
+    /// What new connection managers are made from (see [`RedisStore::fail`]).
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// When the pool was last replaced after a refused login.
+    renewed_at: Mutex<Option<Instant>>,
     next: AtomicUsize,
     scripts: Scripts,
     url: String,
 }
 
+/// Least time between two renewals of the pool after refused logins.
+const RENEW_AFTER: Duration = Duration::from_millis(200);
+
+/// Whether Redis refused this connection's credentials (wrong password, ACL
+/// user deleted or disabled, no password given where one is required).
+pub(crate) fn login_refused(err: &redis::RedisError) -> bool {
+    let auth = |text: &str| {
+        text.contains("NOAUTH") || text.contains("WRONGPASS") || text.contains("Authentication")
+    };
+    err.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(err.code(), Some("NOAUTH" | "WRONGPASS"))
+        || err.detail().is_some_and(auth)
+}
+
 fn store_err(err: redis::RedisError) -> StoreError {
+    if login_refused(&err) {
+        return StoreError::Unavailable(err.to_string());
+    }
     if err.is_io_error()
         || err.is_timeout()
         || err.is_connection_refusal()
         || err.is_connection_dropped()
         || err.is_unrecoverable_error()
+        // Credentials refused or revoked (wrong password, ACL user deleted or
+        // disabled): for the cache, Redis is out of reach until they work.
+        || err.kind() == redis::ErrorKind::AuthenticationFailed
     {
         return StoreError::Unavailable(err.to_string());
     }
@@ -292,6 +318,8 @@ fn store_err(err: redis::RedisError) -> StoreError {
         return StoreError::NotAnInteger;
     }
     if [
+        "NOAUTH",
+        "WRONGPASS",
         "LOADING",
         "MASTERDOWN",
         "READONLY",
@@ -406,12 +434,14 @@ impl RedisStore {
             // Fail fast while Redis is down; the next call tries again.
             .set_number_of_retries(0);
         let connections = (0..options.pool_size)
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Other(format!("Redis connection set-up: {e}")))?;
+            .map(|_| new_manager(&client, &config).map(ArcSwap::from_pointee))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 connections,
+                client,
+                config,
+                renewed_at: Mutex::new(None),
                 next: AtomicUsize::new(0),
                 scripts: Scripts::new(),
                 url: crate::settings::redact_url(&url),
@@ -427,8 +457,45 @@ impl RedisStore {
     /// A connection handle (a clone; round-robin over the pool).
     pub fn connection(&self) -> ConnectionManager {
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.connections.len();
-        self.inner.connections[i].clone()
+        ConnectionManager::clone(&self.inner.connections[i].load())
     }
+
+    /// Map a command's error; when Redis refused the login, also replace the
+    /// pool's connection managers.
+    ///
+    /// A connection manager reconnects only after I/O errors: one whose
+    /// login was refused keeps that error for good, so a password rotated or
+    /// an ACL user re-enabled would never be noticed. Fresh managers (lazy:
+    /// they connect on their first command) try the credentials again, at
+    /// most every [`RENEW_AFTER`].
+    fn fail(&self, err: redis::RedisError) -> StoreError {
+        if login_refused(&err) {
+            let mut renewed_at = self
+                .inner
+                .renewed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if renewed_at.is_none_or(|at| at.elapsed() >= RENEW_AFTER) {
+                *renewed_at = Some(Instant::now());
+                for slot in &self.inner.connections {
+                    match new_manager(&self.inner.client, &self.inner.config) {
+                        Ok(fresh) => slot.store(Arc::new(fresh)),
+                        Err(e) => tracing::warn!(error = %e, "could not renew a Redis connection"),
+                    }
+                }
+            }
+        }
+        store_err(err)
+    }
+}
+
+/// A lazy connection manager: it connects on its first command.
+fn new_manager(
+    client: &redis::Client,
+    config: &ConnectionManagerConfig,
+) -> Result<ConnectionManager, StoreError> {
+    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+        .map_err(|e| StoreError::Other(format!("Redis connection set-up: {e}")))
 }
 
 /// Run a read on a pooled connection; if that connection turns out to be
@@ -443,9 +510,9 @@ where
     match read(store.connection()).await {
         // Not on a timeout: a frozen server must cost one socket timeout, not two.
         Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
-            read(store.connection()).await.map_err(store_err)
+            read(store.connection()).await.map_err(|e| store.fail(e))
         }
-        other => other.map_err(store_err),
+        other => other.map_err(|e| store.fail(e)),
     }
 }
 
@@ -472,7 +539,7 @@ impl Store for RedisStore {
         let _: String = redis::cmd("PING")
             .query_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(start.elapsed())
     }
 
@@ -483,7 +550,7 @@ impl Store for RedisStore {
             .arg("server")
             .query_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         let field = |name: &str| {
             info.lines().find_map(|l| {
                 l.strip_prefix(name)?
@@ -516,12 +583,12 @@ impl Store for RedisStore {
         let _: Value = cmd
             .query_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.connection().del(key).await.map_err(store_err)?;
+        let n: i64 = self.connection().del(key).await.map_err(|e| self.fail(e))?;
         Ok(n > 0)
     }
 
@@ -538,7 +605,7 @@ impl Store for RedisStore {
                     .arg(lifetime(ms))
                     .query_async(&mut conn)
                     .await
-                    .map_err(store_err)?;
+                    .map_err(|e| self.fail(e))?;
                 Ok(n == 1)
             }
             None => {
@@ -550,7 +617,7 @@ impl Store for RedisStore {
                     .persist(key)
                     .query_async(&mut conn)
                     .await
-                    .map_err(store_err)?;
+                    .map_err(|e| self.fail(e))?;
                 Ok(exists)
             }
         }
@@ -624,7 +691,7 @@ impl Store for RedisStore {
         let _: () = pipe
             .query_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
@@ -636,7 +703,7 @@ impl Store for RedisStore {
             .arg(keys)
             .query_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(n)
     }
 
@@ -685,7 +752,7 @@ impl Store for RedisStore {
             .arg(delta)
             .invoke_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         before.map(|before| incremented(&before, delta)).transpose()
     }
 
@@ -703,7 +770,7 @@ impl Store for RedisStore {
         let v: Value = cmd
             .query_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(!matches!(v, Value::Nil))
     }
 
@@ -727,7 +794,7 @@ impl Store for RedisStore {
             .arg(new)
             .invoke_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(n == 1)
     }
 
@@ -740,7 +807,7 @@ impl Store for RedisStore {
             .arg(expected)
             .invoke_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         Ok(n == 1)
     }
 
@@ -769,7 +836,7 @@ impl Store for RedisStore {
         let outcome: i64 = call
             .invoke_async(&mut self.connection())
             .await
-            .map_err(store_err)?;
+            .map_err(|e| self.fail(e))?;
         match outcome {
             0 => Ok(PutOutcome::Stored),
             1 => Ok(PutOutcome::Exists),
