@@ -129,6 +129,9 @@ impl CacheBuilder {
         self.settings.pool_size = options.pool_size;
         self.settings.connect_timeout = options.connect_timeout;
         self.settings.socket_timeout = options.socket_timeout;
+        self.settings.redis_ca_cert = options.tls.ca_cert;
+        self.settings.redis_client_cert = options.tls.client_cert;
+        self.settings.redis_client_key = options.tls.client_key;
         self
     }
 
@@ -272,7 +275,7 @@ impl CacheBuilder {
         } = self;
         settings.validate()?;
         let component_settings = component_settings(&settings).await?;
-        let feeds = Feeds(settings.redis_options().map(|o| o.url));
+        let feeds = Feeds(settings.redis_options());
         let (store, l1) = stores(&settings, store, &feeds)?;
         let (profiles, cached_profiles) =
             profile_source(&settings, &component_settings, profiles, flags, &feeds)?;
@@ -314,14 +317,19 @@ impl CacheBuilder {
 
 /// Change feeds on the Redis of the settings, if any (pub/sub channels for
 /// the L1's evictions and for profile changes).
-struct Feeds(Option<String>);
+struct Feeds(Option<RedisOptions>);
 
 impl Feeds {
     fn on(&self, channel: String) -> Result<Option<ChangeFeed>, CacheError> {
         match &self.0 {
-            Some(url) => ChangeFeed::new(url, channel)
-                .map(Some)
-                .map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
+            Some(options) => {
+                let client = options
+                    .client()
+                    .map_err(|e| CacheError::Config(e.to_string()))?;
+                ChangeFeed::with_client(client, channel)
+                    .map(Some)
+                    .map_err(|e| CacheError::Config(format!("Redis URL: {e}")))
+            }
             None => Ok(None),
         }
     }
@@ -359,10 +367,12 @@ fn stores(
                 .into(),
         ));
     };
-    let channel = feeds
-        .0
-        .as_ref()
-        .map(|url| format!("nscache:l1:db{}", crate::store::redis_database_number(url)));
+    let channel = feeds.0.as_ref().map(|o| {
+        format!(
+            "nscache:l1:db{}",
+            crate::store::redis_database_number(&o.url)
+        )
+    });
     let l1 = Arc::new(L1Store::new(
         store,
         options,

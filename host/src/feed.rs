@@ -36,7 +36,15 @@ impl ChangeFeed {
     /// A feed on `channel` of the Redis at `url`. Nothing connects until
     /// [`ChangeFeed::run`] and the first publish.
     pub fn new(url: &str, channel: impl Into<String>) -> Result<ChangeFeed, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        ChangeFeed::with_client(redis::Client::open(url)?, channel)
+    }
+
+    /// A feed on `channel` through `client` (e.g. one with TLS files:
+    /// [`RedisOptions::client`](crate::store::RedisOptions::client)).
+    pub fn with_client(
+        client: redis::Client,
+        channel: impl Into<String>,
+    ) -> Result<ChangeFeed, redis::RedisError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_number_of_retries(0)
             .set_connection_timeout(Some(Duration::from_secs(5)))

@@ -70,6 +70,13 @@ pub struct Settings {
     /// Redis URL (`redis://[user:pass@]host[:port][/db]`, database 1 when it
     /// names none); `None`: the embedded memory store.
     pub redis_url: Option<String>,
+    /// PEM file of the certificate authority to trust for `rediss://`
+    /// (`None`: the system's trust store).
+    pub redis_ca_cert: Option<std::path::PathBuf>,
+    /// PEM file of a client certificate for `rediss://` (with its key).
+    pub redis_client_cert: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub redis_client_key: Option<std::path::PathBuf>,
     /// Redis connections per process (each multiplexed), at least 1.
     pub pool_size: usize,
     /// Longest wait to connect to Redis (more than zero).
@@ -147,6 +154,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             redis_url: None,
+            redis_ca_cert: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             pool_size: defaults::POOL_SIZE,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             socket_timeout: defaults::SOCKET_TIMEOUT,
@@ -221,6 +231,24 @@ pub const OPTIONS: &[SettingInfo] = &[
         "URL",
         "Redis URL, e.g. redis://127.0.0.1:6379/1 (database 1 when none is given); unset: the embedded memory store",
         secret
+    ),
+    setting!(
+        "redis-ca-cert",
+        "NSCACHE_REDIS_CA_CERT",
+        "FILE",
+        "PEM certificate authority to trust for rediss:// [default: the system's trust store]"
+    ),
+    setting!(
+        "redis-client-cert",
+        "NSCACHE_REDIS_CLIENT_CERT",
+        "FILE",
+        "PEM client certificate for rediss:// servers that require one (with --redis-client-key)"
+    ),
+    setting!(
+        "redis-client-key",
+        "NSCACHE_REDIS_CLIENT_KEY",
+        "FILE",
+        "PEM private key of --redis-client-cert"
     ),
     setting!(
         "pool-size",
@@ -442,6 +470,9 @@ impl Settings {
         let set = |s: &mut Settings| -> Result<(), String> {
             match name {
                 "redis-url" => s.redis_url = optional(value),
+                "redis-ca-cert" => s.redis_ca_cert = optional(value).map(Into::into),
+                "redis-client-cert" => s.redis_client_cert = optional(value).map(Into::into),
+                "redis-client-key" => s.redis_client_key = optional(value).map(Into::into),
                 "pool-size" => s.pool_size = parse_number(value)?,
                 "connect-timeout" => s.connect_timeout = parse_seconds(value)?,
                 "socket-timeout" => s.socket_timeout = parse_seconds(value)?,
@@ -543,7 +574,17 @@ impl Settings {
             pool_size: self.pool_size,
             connect_timeout: self.connect_timeout,
             socket_timeout: self.socket_timeout,
+            tls: self.redis_tls(),
         })
+    }
+
+    /// The TLS files for `rediss://`.
+    pub fn redis_tls(&self) -> crate::store::RedisTls {
+        crate::store::RedisTls {
+            ca_cert: self.redis_ca_cert.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        }
     }
 
     /// The Redis database `redis_url` selects (1 when it names none), when

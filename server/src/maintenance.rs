@@ -102,7 +102,7 @@ impl Maintenance {
                 "REDIS_URL selects database {db}, the task queue's (--task-queue-db): nscache never removes keys there"
             )));
         }
-        let conn = connect_redis(url, db, resolved.socket_timeout).await?;
+        let conn = connect_redis(url, &resolved.redis_tls(), db, resolved.socket_timeout).await?;
         Ok(Maintenance {
             conn,
             layout: layout(resolved),

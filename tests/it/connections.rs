@@ -1,10 +1,11 @@
 //! Connection options real deployments use, each against a redis-server of
 //! the test's own configured for it: an ACL user and password in the URL,
-//! a wrong password, and a revoked user.
+//! a wrong password, a revoked user; TLS with a CA of its own, with and
+//! without client certificates.
 
 use std::time::Duration;
 
-use nscache::store::RedisOptions;
+use nscache::store::{RedisOptions, RedisTls};
 use nscache::{Cache, CacheError, Expiry};
 use nscache_tests::{RedisServer, raw_connection, unique};
 
@@ -158,4 +159,230 @@ async fn a_revoked_user_is_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(back.as_deref(), Some(&b"v"[..]));
+}
+
+/// Certificates made for one test with the `openssl` command: a CA, a
+/// server certificate for 127.0.0.1 and a client certificate, both signed
+/// by it, and a second CA nobody signed with.
+struct Certificates {
+    dir: std::path::PathBuf,
+}
+
+impl Certificates {
+    fn make() -> Certificates {
+        let dir = std::env::temp_dir().join(unique("tls"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let subject = format!("/CN=nscache test {ca}");
+            let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+            let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &crt]);
+            openssl(&args);
+        }
+        for (name, usage) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let (key, csr, crt, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(dir.join(&ext), usage).expect("write extensions");
+            let subject = format!("/CN={name}");
+            let mut args = vec!["req", "-subj", &subject];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &csr]);
+            openssl(&args);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ]);
+        }
+        Certificates { dir }
+    }
+
+    fn path(&self, file: &str) -> std::path::PathBuf {
+        self.dir.join(file)
+    }
+
+    fn arg(&self, file: &str) -> String {
+        self.path(file).to_str().expect("utf-8 path").to_owned()
+    }
+
+    /// A server with a plain port (for the test's own checks) and a TLS port
+    /// that requires client certificates when `clients` is "yes".
+    fn server(&self, clients: &str) -> (RedisServer, u16) {
+        let port = nscache_tests::free_port();
+        let server = RedisServer::start(&[
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &self.arg("server.crt"),
+            "--tls-key-file",
+            &self.arg("server.key"),
+            "--tls-ca-cert-file",
+            &self.arg("ca.crt"),
+            "--tls-auth-clients",
+            clients,
+        ]);
+        (server, port)
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn tls_cache(url: &str, tls: RedisTls) -> Result<Cache, CacheError> {
+    let mut options = RedisOptions::new(url);
+    options.pool_size = 2;
+    options.connect_timeout = Duration::from_secs(2);
+    options.socket_timeout = Duration::from_secs(2);
+    options.tls = tls;
+    Cache::builder()
+        .redis(options)
+        .key_prefix(unique("p"))
+        .namespace_root(unique("ns"))
+        .build()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_checks_the_server_against_the_given_ca() {
+    let certs = Certificates::make();
+    let (_server, port) = certs.server("no");
+    let url = format!("rediss://127.0.0.1:{port}/2");
+
+    let trusted = RedisTls {
+        ca_cert: Some(certs.path("ca.crt")),
+        ..RedisTls::default()
+    };
+    let cache = tls_cache(&url, trusted).await.unwrap();
+    let alice = cache.user("42");
+    alice.set("k", b"over tls", Expiry::secs(60)).await.unwrap();
+    assert_eq!(
+        alice.get("k").await.unwrap().as_deref(),
+        Some(&b"over tls"[..])
+    );
+    cache.invalidate_user("42").await.unwrap();
+    assert_eq!(alice.get("k").await.unwrap(), None);
+
+    // A server whose certificate no trusted authority signed is refused:
+    // by the system's trust store, and by another CA.
+    for tls in [
+        RedisTls::default(),
+        RedisTls {
+            ca_cert: Some(certs.path("other-ca.crt")),
+            ..RedisTls::default()
+        },
+    ] {
+        let cache = tls_cache(&url, tls.clone()).await.unwrap();
+        assert_eq!(cache.user("42").get("k").await.unwrap(), None, "{tls:?}");
+        assert!(
+            matches!(
+                cache.user("42").add("k", b"v", Expiry::Default).await,
+                Err(CacheError::Unavailable(_))
+            ),
+            "an untrusted server is out of reach: {tls:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_presents_a_client_certificate_when_the_server_requires_one() {
+    let certs = Certificates::make();
+    let (_server, port) = certs.server("yes");
+    let url = format!("rediss://127.0.0.1:{port}/2");
+    let ca_only = RedisTls {
+        ca_cert: Some(certs.path("ca.crt")),
+        ..RedisTls::default()
+    };
+    let without = tls_cache(&url, ca_only.clone()).await.unwrap();
+    assert!(matches!(
+        without.global().add("k", b"v", Expiry::Default).await,
+        Err(CacheError::Unavailable(_))
+    ));
+
+    let with = tls_cache(
+        &url,
+        RedisTls {
+            client_cert: Some(certs.path("client.crt")),
+            client_key: Some(certs.path("client.key")),
+            ..ca_only
+        },
+    )
+    .await
+    .unwrap();
+    assert!(with.global().add("k", b"v", Expiry::Default).await.unwrap());
+    assert_eq!(
+        with.global().get("k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+#[tokio::test]
+async fn tls_files_are_checked_when_the_cache_is_built() {
+    let ca = RedisTls {
+        ca_cert: Some("/nonexistent/ca.pem".into()),
+        ..RedisTls::default()
+    };
+    let err = tls_cache("redis://127.0.0.1:1/0", ca.clone()).await.err();
+    assert!(
+        matches!(&err, Some(CacheError::Config(m)) if m.contains("rediss://")),
+        "files with a plain URL: {err:?}"
+    );
+    let err = tls_cache("rediss://127.0.0.1:1/0", ca).await.err();
+    assert!(
+        matches!(&err, Some(CacheError::Config(m)) if m.contains("/nonexistent/ca.pem")),
+        "a missing file is named: {err:?}"
+    );
+    let half = RedisTls {
+        client_cert: Some("/nonexistent/client.pem".into()),
+        ..RedisTls::default()
+    };
+    let err = tls_cache("rediss://127.0.0.1:1/0", half).await.err();
+    assert!(
+        matches!(&err, Some(CacheError::Config(m)) if m.contains("key")),
+        "a certificate without its key: {err:?}"
+    );
 }

@@ -35,7 +35,7 @@ pub(crate) use self::l1::{AnswerName, recording};
 pub use self::l1::{L1Options, L1Store};
 pub use self::memory::MemoryStore;
 pub(crate) use self::redis::database_number as redis_database_number;
-pub use self::redis::{RedisOptions, RedisStore};
+pub use self::redis::{RedisOptions, RedisStore, RedisTls};
 
 /// Why a storage primitive failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,6 +26,8 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// Longest wait for a reply to one command.
     pub socket_timeout: Duration,
+    /// Certificates for `rediss://` beyond the system's trust store.
+    pub tls: RedisTls,
 }
 
 impl RedisOptions {
@@ -36,7 +38,82 @@ impl RedisOptions {
             pool_size: defaults::POOL_SIZE,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             socket_timeout: defaults::SOCKET_TIMEOUT,
+            tls: RedisTls::default(),
         }
+    }
+
+    /// A client for these options (the URL with its default database, the
+    /// TLS files read). Connects to nothing.
+    pub fn client(&self) -> Result<redis::Client, StoreError> {
+        self.tls.client(with_default_db(&self.url).as_str())
+    }
+}
+
+/// TLS for `rediss://` URLs. With no files, the server's certificate is
+/// checked against the system's trust store (rustls, ring).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// PEM file of the certificate authority (or authorities) to trust
+    /// instead of the system's trust store.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// PEM file of a client certificate, for servers that require one
+    /// (`tls-auth-clients yes`); needs [`client_key`](Self::client_key).
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub client_key: Option<std::path::PathBuf>,
+}
+
+impl RedisTls {
+    /// Whether any file is set.
+    pub fn is_set(&self) -> bool {
+        self.ca_cert.is_some() || self.client_cert.is_some() || self.client_key.is_some()
+    }
+
+    /// A client for `info` with these files. Without files, the same as
+    /// `redis::Client::open`; with files, the URL must be `rediss://`.
+    pub fn client<I: redis::IntoConnectionInfo>(
+        &self,
+        info: I,
+    ) -> Result<redis::Client, StoreError> {
+        let bad_url = |e: redis::RedisError| StoreError::Other(format!("bad Redis URL: {e}"));
+        if !self.is_set() {
+            return redis::Client::open(info).map_err(bad_url);
+        }
+        let info = info.into_connection_info().map_err(bad_url)?;
+        if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            return Err(StoreError::Other(
+                "Redis TLS files are set but the Redis URL is not rediss://".into(),
+            ));
+        }
+        let read = |path: &std::path::Path, what: &str| {
+            std::fs::read(path)
+                .map_err(|e| StoreError::Other(format!("Redis TLS {what} {}: {e}", path.display())))
+        };
+        let client_tls = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read(cert, "client certificate")?,
+                client_key: read(key, "client key")?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(StoreError::Other(
+                    "a Redis TLS client certificate needs its key, and a key its certificate"
+                        .into(),
+                ));
+            }
+        };
+        let root_cert = match &self.ca_cert {
+            Some(ca) => Some(read(ca, "CA certificate")?),
+            None => None,
+        };
+        redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls,
+                root_cert,
+            },
+        )
+        .map_err(|e| StoreError::Other(format!("Redis TLS: {e}")))
     }
 }
 
@@ -426,8 +503,7 @@ impl RedisStore {
             return Err(StoreError::Other("pool size must be at least 1".into()));
         }
         let url = with_default_db(&options.url);
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
+        let client = options.client()?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.socket_timeout))

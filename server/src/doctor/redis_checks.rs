@@ -57,11 +57,12 @@ impl From<redis::RedisError> for RedisError {
     }
 }
 
-/// One connection to database `db` of the Redis at `url`, with `timeout`
-/// to connect and per reply. For maintenance commands (doctor, flush,
-/// purge), not for the cache's traffic.
+/// One connection to database `db` of the Redis at `url` (with `tls` for
+/// `rediss://`), with `timeout` to connect and per reply. For maintenance
+/// commands (doctor, flush, purge), not for the cache's traffic.
 pub async fn connect_redis(
     url: &str,
+    tls: &nscache::store::RedisTls,
     db: u32,
     timeout: Duration,
 ) -> Result<MultiplexedConnection, RedisError> {
@@ -69,7 +70,9 @@ pub async fn connect_redis(
         .into_connection_info()
         .map_err(|e| RedisError(format!("bad REDIS_URL: {e}")))?;
     let settings = info.redis_settings().clone().set_db(i64::from(db));
-    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let client = tls
+        .client(info.set_redis_settings(settings))
+        .map_err(|e| RedisError(e.to_string()))?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));
@@ -139,7 +142,9 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
         return;
     };
     let shown = nscache::settings::redact_url(url);
-    let mut conn = match connect_redis(url, db, settings.connect_timeout).await {
+    let mut conn = match connect_redis(url, &settings.redis_tls(), db, settings.connect_timeout)
+        .await
+    {
         Ok(conn) => conn,
         Err(e) => {
             out.push(Check::fail(
