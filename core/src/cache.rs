@@ -96,6 +96,10 @@ pub struct Cache {
 /// script: the remembered version, then the one that read found.
 const OPTIMISTIC_ATTEMPTS: usize = 2;
 
+/// In cluster mode (hash-tagged layout), the plain reads tried before a
+/// namespaced read gives up as a miss: the version moved every time.
+const CLUSTER_ATTEMPTS: usize = 4;
+
 impl Default for Cache {
     fn default() -> Self {
         let settings = Settings::default();
@@ -230,6 +234,9 @@ impl Cache {
         keys: &UserKeys,
         app_keys: &[&str],
     ) -> Result<(Option<u64>, Values), StoreError> {
+        if self.settings.cluster_hash_tags {
+            return self.read_entries_cluster(host, keys, app_keys);
+        }
         // The version and floor ride along: a few bytes over the budget,
         // which the caller checks again on the values alone.
         let budget = self
@@ -308,6 +315,88 @@ impl Cache {
                 Ok((None, vec![None; app_keys.len()]))
             }
         }
+    }
+
+    /// [`Cache::read_entries`] on Redis Cluster, without `get-indirect`
+    /// (whose entry keys are computed in the store, which a cluster script
+    /// may not do). Each attempt is one `get-many` of the version key, the
+    /// floor and the entries at a guessed version; the version key and the
+    /// entries share the user's slot, so the store reads them in one atomic
+    /// `MGET` on that node, and the floor beside it. Without a remembered
+    /// version, or when the remembered one's entries are over the budget,
+    /// the version and floor are read first (a second round trip). A version
+    /// that keeps moving gives a miss.
+    fn read_entries_cluster<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        app_keys: &[&str],
+    ) -> Result<(Option<u64>, Values), StoreError> {
+        let misses = || vec![None; app_keys.len()];
+        let budget = self
+            .settings
+            .max_reply_bytes
+            .saturating_add(versions::read_budget(2));
+        let floor_key = self.layout.floor_key();
+        let mut guess = self.seen.get(&keys.version_key);
+        // True when `guess` was read just now: its entries are the current ones.
+        let mut fresh = false;
+        for _ in 0..CLUSTER_ATTEMPTS {
+            let version = match guess {
+                Some(v) => v,
+                None => match self.versions(host).current(keys)? {
+                    Some(v) => {
+                        fresh = true;
+                        v
+                    }
+                    None => {
+                        self.seen.forget(&keys.version_key);
+                        return Ok((None, misses()));
+                    }
+                },
+            };
+            let mut storage = Vec::with_capacity(2 + app_keys.len());
+            storage.push(keys.version_key.clone());
+            storage.push(floor_key.clone());
+            storage.extend(
+                app_keys
+                    .iter()
+                    .map(|k| keys.entry_key(version, Kind::Data, k)),
+            );
+            let mut found = match host.get_many(&storage, budget) {
+                Ok(found) => found,
+                Err(StoreError::TooLarge(_)) if !fresh => {
+                    self.seen.forget(&keys.version_key);
+                    guess = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if found.len() != storage.len() {
+                return Err(StoreError::Other(format!(
+                    "get-many returned {} values for {} keys",
+                    found.len(),
+                    storage.len()
+                )));
+            }
+            match versions::live(found[0].as_deref(), found[1].as_deref()) {
+                Some(current) if current == version => {
+                    self.seen.remember(&keys.version_key, version);
+                    found.drain(..2);
+                    return Ok((Some(version), found));
+                }
+                Some(current) => {
+                    self.seen.remember(&keys.version_key, current);
+                    guess = Some(current);
+                    fresh = false;
+                }
+                None => {
+                    self.seen.forget(&keys.version_key);
+                    return Ok((None, misses()));
+                }
+            }
+        }
+        Ok((None, misses()))
     }
 
     /// The value at `key`, or `None` on a miss. One store round trip.
