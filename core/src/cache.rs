@@ -2,7 +2,7 @@
 
 use crate::error::{Error, StoreError, degrade};
 use crate::expiry::{Expiry, Lifetime, TimeToLive};
-use crate::host::{Counter, Host, PutOutcome};
+use crate::host::{Counter, Host, Indirect, PutOutcome};
 use crate::layout::{Kind, Layout, UserKeys};
 use crate::seen::SeenVersions;
 use crate::settings::{MAX_NAME_BYTES, Settings, check_name};
@@ -397,6 +397,63 @@ impl Cache {
             }
         }
         Ok((None, misses()))
+    }
+
+    /// What `get-indirect` of one entry answers, on Redis Cluster: every key
+    /// named here (a cluster script may not compute keys). Each attempt is
+    /// one `get-many` of the version key and the entry at a guessed version
+    /// (one atomic `MGET` in the user's slot) and the `also` keys (read
+    /// beside it, each in its own slot); the guess is the remembered
+    /// version, else the version key read first. Done when the version read
+    /// back is the guess.
+    pub(crate) fn get_indirect_cluster<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        kind: Kind,
+        key: &str,
+        also: &[String],
+        max_bytes: u64,
+    ) -> Result<Indirect, StoreError> {
+        let mut guess = match self.seen.get(&keys.version_key) {
+            Some(v) => Some(v.to_string().into_bytes()),
+            None => host.get(&keys.version_key)?,
+        };
+        for _ in 0..CLUSTER_ATTEMPTS {
+            let entry = guess
+                .as_deref()
+                .and_then(|g| std::str::from_utf8(g).ok())
+                .map(|g| format!("{}{g}{}", keys.entry_prefix, UserKeys::entry_suffix(kind, key)));
+            let mut storage = Vec::with_capacity(2 + also.len());
+            storage.push(keys.version_key.clone());
+            storage.extend(entry.iter().cloned());
+            storage.extend(also.iter().cloned());
+            let mut found = host.get_many(&storage, max_bytes.saturating_add(64))?;
+            if found.len() != storage.len() {
+                return Err(StoreError::Other(format!(
+                    "get-many returned {} values for {} keys",
+                    found.len(),
+                    storage.len()
+                )));
+            }
+            let also_values = found.split_off(1 + usize::from(entry.is_some()));
+            let value = if entry.is_some() { found.pop().flatten() } else { None };
+            let pointer = found.pop().flatten();
+            if pointer == guess {
+                if let Some(v) = versions::parse(pointer.as_deref()) {
+                    self.seen.remember(&keys.version_key, v);
+                }
+                return Ok(Indirect {
+                    pointer,
+                    values: vec![value],
+                    also: also_values,
+                });
+            }
+            guess = pointer;
+        }
+        Err(StoreError::Other(
+            "the namespace version kept changing during a read".into(),
+        ))
     }
 
     /// The value at `key`, or `None` on a miss. One store round trip.

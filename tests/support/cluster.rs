@@ -19,6 +19,7 @@ use crate::{free_port, unique};
 /// One node: its client port and its process.
 struct Node {
     port: u16,
+    bus: u16,
     child: Option<Child>,
 }
 
@@ -27,6 +28,7 @@ pub struct RedisCluster {
     nodes: Mutex<Vec<Node>>,
     ports: Vec<u16>,
     masters: usize,
+    node_timeout_ms: u64,
     dir: PathBuf,
 }
 
@@ -73,12 +75,13 @@ impl RedisCluster {
         let count = masters * (1 + replicas);
         let mut nodes = Vec::with_capacity(count);
         for _ in 0..count {
-            let port = free_port();
+            let (port, bus) = (free_port(), free_port());
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
-            let child = spawn_node(port, &node_dir, node_timeout_ms);
+            let child = spawn_node(port, bus, &node_dir, node_timeout_ms);
             nodes.push(Node {
                 port,
+                bus,
                 child: Some(child),
             });
         }
@@ -87,6 +90,7 @@ impl RedisCluster {
             nodes: Mutex::new(nodes),
             ports: ports.clone(),
             masters,
+            node_timeout_ms,
             dir,
         };
         for &port in &ports {
@@ -203,6 +207,17 @@ impl RedisCluster {
         }
     }
 
+    /// Start the node on `port` again, with the cluster state it had: a
+    /// master that was failed over comes back as a replica of its successor.
+    pub fn restart(&self, port: u16) {
+        let mut nodes = self.nodes.lock().expect("nodes");
+        let node = nodes.iter_mut().find(|n| n.port == port).expect("a node of this cluster");
+        if node.child.is_none() {
+            let dir = self.dir.join(port.to_string());
+            node.child = Some(spawn_node(port, node.bus, &dir, self.node_timeout_ms));
+        }
+    }
+
     fn stop_all(&self) {
         if let Ok(mut nodes) = self.nodes.lock() {
             for node in nodes.iter_mut() {
@@ -230,8 +245,7 @@ fn owns_slot(line: &str, slot: u16) -> bool {
     })
 }
 
-fn spawn_node(port: u16, dir: &std::path::Path, node_timeout_ms: u64) -> Child {
-    let bus = free_port();
+fn spawn_node(port: u16, bus: u16, dir: &std::path::Path, node_timeout_ms: u64) -> Child {
     let mut cmd = Command::new("redis-server");
     cmd.args([
         "--port",
