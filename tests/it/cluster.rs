@@ -414,3 +414,122 @@ async fn a_killed_master_fails_over_without_stale_reads() {
 async fn a_killed_master_fails_over_without_stale_reads_long() {
     failover_under_load(5000, Duration::from_secs(30)).await;
 }
+
+/// Run the CLI in process; returns the exit code and what it printed.
+async fn cli(args: &[&str]) -> (Result<std::process::ExitCode, (u8, String)>, String) {
+    use clap::Parser;
+    let cli = nscache_server::cli::Cli::try_parse_from(std::iter::once("nscache").chain(args.iter().copied()))
+        .expect("arguments parse");
+    let mut out = Vec::new();
+    let result = nscache_server::cli::run(cli, &mut out)
+        .await
+        .map_err(|f| (f.code, f.message));
+    (result, String::from_utf8(out).expect("utf-8 output"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_primary_and_its_replicas() {
+    use nscache_server::doctor::{DoctorOptions, Status};
+    let cluster = RedisCluster::shared();
+    let mut settings = nscache::Settings {
+        redis_url: Some(cluster.url()),
+        pool_size: 2,
+        ..nscache::Settings::default()
+    };
+    let options = DoctorOptions {
+        scan: true,
+        postgres: None,
+        cache: None,
+    };
+    let report = nscache_server::doctor::run(&settings, &options).await;
+    let check = |report: &nscache_server::doctor::Report, id: &str| {
+        report.check(id).unwrap_or_else(|| panic!("no {id} in {report:#?}")).clone()
+    };
+    let reachable = check(&report, "redis.reachable");
+    assert_eq!(reachable.status, Status::Ok, "{reachable:?}");
+    assert!(reachable.message.contains("3 primaries answer"), "{reachable:?}");
+    let state = check(&report, "redis.cluster");
+    assert_eq!(state.status, Status::Ok, "{state:?}");
+    for id in ["redis.version", "redis.latency", "db.allocation", "keys.collisions"] {
+        assert!(
+            matches!(check(&report, id).status, Status::Ok | Status::Warn),
+            "{:?}",
+            check(&report, id)
+        );
+    }
+    // Invalidations need as many linked replicas as asked.
+    settings.cluster_wait_replicas = 2;
+    let report = nscache_server::doctor::run(&settings, &options).await;
+    let state = check(&report, "redis.cluster");
+    assert_eq!(state.status, Status::Fail, "{state:?}");
+    assert!(state.message.contains("fewer than 2"), "{state:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_and_purge_scan_every_primary_and_keep_other_prefixes() {
+    let cluster = RedisCluster::shared();
+    let url = cluster.url();
+    let (prefix, root) = (unique("p"), unique("ns"));
+    let build = || async {
+        let mut options = ClusterOptions::new(cluster.url());
+        options.pool_size = 2;
+        Cache::builder()
+            .cluster(options)
+            .key_prefix(&prefix)
+            .namespace_root(&root)
+            .build()
+            .await
+            .unwrap()
+    };
+    let cache = build().await;
+    // Another deployment's keys on the same cluster, untouched throughout.
+    let other_root = unique("ns");
+    let other = cache_on(cluster, &other_root).await;
+    other.user("42").set("k", "v", Expiry::secs(60)).await.unwrap();
+    cache
+        .global()
+        .add("invoice_seq:2026", "41", Expiry::Never)
+        .await
+        .unwrap();
+    for user in ["42", "7", "x", "y", "z"] {
+        let ks = cache.user(user);
+        ks.set("a", "1", Expiry::secs(60)).await.unwrap();
+        cache.invalidate_user(user).await.unwrap();
+        ks.set("b", "2", Expiry::secs(60)).await.unwrap();
+    }
+    cache.invalidate_table("invoices").await.unwrap();
+    let spread: BTreeSet<u16> = scan_all(cluster, &format!("{root}*"))
+        .iter()
+        .map(|k| cluster.owner(k))
+        .collect();
+    assert!(spread.len() >= 2, "keys on several primaries: {spread:?}");
+
+    let args = ["--redis-url", &url, "--prefix", &prefix, "--namespace-root", &root];
+    let (code, out) = cli(&[&args[..], &["flush", "--cache", "--yes"]].concat()).await;
+    assert_eq!(code, Ok(std::process::ExitCode::SUCCESS), "{out}");
+    assert!(out.contains("from the cluster (3 primaries)"), "{out}");
+    let left: BTreeSet<String> = scan_all(cluster, &format!("{root}*")).into_iter().collect();
+    let kept: BTreeSet<String> =
+        [format!("{root}_namespace_floor"), format!("{root}_version_clock")].into();
+    assert_eq!(left, kept, "only the floor and the clock stay");
+    assert_eq!(
+        scan_all(cluster, &format!("{prefix}*")),
+        [format!("{prefix}:1:invoice_seq:2026")],
+        "global keys stay"
+    );
+    assert_eq!(
+        other.user("42").get("k").await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "another namespace root is not touched"
+    );
+
+    let cache = build().await;
+    for user in ["42", "7"] {
+        cache.user(user).set("c", "3", Expiry::secs(60)).await.unwrap();
+    }
+    let (code, out) = cli(&[&args[..], &["purge", "--user", "42"]].concat()).await;
+    assert_eq!(code, Ok(std::process::ExitCode::SUCCESS), "{out}");
+    let left = scan_all(cluster, &format!("{root}*"));
+    assert!(left.iter().all(|k| !k.contains("{42}")), "{left:?}");
+    assert!(left.iter().any(|k| k.contains("{7}")), "{left:?}");
+}

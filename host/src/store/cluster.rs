@@ -260,7 +260,7 @@ impl ClusterStore {
             .query_async(&mut self.connection())
             .await
             .map_err(store_err)?;
-        Ok(primaries(&nodes))
+        Ok(cluster_primaries(&nodes))
     }
 
     /// Run `cmd` on the primary at `address` (`host:port`).
@@ -416,8 +416,8 @@ impl ClusterStore {
 }
 
 /// The `host:port` of every primary in a `CLUSTER NODES` reply, except those
-/// flagged as failed.
-fn primaries(nodes: &str) -> Vec<String> {
+/// flagged as failed (for maintenance tools that visit each primary).
+pub fn cluster_primaries(nodes: &str) -> Vec<String> {
     nodes
         .lines()
         .filter_map(|line| {
@@ -824,6 +824,6 @@ mod tests {
 292f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 connected
 e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
 ";
-        assert_eq!(primaries(nodes), ["127.0.0.1:30002", "127.0.0.1:30001"]);
+        assert_eq!(cluster_primaries(nodes), ["127.0.0.1:30002", "127.0.0.1:30001"]);
     }
 }
