@@ -423,7 +423,13 @@ impl Cache {
             let entry = guess
                 .as_deref()
                 .and_then(|g| std::str::from_utf8(g).ok())
-                .map(|g| format!("{}{g}{}", keys.entry_prefix, UserKeys::entry_suffix(kind, key)));
+                .map(|g| {
+                    format!(
+                        "{}{g}{}",
+                        keys.entry_prefix,
+                        UserKeys::entry_suffix(kind, key)
+                    )
+                });
             let mut storage = Vec::with_capacity(2 + also.len());
             storage.push(keys.version_key.clone());
             storage.extend(entry.iter().cloned());
@@ -437,7 +443,11 @@ impl Cache {
                 )));
             }
             let also_values = found.split_off(1 + usize::from(entry.is_some()));
-            let value = if entry.is_some() { found.pop().flatten() } else { None };
+            let value = if entry.is_some() {
+                found.pop().flatten()
+            } else {
+                None
+            };
             let pointer = found.pop().flatten();
             if pointer == guess {
                 if let Some(v) = versions::parse(pointer.as_deref()) {

@@ -586,12 +586,15 @@ impl Settings {
     /// How to reach Redis, when a URL of one server is set (not a cluster:
     /// [`Settings::cluster_options`]).
     pub fn redis_options(&self) -> Option<RedisOptions> {
-        self.redis_url.as_ref().filter(|url| !is_cluster_url(url)).map(|url| RedisOptions {
-            url: url.clone(),
-            pool_size: self.pool_size,
-            connect_timeout: self.connect_timeout,
-            socket_timeout: self.socket_timeout,
-        })
+        self.redis_url
+            .as_ref()
+            .filter(|url| !is_cluster_url(url))
+            .map(|url| RedisOptions {
+                url: url.clone(),
+                pool_size: self.pool_size,
+                connect_timeout: self.connect_timeout,
+                socket_timeout: self.socket_timeout,
+            })
     }
 
     /// The Redis database `redis_url` selects (1 when it names none), when

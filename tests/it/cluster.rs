@@ -67,7 +67,10 @@ async fn every_key_of_a_namespace_maps_to_one_slot() {
     let user_keys: Vec<&String> = keys.iter().filter(|k| k.contains("{42}")).collect();
     assert!(user_keys.contains(&&version_key), "{keys:?}");
     let data = user_keys.iter().filter(|k| k.contains(":data:")).count();
-    let queries = user_keys.iter().filter(|k| k.contains(":cacheops:")).count();
+    let queries = user_keys
+        .iter()
+        .filter(|k| k.contains(":cacheops:"))
+        .count();
     let counters = user_keys.iter().filter(|k| k.ends_with(":bytes")).count();
     assert_eq!((data, queries, counters), (4, 1, 1), "{user_keys:?}");
     let slots: BTreeSet<u16> = user_keys.iter().map(|k| cluster.keyslot(k)).collect();
@@ -163,7 +166,11 @@ async fn a_namespaced_get_is_one_command_on_the_owning_node() {
         elsewhere.extend(seen.into_iter().map(|l| (port, l)));
     }
     let tagged: Vec<&String> = on_owner.iter().filter(|l| l.contains("{7}")).collect();
-    assert_eq!(tagged.len(), 1, "one command for the user's keys: {on_owner:?}");
+    assert_eq!(
+        tagged.len(),
+        1,
+        "one command for the user's keys: {on_owner:?}"
+    );
     assert!(
         tagged[0].contains("\"MGET\"")
             && tagged[0].contains(&version_key)
@@ -204,7 +211,11 @@ async fn every_invalidation_is_seen_by_the_next_read_of_any_client() {
     };
     for round in 0..3u32 {
         for user in &users {
-            writer.user(user).set("k", "old", Expiry::secs(60)).await.unwrap();
+            writer
+                .user(user)
+                .set("k", "old", Expiry::secs(60))
+                .await
+                .unwrap();
             assert_eq!(query(&writer, user, round, round).await, round);
             // The reader remembers the version now.
             assert!(reader.user(user).get("k").await.unwrap().is_some());
@@ -249,20 +260,29 @@ async fn cluster_settings_are_checked() {
         .build()
         .await
         .unwrap_err();
-    assert!(matches!(err, CacheError::Config(ref m) if m.contains("hash-tagged")), "{err}");
+    assert!(
+        matches!(err, CacheError::Config(ref m) if m.contains("hash-tagged")),
+        "{err}"
+    );
     let err = Cache::builder()
         .redis_url(&url)
         .l1(nscache::store::L1Options::default())
         .build()
         .await
         .unwrap_err();
-    assert!(matches!(err, CacheError::Config(ref m) if m.contains("L1")), "{err}");
+    assert!(
+        matches!(err, CacheError::Config(ref m) if m.contains("L1")),
+        "{err}"
+    );
     let err = Cache::builder()
         .redis_url("redis+cluster://127.0.0.1:1/3")
         .build()
         .await
         .unwrap_err();
-    assert!(matches!(err, CacheError::Config(ref m) if m.contains("no databases")), "{err}");
+    assert!(
+        matches!(err, CacheError::Config(ref m) if m.contains("no databases")),
+        "{err}"
+    );
     // A cluster URL turns the hash-tagged layout on by itself.
     let cache = Cache::builder().redis_url(&url).build().await.unwrap();
     assert_eq!(cache.resolved_settings().cluster_hash_tags, Some(true));
@@ -351,7 +371,11 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
     let mut i = 0u64;
     let promoted = loop {
         i += 1;
-        if probe.add(&format!("probe{i}"), "x", Expiry::secs(60)).await.is_ok() {
+        if probe
+            .add(&format!("probe{i}"), "x", Expiry::secs(60))
+            .await
+            .is_ok()
+        {
             break killed_at.elapsed();
         }
         assert!(
@@ -418,8 +442,10 @@ async fn a_killed_master_fails_over_without_stale_reads_long() {
 /// Run the CLI in process; returns the exit code and what it printed.
 async fn cli(args: &[&str]) -> (Result<std::process::ExitCode, (u8, String)>, String) {
     use clap::Parser;
-    let cli = nscache_server::cli::Cli::try_parse_from(std::iter::once("nscache").chain(args.iter().copied()))
-        .expect("arguments parse");
+    let cli = nscache_server::cli::Cli::try_parse_from(
+        std::iter::once("nscache").chain(args.iter().copied()),
+    )
+    .expect("arguments parse");
     let mut out = Vec::new();
     let result = nscache_server::cli::run(cli, &mut out)
         .await
@@ -443,14 +469,25 @@ async fn doctor_checks_every_primary_and_its_replicas() {
     };
     let report = nscache_server::doctor::run(&settings, &options).await;
     let check = |report: &nscache_server::doctor::Report, id: &str| {
-        report.check(id).unwrap_or_else(|| panic!("no {id} in {report:#?}")).clone()
+        report
+            .check(id)
+            .unwrap_or_else(|| panic!("no {id} in {report:#?}"))
+            .clone()
     };
     let reachable = check(&report, "redis.reachable");
     assert_eq!(reachable.status, Status::Ok, "{reachable:?}");
-    assert!(reachable.message.contains("3 primaries answer"), "{reachable:?}");
+    assert!(
+        reachable.message.contains("3 primaries answer"),
+        "{reachable:?}"
+    );
     let state = check(&report, "redis.cluster");
     assert_eq!(state.status, Status::Ok, "{state:?}");
-    for id in ["redis.version", "redis.latency", "db.allocation", "keys.collisions"] {
+    for id in [
+        "redis.version",
+        "redis.latency",
+        "db.allocation",
+        "keys.collisions",
+    ] {
         assert!(
             matches!(check(&report, id).status, Status::Ok | Status::Warn),
             "{:?}",
@@ -485,7 +522,11 @@ async fn flush_and_purge_scan_every_primary_and_keep_other_prefixes() {
     // Another deployment's keys on the same cluster, untouched throughout.
     let other_root = unique("ns");
     let other = cache_on(cluster, &other_root).await;
-    other.user("42").set("k", "v", Expiry::secs(60)).await.unwrap();
+    other
+        .user("42")
+        .set("k", "v", Expiry::secs(60))
+        .await
+        .unwrap();
     cache
         .global()
         .add("invoice_seq:2026", "41", Expiry::Never)
@@ -504,13 +545,23 @@ async fn flush_and_purge_scan_every_primary_and_keep_other_prefixes() {
         .collect();
     assert!(spread.len() >= 2, "keys on several primaries: {spread:?}");
 
-    let args = ["--redis-url", &url, "--prefix", &prefix, "--namespace-root", &root];
+    let args = [
+        "--redis-url",
+        &url,
+        "--prefix",
+        &prefix,
+        "--namespace-root",
+        &root,
+    ];
     let (code, out) = cli(&[&args[..], &["flush", "--cache", "--yes"]].concat()).await;
     assert_eq!(code, Ok(std::process::ExitCode::SUCCESS), "{out}");
     assert!(out.contains("from the cluster (3 primaries)"), "{out}");
     let left: BTreeSet<String> = scan_all(cluster, &format!("{root}*")).into_iter().collect();
-    let kept: BTreeSet<String> =
-        [format!("{root}_namespace_floor"), format!("{root}_version_clock")].into();
+    let kept: BTreeSet<String> = [
+        format!("{root}_namespace_floor"),
+        format!("{root}_version_clock"),
+    ]
+    .into();
     assert_eq!(left, kept, "only the floor and the clock stay");
     assert_eq!(
         scan_all(cluster, &format!("{prefix}*")),
@@ -525,7 +576,11 @@ async fn flush_and_purge_scan_every_primary_and_keep_other_prefixes() {
 
     let cache = build().await;
     for user in ["42", "7"] {
-        cache.user(user).set("c", "3", Expiry::secs(60)).await.unwrap();
+        cache
+            .user(user)
+            .set("c", "3", Expiry::secs(60))
+            .await
+            .unwrap();
     }
     let (code, out) = cli(&[&args[..], &["purge", "--user", "42"]].concat()).await;
     assert_eq!(code, Ok(std::process::ExitCode::SUCCESS), "{out}");

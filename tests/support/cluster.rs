@@ -94,9 +94,11 @@ impl RedisCluster {
             dir,
         };
         for &port in &ports {
-            wait_for(&format!("node {port} answers"), Duration::from_secs(10), || {
-                node_cmd(port, &["PING"]).is_some_and(|r| r.trim() == "PONG")
-            });
+            wait_for(
+                &format!("node {port} answers"),
+                Duration::from_secs(10),
+                || node_cmd(port, &["PING"]).is_some_and(|r| r.trim() == "PONG"),
+            );
         }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -183,7 +185,8 @@ impl RedisCluster {
     /// the first running node sees it).
     pub fn owner(&self, key: &str) -> u16 {
         let slot = self.keyslot(key);
-        let nodes = node_cmd(self.running_ports()[0], &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        let nodes =
+            node_cmd(self.running_ports()[0], &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
         nodes
             .lines()
             .find(|l| {
@@ -192,7 +195,16 @@ impl RedisCluster {
                     .is_some_and(|f| f.contains("master") && !f.contains("fail"))
                     && owns_slot(l, slot)
             })
-            .and_then(|l| l.split(' ').nth(1)?.split('@').next()?.rsplit_once(':')?.1.parse().ok())
+            .and_then(|l| {
+                l.split(' ')
+                    .nth(1)?
+                    .split('@')
+                    .next()?
+                    .rsplit_once(':')?
+                    .1
+                    .parse()
+                    .ok()
+            })
             .expect("a primary owns the slot")
     }
 
@@ -211,7 +223,10 @@ impl RedisCluster {
     /// master that was failed over comes back as a replica of its successor.
     pub fn restart(&self, port: u16) {
         let mut nodes = self.nodes.lock().expect("nodes");
-        let node = nodes.iter_mut().find(|n| n.port == port).expect("a node of this cluster");
+        let node = nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster");
         if node.child.is_none() {
             let dir = self.dir.join(port.to_string());
             node.child = Some(spawn_node(port, node.bus, &dir, self.node_timeout_ms));

@@ -115,7 +115,9 @@ fn node_urls(url: &str) -> Result<Vec<String>, StoreError> {
     if !scheme.eq_ignore_ascii_case(CLUSTER_SCHEME) {
         return Err(bad_url(url, "another scheme"));
     }
-    let (rest, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
+    let (rest, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(a, q)| (a, Some(q)));
     if query.is_some_and(|q| !q.is_empty()) {
         return Err(bad_url(url, "no query parameters are taken"));
     }
@@ -375,13 +377,17 @@ impl ClusterStore {
             let values = match slot_keys.as_slice() {
                 [key] => {
                     let v: Value = self
-                        .read(|mut c| async move { redis::cmd("GET").arg(*key).query_async(&mut c).await })
+                        .read(|mut c| async move {
+                            redis::cmd("GET").arg(*key).query_async(&mut c).await
+                        })
                         .await?;
                     vec![bytes(v, "GET")?]
                 }
                 many if many.len() <= MGET_THEN_CHECK => {
                     let v: Value = self
-                        .read(|mut c| async move { redis::cmd("MGET").arg(many).query_async(&mut c).await })
+                        .read(|mut c| async move {
+                            redis::cmd("MGET").arg(many).query_async(&mut c).await
+                        })
                         .await?;
                     bytes_list(v, "MGET")?
                 }
@@ -824,6 +830,9 @@ mod tests {
 292f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 connected
 e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
 ";
-        assert_eq!(cluster_primaries(nodes), ["127.0.0.1:30002", "127.0.0.1:30001"]);
+        assert_eq!(
+            cluster_primaries(nodes),
+            ["127.0.0.1:30002", "127.0.0.1:30001"]
+        );
     }
 }

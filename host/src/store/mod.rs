@@ -34,10 +34,10 @@ use async_trait::async_trait;
 
 use crate::types::Ttl;
 
-pub(crate) use self::l1::{AnswerName, recording};
 pub use self::cluster::{
     CLUSTER_SCHEME, ClusterOptions, ClusterStore, cluster_primaries, is_cluster_url,
 };
+pub(crate) use self::l1::{AnswerName, recording};
 pub use self::l1::{L1Options, L1Store};
 pub use self::memory::MemoryStore;
 pub(crate) use self::redis::database_number as redis_database_number;

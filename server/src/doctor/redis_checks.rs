@@ -377,7 +377,13 @@ async fn node_checks(
             key_checks(conn, layout, &facts, &shown, 0, out).await;
         } else {
             for id in KEY_IDS {
-                out.push(Check::skip(id, "keys not scanned (run `nscache doctor`: one SCAN of each primary)").scanning());
+                out.push(
+                    Check::skip(
+                        id,
+                        "keys not scanned (run `nscache doctor`: one SCAN of each primary)",
+                    )
+                    .scanning(),
+                );
             }
         }
         return;
@@ -457,7 +463,11 @@ pub async fn cluster_primaries(
                 continue;
             }
         };
-        let nodes: String = match redis::cmd("CLUSTER").arg("NODES").query_async(&mut conn).await {
+        let nodes: String = match redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await
+        {
             Ok(nodes) => nodes,
             Err(e) => {
                 last = e.into();
@@ -535,15 +545,26 @@ async fn run_cluster(
                 None => merged.push(check),
             }
         }
-        let info: String = redis::cmd("INFO").arg("replication").query_async(conn).await.unwrap_or_default();
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(conn)
+            .await
+            .unwrap_or_default();
         let linked = parse_info(&info)
             .get("connected_slaves")
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(0);
         replicas.push((address.clone(), linked));
         if state.is_empty() {
-            let info: String = redis::cmd("CLUSTER").arg("INFO").query_async(conn).await.unwrap_or_default();
-            state = parse_info(&info).get("cluster_state").cloned().unwrap_or_default();
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(conn)
+                .await
+                .unwrap_or_default();
+            state = parse_info(&info)
+                .get("cluster_state")
+                .cloned()
+                .unwrap_or_default();
         }
     }
     let names: Vec<&str> = primaries.iter().map(|(a, _)| a.as_str()).collect();
@@ -562,19 +583,28 @@ async fn run_cluster(
     } else if !short.is_empty() && wait > 0 {
         Check::fail(
             "redis.cluster",
-            format!("primaries with fewer than {wait} linked replicas: {}: invalidations on their slots fail (WAIT {wait} cannot be confirmed)", short.join(", ")),
+            format!(
+                "primaries with fewer than {wait} linked replicas: {}: invalidations on their slots fail (WAIT {wait} cannot be confirmed)",
+                short.join(", ")
+            ),
             "add a replica to each (redis-cli --cluster add-node NEW:PORT HOST:PORT --cluster-slave), or accept losing invalidations at a failover with --cluster-wait-replicas 0",
         )
     } else if wait == 0 {
         Check::warn(
             "redis.cluster",
-            format!("Redis Cluster, {} primaries; --cluster-wait-replicas 0: an invalidation is acknowledged before any replica has it, so a failover can undo it and old entries come back", names.len()),
+            format!(
+                "Redis Cluster, {} primaries; --cluster-wait-replicas 0: an invalidation is acknowledged before any replica has it, so a failover can undo it and old entries come back",
+                names.len()
+            ),
             "--cluster-wait-replicas 1 (the default), with a replica per primary",
         )
     } else {
         Check::ok(
             "redis.cluster",
-            format!("Redis Cluster, state ok, {} primaries, each with at least {wait} linked replica(s): invalidations are confirmed by WAIT {wait}", names.len()),
+            format!(
+                "Redis Cluster, state ok, {} primaries, each with at least {wait} linked replica(s): invalidations are confirmed by WAIT {wait}",
+                names.len()
+            ),
         )
     };
     let mut by_id = |id: &str| -> Option<Check> {
@@ -585,20 +615,38 @@ async fn run_cluster(
         let check = match *id {
             "redis.reachable" => Check::ok(
                 "redis.reachable",
-                format!("{shown}: {} primaries answer ({})", names.len(), names.join(", ")),
+                format!(
+                    "{shown}: {} primaries answer ({})",
+                    names.len(),
+                    names.join(", ")
+                ),
             ),
             "redis.cluster" => cluster.clone(),
             "db.allocation" => Check::ok(
                 "db.allocation",
-                format!("Redis Cluster has no databases: nscache's keys ({}:*, {}*) share the cluster's one keyspace, told apart by prefix; keep the task queue on another Redis", layout.global_scan_pattern().trim_end_matches(":*"), layout.namespace_scan_patterns().first().map_or("", |p| p.trim_end_matches(":*"))),
+                format!(
+                    "Redis Cluster has no databases: nscache's keys ({}:*, {}*) share the cluster's one keyspace, told apart by prefix; keep the task queue on another Redis",
+                    layout.global_scan_pattern().trim_end_matches(":*"),
+                    layout
+                        .namespace_scan_patterns()
+                        .first()
+                        .map_or("", |p| p.trim_end_matches(":*"))
+                ),
             ),
-            "db.tests" => Check::skip("db.tests", "no databases on a cluster: tests isolate by key prefix"),
-            other => by_id(other).unwrap_or_else(|| Check::skip(other, "not reported by any primary")),
+            "db.tests" => Check::skip(
+                "db.tests",
+                "no databases on a cluster: tests isolate by key prefix",
+            ),
+            other => {
+                by_id(other).unwrap_or_else(|| Check::skip(other, "not reported by any primary"))
+            }
         };
         out.push(check);
     }
     for id in KEY_IDS {
-        out.push(by_id(id).unwrap_or_else(|| Check::skip(id, "not reported by any primary").scanning()));
+        out.push(
+            by_id(id).unwrap_or_else(|| Check::skip(id, "not reported by any primary").scanning()),
+        );
     }
 }
 
