@@ -2,7 +2,7 @@
 
 use crate::error::{Error, StoreError, degrade};
 use crate::expiry::{Expiry, Lifetime, TimeToLive};
-use crate::host::{Counter, Host, PutOutcome};
+use crate::host::{Counter, Host, Indirect, PutOutcome};
 use crate::layout::{Kind, Layout, UserKeys};
 use crate::seen::SeenVersions;
 use crate::settings::{MAX_NAME_BYTES, Settings, check_name};
@@ -95,6 +95,10 @@ pub struct Cache {
 /// Plain `get-many` reads tried before a namespaced read falls back to the
 /// script: the remembered version, then the one that read found.
 const OPTIMISTIC_ATTEMPTS: usize = 2;
+
+/// In cluster mode (hash-tagged layout), the plain reads tried before a
+/// namespaced read gives up as a miss: the version moved every time.
+const CLUSTER_ATTEMPTS: usize = 4;
 
 impl Default for Cache {
     fn default() -> Self {
@@ -230,6 +234,9 @@ impl Cache {
         keys: &UserKeys,
         app_keys: &[&str],
     ) -> Result<(Option<u64>, Values), StoreError> {
+        if self.settings.cluster_hash_tags {
+            return self.read_entries_cluster(host, keys, app_keys);
+        }
         // The version and floor ride along: a few bytes over the budget,
         // which the caller checks again on the values alone.
         let budget = self
@@ -308,6 +315,155 @@ impl Cache {
                 Ok((None, vec![None; app_keys.len()]))
             }
         }
+    }
+
+    /// [`Cache::read_entries`] on Redis Cluster, without `get-indirect`
+    /// (whose entry keys are computed in the store, which a cluster script
+    /// may not do). Each attempt is one `get-many` of the version key, the
+    /// floor and the entries at a guessed version; the version key and the
+    /// entries share the user's slot, so the store reads them in one atomic
+    /// `MGET` on that node, and the floor beside it. Without a remembered
+    /// version, or when the remembered one's entries are over the budget,
+    /// the version and floor are read first (a second round trip). A version
+    /// that keeps moving gives a miss.
+    fn read_entries_cluster<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        app_keys: &[&str],
+    ) -> Result<(Option<u64>, Values), StoreError> {
+        let misses = || vec![None; app_keys.len()];
+        let budget = self
+            .settings
+            .max_reply_bytes
+            .saturating_add(versions::read_budget(2));
+        let floor_key = self.layout.floor_key();
+        let mut guess = self.seen.get(&keys.version_key);
+        // True when `guess` was read just now: its entries are the current ones.
+        let mut fresh = false;
+        for _ in 0..CLUSTER_ATTEMPTS {
+            let version = match guess {
+                Some(v) => v,
+                None => match self.versions(host).current(keys)? {
+                    Some(v) => {
+                        fresh = true;
+                        v
+                    }
+                    None => {
+                        self.seen.forget(&keys.version_key);
+                        return Ok((None, misses()));
+                    }
+                },
+            };
+            let mut storage = Vec::with_capacity(2 + app_keys.len());
+            storage.push(keys.version_key.clone());
+            storage.push(floor_key.clone());
+            storage.extend(
+                app_keys
+                    .iter()
+                    .map(|k| keys.entry_key(version, Kind::Data, k)),
+            );
+            let mut found = match host.get_many(&storage, budget) {
+                Ok(found) => found,
+                Err(StoreError::TooLarge(_)) if !fresh => {
+                    self.seen.forget(&keys.version_key);
+                    guess = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if found.len() != storage.len() {
+                return Err(StoreError::Other(format!(
+                    "get-many returned {} values for {} keys",
+                    found.len(),
+                    storage.len()
+                )));
+            }
+            match versions::live(found[0].as_deref(), found[1].as_deref()) {
+                Some(current) if current == version => {
+                    self.seen.remember(&keys.version_key, version);
+                    found.drain(..2);
+                    return Ok((Some(version), found));
+                }
+                Some(current) => {
+                    self.seen.remember(&keys.version_key, current);
+                    guess = Some(current);
+                    fresh = false;
+                }
+                None => {
+                    self.seen.forget(&keys.version_key);
+                    return Ok((None, misses()));
+                }
+            }
+        }
+        Ok((None, misses()))
+    }
+
+    /// What `get-indirect` of one entry answers, on Redis Cluster: every key
+    /// named here (a cluster script may not compute keys). Each attempt is
+    /// one `get-many` of the version key and the entry at a guessed version
+    /// (one atomic `MGET` in the user's slot) and the `also` keys (read
+    /// beside it, each in its own slot); the guess is the remembered
+    /// version, else the version key read first. Done when the version read
+    /// back is the guess.
+    pub(crate) fn get_indirect_cluster<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        kind: Kind,
+        key: &str,
+        also: &[String],
+        max_bytes: u64,
+    ) -> Result<Indirect, StoreError> {
+        let mut guess = match self.seen.get(&keys.version_key) {
+            Some(v) => Some(v.to_string().into_bytes()),
+            None => host.get(&keys.version_key)?,
+        };
+        for _ in 0..CLUSTER_ATTEMPTS {
+            let entry = guess
+                .as_deref()
+                .and_then(|g| std::str::from_utf8(g).ok())
+                .map(|g| {
+                    format!(
+                        "{}{g}{}",
+                        keys.entry_prefix,
+                        UserKeys::entry_suffix(kind, key)
+                    )
+                });
+            let mut storage = Vec::with_capacity(2 + also.len());
+            storage.push(keys.version_key.clone());
+            storage.extend(entry.iter().cloned());
+            storage.extend(also.iter().cloned());
+            let mut found = host.get_many(&storage, max_bytes.saturating_add(64))?;
+            if found.len() != storage.len() {
+                return Err(StoreError::Other(format!(
+                    "get-many returned {} values for {} keys",
+                    found.len(),
+                    storage.len()
+                )));
+            }
+            let also_values = found.split_off(1 + usize::from(entry.is_some()));
+            let value = if entry.is_some() {
+                found.pop().flatten()
+            } else {
+                None
+            };
+            let pointer = found.pop().flatten();
+            if pointer == guess {
+                if let Some(v) = versions::parse(pointer.as_deref()) {
+                    self.seen.remember(&keys.version_key, v);
+                }
+                return Ok(Indirect {
+                    pointer,
+                    values: vec![value],
+                    also: also_values,
+                });
+            }
+            guess = pointer;
+        }
+        Err(StoreError::Other(
+            "the namespace version kept changing during a read".into(),
+        ))
     }
 
     /// The value at `key`, or `None` on a miss. One store round trip.

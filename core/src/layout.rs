@@ -191,6 +191,11 @@ impl Layout {
         }
     }
 
+    /// True when user ids are wrapped in Redis Cluster hash tags.
+    pub fn hash_tags(&self) -> bool {
+        self.hash_tags
+    }
+
     /// `{prefix}:{version}:{key}`, Django's `make_key`.
     pub fn global_key(&self, key: &str) -> String {
         let mut s = String::with_capacity(self.global_prefix.len() + key.len());

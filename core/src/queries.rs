@@ -154,13 +154,17 @@ impl Cache {
         let budget = self.settings().max_reply_bytes
             + versions::read_budget(also.len())
             + 8 * (tables.len() as u64 + 1);
-        let read = host.get_indirect(
-            &keys.version_key,
-            &keys.entry_prefix,
-            &[UserKeys::entry_suffix(Kind::Cacheops, &hash)],
-            &also,
-            budget,
-        );
+        let read = if self.settings().cluster_hash_tags {
+            self.get_indirect_cluster(host, &keys, Kind::Cacheops, &hash, &also, budget)
+        } else {
+            host.get_indirect(
+                &keys.version_key,
+                &keys.entry_prefix,
+                &[UserKeys::entry_suffix(Kind::Cacheops, &hash)],
+                &also,
+                budget,
+            )
+        };
         let Some(found) = degrade(read.map(Some), || None)? else {
             return Ok(QueryResult {
                 value: None,

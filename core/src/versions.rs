@@ -243,7 +243,16 @@ impl<H: Host> Versions<'_, H> {
                 }
                 Some(_) => {}
             }
-            let fresh = self.fresh(floor_n + 1)?;
+            // On Redis Cluster the clock lives on another node than the
+            // version: a failover there may set it back, so a new version is
+            // also drawn above the one it replaces (versions of one namespace
+            // only grow). On one server the clock is always above it anyway.
+            let min = if self.layout.hash_tags() {
+                floor_n.max(parse(version.as_deref()).unwrap_or(0)) + 1
+            } else {
+                floor_n + 1
+            };
+            let fresh = self.fresh(min)?;
             if self.host.swap_if(
                 &keys.version_key,
                 version.as_deref(),

@@ -17,8 +17,8 @@ use crate::settings::Settings;
 use crate::single_flight::{Flights, Role, follow};
 use crate::stats::{StoreStats, StoreStatsSnapshot};
 use crate::store::{
-    AnswerName, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store, TtlReads,
-    recording,
+    AnswerName, ClusterOptions, ClusterStore, L1Options, L1Store, MemoryStore, RedisOptions,
+    RedisStore, Store, TtlReads, recording,
 };
 use crate::types::{Expiry, LockToken, Ttl};
 
@@ -135,7 +135,19 @@ impl CacheBuilder {
         self
     }
 
-    /// Use Redis at `url` (database 1 when the URL names none).
+    /// Use Redis Cluster with these options (the hash-tagged key layout
+    /// follows).
+    pub fn cluster(mut self, options: ClusterOptions) -> Self {
+        self.settings.redis_url = Some(options.url);
+        self.settings.pool_size = options.pool_size;
+        self.settings.connect_timeout = options.connect_timeout;
+        self.settings.socket_timeout = options.socket_timeout;
+        self.settings.cluster_wait_replicas = options.wait_replicas;
+        self
+    }
+
+    /// Use Redis at `url` (database 1 when the URL names none), or Redis
+    /// Cluster at a `redis+cluster://host:port,host:port/` URL.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.settings.redis_url = Some(url.into());
         self
@@ -275,7 +287,7 @@ impl CacheBuilder {
         } = self;
         settings.validate()?;
         let component_settings = component_settings(&settings).await?;
-        let feeds = Feeds(settings.redis_options());
+        let feeds = Feeds::for_settings(&settings)?;
         let (store, l1) = stores(&settings, store, &feeds)?;
         let (profiles, cached_profiles) =
             profile_source(&settings, &component_settings, profiles, flags, &feeds)?;
@@ -320,6 +332,18 @@ impl CacheBuilder {
 struct Feeds(Option<RedisOptions>);
 
 impl Feeds {
+    /// The feeds of the Redis the settings name. On Redis Cluster, pub/sub
+    /// messages reach every node: the first seed node carries them.
+    fn for_settings(settings: &Settings) -> Result<Feeds, CacheError> {
+        if let Some(options) = settings.cluster_options() {
+            let nodes = options
+                .node_urls()
+                .map_err(|e| CacheError::Config(e.to_string()))?;
+            return Ok(Feeds(nodes.into_iter().next().map(RedisOptions::new)));
+        }
+        Ok(Feeds(settings.redis_options()))
+    }
+
     fn on(&self, channel: String) -> Result<Option<ChangeFeed>, CacheError> {
         match &self.0 {
             Some(options) => {
@@ -348,12 +372,24 @@ fn stores(
     given: Option<GivenStore>,
     feeds: &Feeds,
 ) -> Result<StoreChain, CacheError> {
-    let store = match (given, settings.redis_options()) {
-        (Some(store), _) => store,
-        (None, Some(options)) => GivenStore::WithTtlReads(Arc::new(
+    let store = match (given, settings.redis_options(), settings.cluster_options()) {
+        (Some(store), _, _) => store,
+        (None, Some(options), _) => GivenStore::WithTtlReads(Arc::new(
             RedisStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?,
         )),
-        (None, None) => {
+        (None, None, Some(options)) => {
+            if settings.l1 {
+                return Err(CacheError::Config(
+                    "l1: the L1 is not available on Redis Cluster yet (its reads with \
+                     lifetimes are scripts over several slots): turn it off"
+                        .into(),
+                ));
+            }
+            GivenStore::Plain(Arc::new(
+                ClusterStore::new(&options).map_err(|e| CacheError::Config(e.to_string()))?,
+            ))
+        }
+        (None, None, None) => {
             GivenStore::WithTtlReads(Arc::new(MemoryStore::new(settings.memory_capacity)))
         }
     };
@@ -433,6 +469,10 @@ async fn component_settings(settings: &Settings) -> Result<ComponentSettings, Ca
     }
     if let Some(v) = settings.cluster_hash_tags {
         resolved.cluster_hash_tags = v;
+    }
+    if settings.is_cluster() {
+        // One user's keys must share a slot (validated: not turned off).
+        resolved.cluster_hash_tags = true;
     }
     if let Some(v) = settings.max_reply_bytes {
         resolved.max_reply_bytes = v;

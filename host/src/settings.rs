@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CacheError;
-use crate::store::{L1Options, RedisOptions};
+use crate::store::{ClusterOptions, L1Options, RedisOptions, is_cluster_url};
 
 /// Defaults of the settings the host owns.
 pub mod defaults {
@@ -52,6 +52,8 @@ pub mod defaults {
     pub const TASK_QUEUE_DB: u32 = 0;
     /// Processes expected to share one Redis with [`POOL_SIZE`] connections each.
     pub const PROCESSES: u32 = 1;
+    /// Replicas that must confirm a version write on Redis Cluster (`WAIT`).
+    pub const WAIT_REPLICAS: u32 = 1;
     /// The user id column of an application's profile table.
     pub const PROFILE_USER_COLUMN: &str = "user_id";
     /// The flag column of a profile table.
@@ -68,7 +70,9 @@ pub mod defaults {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Redis URL (`redis://[user:pass@]host[:port][/db]`, database 1 when it
-    /// names none); `None`: the embedded memory store.
+    /// names none), or a Redis Cluster
+    /// (`redis+cluster://[user:pass@]host:port,host:port/`, which turns on
+    /// the hash-tagged key layout); `None`: the embedded memory store.
     pub redis_url: Option<String>,
     /// PEM file of the certificate authority to trust for `rediss://`
     /// (`None`: the system's trust store).
@@ -125,6 +129,9 @@ pub struct Settings {
     /// The Redis database of the application's task queue: nscache never
     /// uses it, and `nscache doctor` fails when `redis_url` names it.
     pub task_queue_db: u32,
+    /// On Redis Cluster: replicas that must confirm every version write and
+    /// increment (`WAIT`) before it succeeds; 0: do not wait.
+    pub cluster_wait_replicas: u32,
     /// Processes expected to share the Redis (servers, workers), each with
     /// `pool_size` connections: `nscache doctor` compares the product with
     /// Redis' `maxclients`.
@@ -176,6 +183,7 @@ impl Default for Settings {
             l1_max_age: defaults::L1_MAX_AGE,
             max_idle_instances: defaults::MAX_IDLE_INSTANCES,
             task_queue_db: defaults::TASK_QUEUE_DB,
+            cluster_wait_replicas: defaults::WAIT_REPLICAS,
             processes: defaults::PROCESSES,
             compile_cache: crate::compile_cache::default_dir(),
             database_url: None,
@@ -229,7 +237,7 @@ pub const OPTIONS: &[SettingInfo] = &[
         "redis-url",
         "REDIS_URL",
         "URL",
-        "Redis URL, e.g. redis://127.0.0.1:6379/1 (database 1 when none is given); unset: the embedded memory store",
+        "Redis URL, e.g. redis://127.0.0.1:6379/1 (database 1 when none is given), or redis+cluster://host:port,host:port/ for Redis Cluster; unset: the embedded memory store",
         secret
     ),
     setting!(
@@ -315,6 +323,12 @@ pub const OPTIONS: &[SettingInfo] = &[
         "NSCACHE_CLUSTER_HASH_TAGS",
         "BOOL",
         "Wrap user ids in Redis Cluster hash tags [default: the component's]"
+    ),
+    setting!(
+        "cluster-wait-replicas",
+        "NSCACHE_CLUSTER_WAIT_REPLICAS",
+        "N",
+        "Redis Cluster: replicas that must confirm every version write (WAIT); 0: none [default: 1]"
     ),
     setting!(
         "max-reply-bytes",
@@ -493,6 +507,7 @@ impl Settings {
                 "max-idle-instances" => s.max_idle_instances = parse_number(value)?,
                 "task-queue-db" => s.task_queue_db = parse_number(value)?,
                 "processes" => s.processes = parse_number(value)?,
+                "cluster-wait-replicas" => s.cluster_wait_replicas = parse_number(value)?,
                 "compile-cache" => {
                     s.compile_cache = match value {
                         "" | "off" => None,
@@ -535,6 +550,24 @@ impl Settings {
             "pool-size" if !(1..=10_000).contains(&self.pool_size) => {
                 Err("must be 1 to 10000".into())
             }
+            "redis-url" | "cluster-hash-tags" => match self.cluster_options() {
+                Some(options) => {
+                    options.node_urls().map_err(|e| e.to_string())?;
+                    if self.cluster_hash_tags == Some(false) {
+                        return Err("Redis Cluster needs the hash-tagged key layout: \
+                                    leave cluster-hash-tags unset (or true) with a \
+                                    redis+cluster:// URL"
+                            .into());
+                    }
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+            "redis-ca-cert" | "redis-client-cert" | "redis-client-key"
+                if self.is_cluster() && self.redis_tls().is_set() =>
+            {
+                Err("TLS files are not supported with redis+cluster:// URLs yet".into())
+            }
             "connect-timeout" => positive(self.connect_timeout),
             "socket-timeout" => positive(self.socket_timeout),
             "l1-max-age" => positive(self.l1_max_age),
@@ -567,15 +600,38 @@ impl Settings {
         }
     }
 
-    /// How to reach Redis, when a URL is set.
+    /// True when `redis_url` names a Redis Cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        self.redis_url.as_deref().is_some_and(is_cluster_url)
+    }
+
+    /// How to reach Redis Cluster, when the URL names one.
+    pub fn cluster_options(&self) -> Option<ClusterOptions> {
+        self.redis_url
+            .as_ref()
+            .filter(|url| is_cluster_url(url))
+            .map(|url| ClusterOptions {
+                url: url.clone(),
+                pool_size: self.pool_size,
+                connect_timeout: self.connect_timeout,
+                socket_timeout: self.socket_timeout,
+                wait_replicas: self.cluster_wait_replicas,
+            })
+    }
+
+    /// How to reach Redis, when a URL of one server is set (not a cluster:
+    /// [`Settings::cluster_options`]).
     pub fn redis_options(&self) -> Option<RedisOptions> {
-        self.redis_url.as_ref().map(|url| RedisOptions {
-            url: url.clone(),
-            pool_size: self.pool_size,
-            connect_timeout: self.connect_timeout,
-            socket_timeout: self.socket_timeout,
-            tls: self.redis_tls(),
-        })
+        self.redis_url
+            .as_ref()
+            .filter(|url| !is_cluster_url(url))
+            .map(|url| RedisOptions {
+                url: url.clone(),
+                pool_size: self.pool_size,
+                connect_timeout: self.connect_timeout,
+                socket_timeout: self.socket_timeout,
+                tls: self.redis_tls(),
+            })
     }
 
     /// The TLS files for `rediss://`.
@@ -588,10 +644,11 @@ impl Settings {
     }
 
     /// The Redis database `redis_url` selects (1 when it names none), when
-    /// a URL is set.
+    /// a URL of one server is set (Redis Cluster has no databases: `None`).
     pub fn redis_database(&self) -> Option<u32> {
         self.redis_url
             .as_deref()
+            .filter(|url| !is_cluster_url(url))
             .map(crate::store::redis_database_number)
     }
 

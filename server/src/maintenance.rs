@@ -19,7 +19,7 @@ use nscache_core::Kind;
 use nscache_core::layout::{KeyClass, Layout};
 use redis::aio::MultiplexedConnection;
 
-use crate::doctor::{RedisError, connect_redis, layout};
+use crate::doctor::{RedisError, cluster_primaries, connect_redis, layout};
 
 /// What `flush` removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +74,14 @@ pub struct FlushSurvey {
     pub counters: Vec<(String, String)>,
 }
 
-/// A maintenance connection to nscache's database.
+/// Maintenance connections to nscache's database: one, or on Redis
+/// Cluster one to each primary (SCAN runs on each; no FLUSHDB anywhere).
 pub struct Maintenance {
-    conn: MultiplexedConnection,
+    nodes: Vec<MultiplexedConnection>,
     layout: Layout,
     db: u32,
+    /// On a cluster, keys of different slots are never sent in one command.
+    cluster: bool,
 }
 
 impl std::fmt::Debug for Maintenance {
@@ -92,6 +95,20 @@ impl Maintenance {
     /// defaults filled in, [`nscache::Cache::resolved_settings`]). Refused
     /// without a Redis URL, and on the task queue's database.
     pub async fn connect(resolved: &Settings) -> Result<Maintenance, MaintenanceError> {
+        if let Some(options) = resolved.cluster_options() {
+            let primaries = cluster_primaries(&options, resolved.socket_timeout).await?;
+            if primaries.is_empty() {
+                return Err(MaintenanceError::Refused(
+                    "the cluster lists no primary".into(),
+                ));
+            }
+            return Ok(Maintenance {
+                nodes: primaries.into_iter().map(|(_, conn)| conn).collect(),
+                layout: layout(resolved),
+                db: 0,
+                cluster: true,
+            });
+        }
         let (Some(url), Some(db)) = (&resolved.redis_url, resolved.redis_database()) else {
             return Err(MaintenanceError::Refused(
                 "needs Redis (REDIS_URL): the embedded store lives only in its own process".into(),
@@ -104,39 +121,59 @@ impl Maintenance {
         }
         let conn = connect_redis(url, &resolved.redis_tls(), db, resolved.socket_timeout).await?;
         Ok(Maintenance {
-            conn,
+            nodes: vec![conn],
             layout: layout(resolved),
             db,
+            cluster: false,
         })
     }
 
-    /// The database it works on.
+    /// How many servers it works on (the primaries of a cluster).
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Where it works, for messages: `database 1`, or `the cluster (3
+    /// primaries)`.
+    pub fn place(&self) -> String {
+        if self.cluster {
+            format!("the cluster ({} primaries)", self.nodes.len())
+        } else {
+            format!("database {}", self.db)
+        }
+    }
+
+    /// The database it works on (0 on a cluster, which has no others).
     pub fn database(&self) -> u32 {
         self.db
     }
 
-    /// SCAN `pattern`, calling `page` with each page's keys.
+    /// SCAN `pattern` on every node, calling `page` with each page's keys
+    /// and the connection to the node that holds them.
     async fn scan(
         &mut self,
         pattern: &str,
         mut page: impl AsyncPage,
     ) -> Result<(), MaintenanceError> {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.conn)
-                .await?;
-            page.page(&mut self.conn, keys).await?;
-            if next == 0 {
-                return Ok(());
+        for conn in &mut self.nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(conn)
+                    .await?;
+                page.page(conn, keys).await?;
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
+        Ok(())
     }
 
     fn patterns(&self, scope: FlushScope) -> Vec<String> {
@@ -157,29 +194,13 @@ impl Maintenance {
         let mut survey = FlushSurvey::default();
         for pattern in self.patterns(scope) {
             let layout = self.layout.clone();
-            let mut found = Vec::new();
             self.scan(
                 &pattern,
-                Collect(&mut found, |k: &str| {
+                Survey(&mut survey, |k: &str| {
                     layout.classify(k).filter(|c| scope.removes(c))
                 }),
             )
             .await?;
-            for (key, class) in found {
-                survey.keys += 1;
-                if let KeyClass::Global(app) = class {
-                    let value: Option<Vec<u8>> = redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut self.conn)
-                        .await?;
-                    if let Some(v) = value
-                        && let Ok(text) = std::str::from_utf8(&v)
-                        && text.parse::<i64>().is_ok()
-                    {
-                        survey.counters.push((app, text.to_owned()));
-                    }
-                }
-            }
         }
         survey.counters.sort();
         Ok(survey)
@@ -190,9 +211,10 @@ impl Maintenance {
         let mut removed = 0;
         for pattern in self.patterns(scope) {
             let layout = self.layout.clone();
+            let cluster = self.cluster;
             self.scan(
                 &pattern,
-                Unlink(&mut removed, |k: &str| {
+                Unlink(&mut removed, cluster, |k: &str| {
                     layout.classify(k).is_some_and(|c| scope.removes(&c))
                 }),
             )
@@ -213,16 +235,28 @@ impl Maintenance {
         let mut removed = 0;
         let pattern = keys.scan_pattern();
         let owner = user.to_owned();
-        self.scan(&pattern, Unlink(&mut removed, |k: &str| {
+        let cluster = self.cluster;
+        self.scan(&pattern, Unlink(&mut removed, cluster, |k: &str| {
             matches!(layout.classify(k),
                 Some(KeyClass::Entry(e)) if e.user == owner)
                 || matches!(layout.classify(k), Some(KeyClass::Counter { user, .. }) if user == owner)
         }))
         .await?;
-        let version: u64 = redis::cmd("UNLINK")
-            .arg(&keys.version_key)
-            .query_async(&mut self.conn)
+        let version_key = keys.version_key.clone();
+        let mut version = 0;
+        if self.cluster {
+            // On the primary that holds it (the others hold no such key).
+            self.scan(
+                &nscache_core::layout::glob_escape(&version_key),
+                Unlink(&mut version, true, |k: &str| k == version_key),
+            )
             .await?;
+        } else {
+            version = redis::cmd("UNLINK")
+                .arg(&version_key)
+                .query_async(&mut self.nodes[0])
+                .await?;
+        }
         Ok(removed + version)
     }
 }
@@ -236,26 +270,38 @@ trait AsyncPage {
     ) -> Result<(), MaintenanceError>;
 }
 
-/// Keep the keys `pick` classifies.
-struct Collect<'a, F>(&'a mut Vec<(String, KeyClass)>, F);
+/// Count the keys `pick` classifies, reading the global counters' values.
+struct Survey<'a, F>(&'a mut FlushSurvey, F);
 
-impl<F: FnMut(&str) -> Option<KeyClass>> AsyncPage for Collect<'_, F> {
+impl<F: FnMut(&str) -> Option<KeyClass>> AsyncPage for Survey<'_, F> {
     async fn page(
         &mut self,
-        _conn: &mut MultiplexedConnection,
+        conn: &mut MultiplexedConnection,
         keys: Vec<String>,
     ) -> Result<(), MaintenanceError> {
         for key in keys {
-            if let Some(class) = (self.1)(&key) {
-                self.0.push((key, class));
+            let Some(class) = (self.1)(&key) else {
+                continue;
+            };
+            self.0.keys += 1;
+            if let KeyClass::Global(app) = class {
+                let value: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(conn).await?;
+                if let Some(v) = value
+                    && let Ok(text) = std::str::from_utf8(&v)
+                    && text.parse::<i64>().is_ok()
+                {
+                    self.0.counters.push((app, text.to_owned()));
+                }
             }
         }
         Ok(())
     }
 }
 
-/// UNLINK the keys `pick` accepts, counting them.
-struct Unlink<'a, F>(&'a mut u64, F);
+/// UNLINK the keys `pick` accepts, counting them: one command per page, or
+/// on a cluster (where one command takes keys of one slot only) one per key,
+/// pipelined.
+struct Unlink<'a, F>(&'a mut u64, bool, F);
 
 impl<F: FnMut(&str) -> bool> AsyncPage for Unlink<'_, F> {
     async fn page(
@@ -263,8 +309,18 @@ impl<F: FnMut(&str) -> bool> AsyncPage for Unlink<'_, F> {
         conn: &mut MultiplexedConnection,
         keys: Vec<String>,
     ) -> Result<(), MaintenanceError> {
-        let doomed: Vec<String> = keys.into_iter().filter(|k| (self.1)(k)).collect();
-        if !doomed.is_empty() {
+        let doomed: Vec<String> = keys.into_iter().filter(|k| (self.2)(k)).collect();
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        if self.1 {
+            let mut pipe = redis::pipe();
+            for key in &doomed {
+                pipe.cmd("UNLINK").arg(key);
+            }
+            let counts: Vec<u64> = pipe.query_async(conn).await?;
+            *self.0 += counts.iter().sum::<u64>();
+        } else {
             let n: u64 = redis::cmd("UNLINK").arg(&doomed).query_async(conn).await?;
             *self.0 += n;
         }

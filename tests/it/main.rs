@@ -1,6 +1,7 @@
 //! Integration tests of nscache, through the cache component, against a real
 //! Redis (database 15, unique prefixes) and the embedded memory store.
 
+mod cluster;
 mod concurrency;
 mod conformance;
 mod connections;

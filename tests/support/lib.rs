@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod browser;
+pub mod cluster;
 pub mod linearizable;
 pub mod openapi;
 pub mod proxy;
@@ -52,6 +53,9 @@ pub enum Backend {
     Redis,
     /// The shared test Redis behind an in-process L1.
     RedisL1,
+    /// The shared test Redis Cluster (3 masters, 1 replica each; started
+    /// once per test binary).
+    Cluster,
 }
 
 impl Backend {
@@ -71,6 +75,12 @@ impl Backend {
                 } else {
                     builder
                 }
+            }
+            Backend::Cluster => {
+                let mut options =
+                    nscache::store::ClusterOptions::new(cluster::RedisCluster::shared().url());
+                options.pool_size = 2;
+                builder.cluster(options)
             }
         }
     }
@@ -110,6 +120,14 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::Backend::RedisL1).await
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Cluster).await
                 }
             )*
         }

@@ -6,6 +6,8 @@
 //! - [`RedisStore`]: Redis through redis-rs connection managers (cheap clones
 //!   that reconnect by themselves); multi-key steps are server-side scripts or
 //!   atomic pipelines. Implements [`TtlReads`].
+//! - [`ClusterStore`]: Redis Cluster (`redis+cluster://…`), the same
+//!   primitives per hash slot, version writes confirmed by a replica (`WAIT`).
 //! - [`MemoryStore`]: the embedded default, bounded and TTL-aware, for running
 //!   without services. Implements [`TtlReads`].
 //! - [`L1Store`]: an in-process cache in front of another store (Redis),
@@ -20,6 +22,7 @@
 //! to this contract (`tests/it/store_conformance/`): a new backend is its
 //! own file here and one line in that suite.
 
+mod cluster;
 mod l1;
 mod memory;
 pub(crate) mod redis;
@@ -31,6 +34,9 @@ use async_trait::async_trait;
 
 use crate::types::Ttl;
 
+pub use self::cluster::{
+    CLUSTER_SCHEME, ClusterOptions, ClusterStore, cluster_primaries, is_cluster_url,
+};
 pub(crate) use self::l1::{AnswerName, recording};
 pub use self::l1::{L1Options, L1Store};
 pub use self::memory::MemoryStore;

@@ -169,15 +169,15 @@ pub(crate) fn database_number(url: &str) -> u32 {
 /// atomically on the server; redis-rs sends `EVALSHA` and loads the script on
 /// `NOSCRIPT`.
 #[derive(Debug)]
-struct Scripts {
-    increment: Script,
-    swap_if: Script,
-    delete_if: Script,
+pub(super) struct Scripts {
+    pub(super) increment: Script,
+    pub(super) swap_if: Script,
+    pub(super) delete_if: Script,
     get_indirect: Script,
     get_indirect_ttl: Script,
     get_many_ttl: Script,
-    get_many_bounded: Script,
-    put_counted: Script,
+    pub(super) get_many_bounded: Script,
+    pub(super) put_counted: Script,
 }
 
 /// Lua that counts the bytes of the values at the keys in `KEYS` (from
@@ -218,7 +218,7 @@ macro_rules! indirect_keys {
 }
 
 impl Scripts {
-    fn new() -> Scripts {
+    pub(super) fn new() -> Scripts {
         Scripts {
             // Django's incr: never creates the key; INCRBY keeps the expiry.
             // Answers the value found, from which the caller computes the
@@ -375,7 +375,7 @@ pub(crate) fn login_refused(err: &redis::RedisError) -> bool {
         || err.detail().is_some_and(auth)
 }
 
-fn store_err(err: redis::RedisError) -> StoreError {
+pub(super) fn store_err(err: redis::RedisError) -> StoreError {
     if login_refused(&err) {
         return StoreError::Unavailable(err.to_string());
     }
@@ -387,6 +387,9 @@ fn store_err(err: redis::RedisError) -> StoreError {
         // Credentials refused or revoked (wrong password, ACL user deleted or
         // disabled): for the cache, Redis is out of reach until they work.
         || err.kind() == redis::ErrorKind::AuthenticationFailed
+        // Redis Cluster moving slots or failing over (MOVED, ASK, TRYAGAIN,
+        // CLUSTERDOWN), once redirects are spent: as while a server is down.
+        || err.is_cluster_error()
     {
         return StoreError::Unavailable(err.to_string());
     }
@@ -420,7 +423,7 @@ fn store_err(err: redis::RedisError) -> StoreError {
 
 /// The sum `INCRBY` stored, from the value it found: Redis took that value
 /// for an integer and found no overflow, so neither fails here.
-fn incremented(before: &[u8], delta: i64) -> Result<i64, StoreError> {
+pub(super) fn incremented(before: &[u8], delta: i64) -> Result<i64, StoreError> {
     std::str::from_utf8(before)
         .ok()
         .and_then(|text| text.parse::<i64>().ok())
@@ -435,7 +438,7 @@ fn incremented(before: &[u8], delta: i64) -> Result<i64, StoreError> {
 /// on the reply (one round trip, no script: at most this many values in
 /// flight, each no larger than the component lets a write make it); beyond
 /// it, a script checks the sizes in Redis before any value is sent.
-const MGET_THEN_CHECK: usize = 8;
+pub(super) const MGET_THEN_CHECK: usize = 8;
 
 /// The longest lifetime given to Redis, in milliseconds: some 146 million
 /// years. Redis refuses a TTL past `i64::MAX` ms, or one that ends past
@@ -444,12 +447,12 @@ const MGET_THEN_CHECK: usize = 8;
 const LONGEST_TTL_MS: u64 = i64::MAX as u64 / 2;
 
 /// A TTL of `ms` milliseconds as Redis takes it (`PX`, `PEXPIRE`).
-fn lifetime(ms: u64) -> u64 {
+pub(super) fn lifetime(ms: u64) -> u64 {
     ms.min(LONGEST_TTL_MS)
 }
 
 /// What a `PTTL` reply says of a key's life.
-fn key_ttl(ms: i64) -> Result<Ttl, StoreError> {
+pub(super) fn key_ttl(ms: i64) -> Result<Ttl, StoreError> {
     match ms {
         -2 => Ok(Ttl::Missing),
         -1 => Ok(Ttl::Forever),
@@ -472,11 +475,11 @@ fn ttl_list(value: Value, what: &str) -> Result<Vec<Ttl>, StoreError> {
     }
 }
 
-fn unexpected(what: &str, value: &Value) -> StoreError {
+pub(super) fn unexpected(what: &str, value: &Value) -> StoreError {
     StoreError::Other(format!("unexpected reply to {what}: {value:?}"))
 }
 
-fn bytes(value: Value, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
+pub(super) fn bytes(value: Value, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
     match value {
         Value::Nil => Ok(None),
         Value::BulkString(b) => Ok(Some(b)),
@@ -486,7 +489,7 @@ fn bytes(value: Value, what: &str) -> Result<Option<Vec<u8>>, StoreError> {
     }
 }
 
-fn bytes_list(value: Value, what: &str) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+pub(super) fn bytes_list(value: Value, what: &str) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
     match value {
         Value::Array(items) => items.into_iter().map(|v| bytes(v, what)).collect(),
         Value::Nil => Ok(Vec::new()),

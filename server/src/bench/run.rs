@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 
 use super::{BenchOptions, Machine, Report, Row, plot};
-use nscache::store::{L1Options, RedisOptions, RedisStore, Store};
+use nscache::store::{
+    ClusterOptions, ClusterStore, L1Options, RedisOptions, RedisStore, Store, is_cluster_url,
+};
 use nscache::{Cache, CacheError, Expiry, Keyspace};
 
 /// Why a run failed.
@@ -29,11 +32,103 @@ pub enum BenchError {
     Io(String, std::io::Error),
 }
 
-/// The three implementations, on one Redis.
+/// The raw redis-rs baseline: one server, or a cluster.
+enum Raw {
+    One(RedisStore),
+    Cluster(ClusterStore),
+}
+
+/// A raw connection of either kind.
+#[derive(Clone)]
+enum RawConn {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for RawConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            RawConn::One(c) => c.req_packed_command(cmd),
+            RawConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            RawConn::One(c) => c.req_packed_commands(cmd, offset, count),
+            RawConn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RawConn::One(c) => c.get_db(),
+            RawConn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Raw {
+    fn connection(&self) -> RawConn {
+        match self {
+            Raw::One(store) => RawConn::One(store.connection()),
+            Raw::Cluster(store) => RawConn::Cluster(store.connection()),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Raw::One(store) => store,
+            Raw::Cluster(store) => store,
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Raw::One(store) => store.url(),
+            Raw::Cluster(store) => store.url(),
+        }
+    }
+
+    /// The text of `INFO section` from every server (each primary of a
+    /// cluster).
+    async fn info(&self, section: &str) -> Result<Vec<String>, BenchError> {
+        match self {
+            Raw::One(store) => Ok(vec![
+                redis::cmd("INFO")
+                    .arg(section)
+                    .query_async(&mut store.connection())
+                    .await?,
+            ]),
+            Raw::Cluster(store) => {
+                let mut out = Vec::new();
+                for address in store.primaries().await.map_err(failed)? {
+                    let mut cmd = redis::cmd("INFO");
+                    cmd.arg(section);
+                    let value = store.on_node(&address, cmd).await.map_err(failed)?;
+                    out.push(redis::from_redis_value(value).map_err(failed)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The three implementations, on one Redis (two on a cluster: no L1 there).
 struct Setup {
-    raw: RedisStore,
+    raw: Raw,
     nscache: Cache,
-    l1: Cache,
+    l1: Option<Cache>,
+    /// A user id as the layout writes it (in a hash tag on a cluster).
+    tag: fn(&str) -> String,
     prefix: String,
     root: String,
     /// The storage key of each Zipf user's entry (for raw-redis), when that
@@ -41,7 +136,7 @@ struct Setup {
     zipf_keys: Vec<String>,
 }
 
-fn raw_conn(setup: &Setup) -> ConnectionManager {
+fn raw_conn(setup: &Setup) -> RawConn {
     setup.raw.connection()
 }
 
@@ -123,6 +218,10 @@ where
         p99_us: pct(0.99),
         ops: all.len() as u64 + warm,
     })
+}
+
+fn failed(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Failed(e.to_string())
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -244,10 +343,14 @@ async fn cell(
         warmup: o.warmup,
         duration: o.duration,
     };
-    let cache = if imp == "nscache-l1" {
-        setup.l1.clone()
-    } else {
-        setup.nscache.clone()
+    let cache = match (&setup.l1, imp) {
+        (Some(l1), "nscache-l1") => l1.clone(),
+        (None, "nscache-l1") => {
+            return Err(BenchError::Failed(
+                "no L1 on Redis Cluster: --impl raw-redis,nscache".into(),
+            ));
+        }
+        _ => setup.nscache.clone(),
     };
     let prefix = setup.prefix.clone();
     match (scenario, imp == "raw-redis") {
@@ -304,7 +407,11 @@ async fn cell(
                 .version_of("bench-user")
                 .await?
                 .ok_or_else(|| BenchError::Failed("bench-user has no namespace".into()))?;
-            let key = format!("{}:bench-user:v{version}:data:hit", setup.root);
+            let key = format!(
+                "{}:{}:v{version}:data:hit",
+                setup.root,
+                (setup.tag)("bench-user")
+            );
             cell.raw(move |_, _| get_command(&key)).await
         }
         ("namespaced-get-zipf", true) => {
@@ -443,27 +550,51 @@ async fn fill(cache: &Cache, user: &str, n: u64) -> Result<(), BenchError> {
     Ok(())
 }
 
-async fn scan_del(conn: &mut ConnectionManager, pattern: &str) -> Result<u64, BenchError> {
-    let mut cursor: u64 = 0;
+/// django-redis' `delete_pattern`: SCAN + UNLINK per page (on a cluster:
+/// SCAN of each primary, each page's UNLINK split per slot by redis-rs).
+async fn scan_del(raw: &Raw, pattern: &str) -> Result<u64, BenchError> {
     let mut deleted = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        if !keys.is_empty() {
-            let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(conn).await?;
-            deleted += n;
+    let nodes: Vec<Option<String>> = match raw {
+        Raw::One(_) => vec![None],
+        Raw::Cluster(store) => store
+            .primaries()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+    let mut conn = raw.connection();
+    for node in nodes {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = match (&node, raw) {
+                (Some(address), Raw::Cluster(store)) => {
+                    redis::from_redis_value(store.on_node(address, scan).await.map_err(failed)?)
+                        .map_err(failed)?
+                }
+                _ => scan.query_async(&mut conn).await?,
+            };
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        if next == 0 {
-            return Ok(deleted);
-        }
-        cursor = next;
     }
+    Ok(deleted)
 }
 
 async fn invalidation_rows(
@@ -511,8 +642,8 @@ async fn invalidation_rows(
         let _ = progress.flush();
         let t0 = Instant::now();
         let deleted = scan_del(
-            &mut setup.raw.connection(),
-            &format!("{}:{user}:*", setup.root),
+            &setup.raw,
+            &format!("{}:{}:*", setup.root, (setup.tag)(&user)),
         )
         .await?;
         let us = t0.elapsed().as_secs_f64() * 1e6;
@@ -545,18 +676,35 @@ async fn setup(options: &BenchOptions) -> Result<Arc<Setup>, BenchError> {
         format!("benchp{}x{stamp}", std::process::id()),
         format!("benchns{}x{stamp}", std::process::id()),
     );
-    let mut redis = RedisOptions::new(options.redis_url.clone());
-    redis.pool_size = options.pool_size;
+    let cluster = is_cluster_url(&options.redis_url);
+    let raw = if cluster {
+        let mut o = ClusterOptions::new(options.redis_url.clone());
+        o.pool_size = options.pool_size;
+        Raw::Cluster(ClusterStore::new(&o).map_err(|e| BenchError::Failed(e.to_string()))?)
+    } else {
+        let mut o = RedisOptions::new(options.redis_url.clone());
+        o.pool_size = options.pool_size;
+        Raw::One(RedisStore::new(&o).map_err(|e| BenchError::Failed(e.to_string()))?)
+    };
+    let base = nscache::Settings {
+        redis_url: Some(options.redis_url.clone()),
+        pool_size: options.pool_size,
+        ..nscache::Settings::default()
+    };
     let builder = || {
         Cache::builder()
-            .redis(redis.clone())
+            .settings(base.clone())
             .key_prefix(&prefix)
             .namespace_root(&root)
     };
     let nscache = builder().build().await?;
-    let l1 = builder().l1(L1Options::default()).build().await?;
-    let raw = RedisStore::new(&redis).map_err(|e| BenchError::Failed(e.to_string()))?;
-    raw.ping()
+    let l1 = if cluster {
+        None
+    } else {
+        Some(builder().l1(L1Options::default()).build().await?)
+    };
+    raw.store()
+        .ping()
         .await
         .map_err(|e| BenchError::Failed(format!("Redis at {}: {e}", raw.url())))?;
     tokio::time::sleep(Duration::from_millis(200)).await; // the L1's subscription comes up
@@ -567,8 +715,13 @@ async fn setup(options: &BenchOptions) -> Result<Arc<Setup>, BenchError> {
         .user("bench-user")
         .set("hit", VALUE, Expiry::Never)
         .await?;
+    let tag: fn(&str) -> String = if cluster {
+        |user| format!("{{{user}}}")
+    } else {
+        |user| user.to_owned()
+    };
     let zipf_keys = if options.selects("namespaced-get-zipf") {
-        zipf_users(&nscache, &root).await?
+        zipf_users(&nscache, &root, tag).await?
     } else {
         Vec::new()
     };
@@ -576,6 +729,7 @@ async fn setup(options: &BenchOptions) -> Result<Arc<Setup>, BenchError> {
         raw,
         nscache,
         l1,
+        tag,
         prefix,
         root,
         zipf_keys,
@@ -583,7 +737,11 @@ async fn setup(options: &BenchOptions) -> Result<Arc<Setup>, BenchError> {
 }
 
 /// Give each Zipf user an entry; their storage keys, in order.
-async fn zipf_users(cache: &Cache, root: &str) -> Result<Vec<String>, BenchError> {
+async fn zipf_users(
+    cache: &Cache,
+    root: &str,
+    tag: fn(&str) -> String,
+) -> Result<Vec<String>, BenchError> {
     let tasks: Vec<_> = (0..16)
         .map(|t| {
             let cache = cache.clone();
@@ -607,7 +765,7 @@ async fn zipf_users(cache: &Cache, root: &str) -> Result<Vec<String>, BenchError
         for (n, version) in versions {
             let version =
                 version.ok_or_else(|| BenchError::Failed(format!("zipf{n} has no namespace")))?;
-            keys[n] = format!("{root}:zipf{n}:v{version}:data:hit");
+            keys[n] = format!("{root}:{}:v{version}:data:hit", tag(&format!("zipf{n}")));
         }
     }
     Ok(keys)
@@ -617,12 +775,9 @@ async fn zipf_users(cache: &Cache, root: &str) -> Result<Vec<String>, BenchError
 async fn command_stats(
     setup: &Setup,
 ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, BenchError> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut setup.raw.connection())
-        .await?;
+    let infos = setup.raw.info("commandstats").await?;
     let mut stats = std::collections::BTreeMap::new();
-    for line in info.lines() {
+    for line in infos.iter().flat_map(|info| info.lines()) {
         let Some((name, fields)) = line
             .strip_prefix("cmdstat_")
             .and_then(|l| l.split_once(':'))
@@ -636,7 +791,10 @@ async fn command_stats(
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        stats.insert(name.to_owned(), (field("calls"), field("usec")));
+        // Summed over a cluster's primaries.
+        let entry = stats.entry(name.to_owned()).or_insert((0, 0));
+        entry.0 += field("calls");
+        entry.1 += field("usec");
     }
     Ok(stats)
 }
@@ -692,6 +850,8 @@ async fn op_rows(
         .filter(|i| {
             options.implementations.is_empty() || options.implementations.iter().any(|o| o == i)
         })
+        // No L1 on a cluster.
+        .filter(|&i| i != "nscache-l1" || setup.l1.is_some())
         .collect();
     let total = scenarios.len() * options.concurrency.len() * implementations.len();
     let mut rows = Vec::new();
@@ -704,10 +864,9 @@ async fn op_rows(
                     rows.len() + 1
                 );
                 let _ = progress.flush();
-                let cache = if imp == "nscache-l1" {
-                    &setup.l1
-                } else {
-                    &setup.nscache
+                let cache = match (&setup.l1, imp) {
+                    (Some(l1), "nscache-l1") => l1,
+                    _ => &setup.nscache,
                 };
                 let (redis_before, reads_before) =
                     (command_stats(setup).await?, cache.store_stats());
@@ -739,10 +898,7 @@ async fn op_rows(
 
 /// What the results were measured on.
 async fn machine(setup: &Setup, options: &BenchOptions) -> Result<Machine, BenchError> {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut setup.raw.connection())
-        .await?;
+    let info = setup.raw.info("server").await?.join("\n");
     let redis_version = info
         .lines()
         .find_map(|l| l.strip_prefix("redis_version:"))
@@ -789,9 +945,8 @@ pub async fn run(options: BenchOptions, progress: &mut impl Write) -> Result<Rep
         progress,
         "\r  cleaning up...                                              "
     );
-    let mut conn = setup.raw.connection();
-    scan_del(&mut conn, &format!("{}:*", setup.prefix)).await?;
-    scan_del(&mut conn, &format!("{}*", setup.root)).await?;
+    scan_del(&setup.raw, &format!("{}:*", setup.prefix)).await?;
+    scan_del(&setup.raw, &format!("{}*", setup.root)).await?;
     let report = Report {
         machine: machine(&setup, &options).await?,
         rows,

@@ -159,12 +159,13 @@ pub async fn flush(cli: &Cli, args: &FlushArgs, out: &mut impl Write) -> Result<
     let resolved = cache.resolved_settings();
     let mut maintenance = Maintenance::connect(&resolved).await?;
     let db = maintenance.database();
+    let place = maintenance.place();
     if args.all_namespaces {
         confirm(
             out,
             db,
             &format!(
-                "Invalidate every namespace in database {db} (O(1); old entries expire by their TTL)."
+                "Invalidate every namespace in {place} (O(1); old entries expire by their TTL)."
             ),
             args.yes,
         )?;
@@ -206,13 +207,13 @@ pub async fn flush(cli: &Cli, args: &FlushArgs, out: &mut impl Write) -> Result<
     confirm(
         out,
         db,
-        &format!("Remove {} keys ({what}) from database {db}.", survey.keys),
+        &format!("Remove {} keys ({what}) from {place}.", survey.keys),
         args.yes,
     )?;
     let removed = maintenance.flush(scope).await?;
     write_line(
         out,
-        &format!("removed {removed} keys ({what}) from database {db}"),
+        &format!("removed {removed} keys ({what}) from {place}"),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -229,9 +230,9 @@ pub async fn purge(cli: &Cli, args: &PurgeArgs, out: &mut impl Write) -> Result<
     write_line(
         out,
         &format!(
-            "removed {removed} keys of user {:?} (every version) from database {}",
+            "removed {removed} keys of user {:?} (every version) from {}",
             args.user,
-            maintenance.database()
+            maintenance.place()
         ),
     )?;
     Ok(ExitCode::SUCCESS)

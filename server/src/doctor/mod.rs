@@ -32,7 +32,7 @@ use nscache::{Cache, Settings};
 use nscache_core::Layout;
 use serde::{Deserialize, Serialize};
 
-pub use self::redis_checks::{RedisError, connect_redis};
+pub use self::redis_checks::{RedisError, cluster_primaries, connect_redis};
 
 /// The global key (application key; the layout adds the prefix) where
 /// [`record`] keeps the last run.

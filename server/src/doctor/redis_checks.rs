@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use nscache::Settings;
+use nscache::store::ClusterOptions;
 use nscache_core::layout::{KeyClass, Layout};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
@@ -132,6 +133,9 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
             out.push(Check::skip(id, why).scanning());
         }
     };
+    if let Some(options) = settings.cluster_options() {
+        return run_cluster(settings, &options, layout, scan, out).await;
+    }
     let (Some(url), Some(db)) = (&settings.redis_url, settings.redis_database()) else {
         out.push(Check::warn(
             "redis.reachable",
@@ -156,7 +160,30 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
             return;
         }
     };
-    let info: String = match redis::cmd("INFO").query_async(&mut conn).await {
+    node_checks(&mut conn, settings, &shown, Some(db), layout, scan, out).await;
+}
+
+/// The checks of one server (`db`: its database; `None` on a cluster node,
+/// which has none), after connecting to it.
+async fn node_checks(
+    conn: &mut MultiplexedConnection,
+    settings: &Settings,
+    shown: &str,
+    db: Option<u32>,
+    layout: &Layout,
+    scan: bool,
+    out: &mut Vec<Check>,
+) {
+    let shown = shown.to_owned();
+    let skip_rest = |out: &mut Vec<Check>, from: usize, why: &str| {
+        for id in &REDIS_IDS[from..] {
+            out.push(Check::skip(id, why));
+        }
+        for id in KEY_IDS {
+            out.push(Check::skip(id, why).scanning());
+        }
+    };
+    let info: String = match redis::cmd("INFO").query_async(conn).await {
         Ok(info) => info,
         Err(e) => {
             out.push(Check::fail(
@@ -172,7 +199,10 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
     let get = |k: &str| info.get(k).map(String::as_str).unwrap_or("");
     out.push(Check::ok(
         "redis.reachable",
-        format!("{shown} answers (database {db})"),
+        match db {
+            Some(db) => format!("{shown} answers (database {db})"),
+            None => format!("{shown} answers"),
+        },
     ));
     let mut facts = Facts::default();
 
@@ -200,7 +230,7 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
     let config: Result<Vec<String>, redis::RedisError> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("save")
-        .query_async(&mut conn)
+        .query_async(conn)
         .await;
     let save_schedule = match &config {
         Ok(pairs) => {
@@ -323,7 +353,7 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
     let mut ping_error = None;
     for _ in 0..100 {
         let t0 = Instant::now();
-        match redis::cmd("PING").query_async::<String>(&mut conn).await {
+        match redis::cmd("PING").query_async::<String>(conn).await {
             Ok(_) => times.push(t0.elapsed()),
             Err(e) => {
                 ping_error = Some(e.to_string());
@@ -346,12 +376,28 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
         }
     });
 
-    // Cluster.
+    // Cluster (a cluster's own checks are in `run_cluster`).
+    let Some(db) = db else {
+        if scan {
+            key_checks(conn, layout, &facts, &shown, 0, out).await;
+        } else {
+            for id in KEY_IDS {
+                out.push(
+                    Check::skip(
+                        id,
+                        "keys not scanned (run `nscache doctor`: one SCAN of each primary)",
+                    )
+                    .scanning(),
+                );
+            }
+        }
+        return;
+    };
     out.push(if get("cluster_enabled") == "1" {
         Check::fail(
             "redis.cluster",
-            "Redis Cluster: nscache's Redis store talks to one server (databases, scripts over several keys)",
-            "point REDIS_URL at a standalone primary (replicas and Sentinel failover are fine)",
+            "this server is a Redis Cluster node, named with redis://: one node serves only its slots",
+            "name the cluster: REDIS_URL=redis+cluster://HOST:PORT,HOST:PORT/ (the hash-tagged layout follows)",
         )
     } else {
         Check::ok("redis.cluster", format!("{} (databases available)", match get("redis_mode") { "" => "standalone", m => m }))
@@ -391,7 +437,7 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
     });
 
     if scan {
-        key_checks(&mut conn, layout, &facts, &shown, db, out).await;
+        key_checks(conn, layout, &facts, &shown, db, out).await;
     } else {
         for id in KEY_IDS {
             out.push(
@@ -402,6 +448,210 @@ pub(super) async fn run(settings: &Settings, layout: &Layout, scan: bool, out: &
                 .scanning(),
             );
         }
+    }
+}
+
+/// The primaries of the cluster `options` names, each as its address and a
+/// maintenance connection, from `CLUSTER NODES` as the first seed node that
+/// answers sees it (failed nodes left out).
+pub async fn cluster_primaries(
+    options: &ClusterOptions,
+    timeout: Duration,
+) -> Result<Vec<(String, MultiplexedConnection)>, RedisError> {
+    let seeds = options.node_urls().map_err(|e| RedisError(e.to_string()))?;
+    let mut last = RedisError("no seed node".into());
+    for seed in &seeds {
+        let mut conn = match connect_redis(seed, 0, timeout).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        let nodes: String = match redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                last = e.into();
+                continue;
+            }
+        };
+        // The seed's scheme and credentials, with each primary's address.
+        let base = seed
+            .rsplit_once('@')
+            .map_or_else(|| "redis://".to_owned(), |(head, _)| format!("{head}@"));
+        let mut primaries = Vec::new();
+        for address in nscache::store::cluster_primaries(&nodes) {
+            let conn = connect_redis(&format!("{base}{address}"), 0, timeout).await?;
+            primaries.push((address, conn));
+        }
+        return Ok(primaries);
+    }
+    Err(last)
+}
+
+fn severity(status: super::Status) -> u8 {
+    match status {
+        super::Status::Skip => 0,
+        super::Status::Ok => 1,
+        super::Status::Warn => 2,
+        super::Status::Fail => 3,
+    }
+}
+
+/// The checks on a Redis Cluster: every server check on each primary (each
+/// check reports its worst node, named), the cluster's own state and
+/// replicas, and the key checks with one SCAN of each primary.
+async fn run_cluster(
+    settings: &Settings,
+    options: &ClusterOptions,
+    layout: &Layout,
+    scan: bool,
+    out: &mut Vec<Check>,
+) {
+    let shown = nscache::settings::redact_url(&options.url);
+    let mut primaries = match cluster_primaries(options, settings.connect_timeout).await {
+        Ok(primaries) if !primaries.is_empty() => primaries,
+        found => {
+            let why = match found {
+                Err(e) => e.to_string(),
+                Ok(_) => "CLUSTER NODES lists no primary".into(),
+            };
+            out.push(Check::fail(
+                "redis.reachable",
+                format!("cannot reach the cluster {shown}: {why}"),
+                "start the cluster or correct REDIS_URL (redis+cluster://HOST:PORT,HOST:PORT/), then: redis-cli -c -h HOST -p PORT CLUSTER INFO",
+            ));
+            for id in &REDIS_IDS[1..] {
+                out.push(Check::skip(id, "the cluster is unreachable"));
+            }
+            for id in KEY_IDS {
+                out.push(Check::skip(id, "the cluster is unreachable").scanning());
+            }
+            return;
+        }
+    };
+    let mut merged: Vec<Check> = Vec::new();
+    let mut replicas = Vec::new();
+    let mut state = String::new();
+    for (address, conn) in &mut primaries {
+        let mut node = Vec::new();
+        node_checks(conn, settings, address, None, layout, scan, &mut node).await;
+        for mut check in node {
+            if !check.message.starts_with(address.as_str()) {
+                check.message = format!("{address}: {}", check.message);
+            }
+            match merged.iter_mut().find(|c| c.id == check.id) {
+                Some(c) if severity(check.status) > severity(c.status) => *c = check,
+                Some(_) => {}
+                None => merged.push(check),
+            }
+        }
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(conn)
+            .await
+            .unwrap_or_default();
+        let linked = parse_info(&info)
+            .get("connected_slaves")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        replicas.push((address.clone(), linked));
+        if state.is_empty() {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(conn)
+                .await
+                .unwrap_or_default();
+            state = parse_info(&info)
+                .get("cluster_state")
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
+    let names: Vec<&str> = primaries.iter().map(|(a, _)| a.as_str()).collect();
+    let wait = settings.cluster_wait_replicas;
+    let short: Vec<String> = replicas
+        .iter()
+        .filter(|(_, n)| *n < wait.max(1))
+        .map(|(a, n)| format!("{a} ({n})"))
+        .collect();
+    let cluster = if state != "ok" {
+        Check::fail(
+            "redis.cluster",
+            format!("cluster_state is {state:?}, not ok: slots are not all served"),
+            "redis-cli --cluster check HOST:PORT, then redis-cli --cluster fix HOST:PORT",
+        )
+    } else if !short.is_empty() && wait > 0 {
+        Check::fail(
+            "redis.cluster",
+            format!(
+                "primaries with fewer than {wait} linked replicas: {}: invalidations on their slots fail (WAIT {wait} cannot be confirmed)",
+                short.join(", ")
+            ),
+            "add a replica to each (redis-cli --cluster add-node NEW:PORT HOST:PORT --cluster-slave), or accept losing invalidations at a failover with --cluster-wait-replicas 0",
+        )
+    } else if wait == 0 {
+        Check::warn(
+            "redis.cluster",
+            format!(
+                "Redis Cluster, {} primaries; --cluster-wait-replicas 0: an invalidation is acknowledged before any replica has it, so a failover can undo it and old entries come back",
+                names.len()
+            ),
+            "--cluster-wait-replicas 1 (the default), with a replica per primary",
+        )
+    } else {
+        Check::ok(
+            "redis.cluster",
+            format!(
+                "Redis Cluster, state ok, {} primaries, each with at least {wait} linked replica(s): invalidations are confirmed by WAIT {wait}",
+                names.len()
+            ),
+        )
+    };
+    let mut by_id = |id: &str| -> Option<Check> {
+        let at = merged.iter().position(|c| c.id == id)?;
+        Some(merged.remove(at))
+    };
+    for id in REDIS_IDS {
+        let check = match *id {
+            "redis.reachable" => Check::ok(
+                "redis.reachable",
+                format!(
+                    "{shown}: {} primaries answer ({})",
+                    names.len(),
+                    names.join(", ")
+                ),
+            ),
+            "redis.cluster" => cluster.clone(),
+            "db.allocation" => Check::ok(
+                "db.allocation",
+                format!(
+                    "Redis Cluster has no databases: nscache's keys ({}:*, {}*) share the cluster's one keyspace, told apart by prefix; keep the task queue on another Redis",
+                    layout.global_scan_pattern().trim_end_matches(":*"),
+                    layout
+                        .namespace_scan_patterns()
+                        .first()
+                        .map_or("", |p| p.trim_end_matches(":*"))
+                ),
+            ),
+            "db.tests" => Check::skip(
+                "db.tests",
+                "no databases on a cluster: tests isolate by key prefix",
+            ),
+            other => {
+                by_id(other).unwrap_or_else(|| Check::skip(other, "not reported by any primary"))
+            }
+        };
+        out.push(check);
+    }
+    for id in KEY_IDS {
+        out.push(
+            by_id(id).unwrap_or_else(|| Check::skip(id, "not reported by any primary").scanning()),
+        );
     }
 }
 

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use nscache::Ttl;
 use nscache::feed::ChangeFeed;
-use nscache::store::{L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store};
+use nscache::store::{
+    ClusterOptions, ClusterStore, L1Options, L1Store, MemoryStore, RedisOptions, RedisStore, Store,
+};
 use nscache_tests::{redis_url, unique};
 
 /// A backend under test: the store, and the keys its test may use.
@@ -73,6 +75,14 @@ impl Keys {
     fn new() -> Keys {
         Keys {
             prefix: unique("sc"),
+        }
+    }
+
+    /// Keys under a Redis Cluster hash tag: all of them in one slot, so
+    /// that the multi-key primitives, atomic per slot there, are whole.
+    fn in_one_slot() -> Keys {
+        Keys {
+            prefix: format!("{{{}}}", unique("sc")),
         }
     }
 
@@ -161,6 +171,19 @@ async fn redis_l1_store() -> Subject<L1Store> {
     )
     .await;
     Subject::on_shared_redis(Arc::new(l1))
+}
+
+/// The shared test Redis Cluster (3 masters, 1 replica each). Its keys are
+/// in one slot per test; the cluster is the test binary's own, stopped at exit.
+async fn cluster_store() -> Subject<ClusterStore> {
+    let mut options = ClusterOptions::new(nscache_tests::cluster::RedisCluster::shared().url());
+    options.pool_size = 2;
+    let store = ClusterStore::new(&options).expect("a store on the test cluster");
+    Subject {
+        store: Arc::new(store),
+        keys: Keys::in_one_slot(),
+        _cleanup: None,
+    }
 }
 
 /// A lifetime no test outlives, in milliseconds.
@@ -257,4 +280,5 @@ store_suite! {
     memory: memory_store() => [store_cases, ttl_read_cases],
     redis: redis_store() => [store_cases, ttl_read_cases],
     redis_l1: redis_l1_store() => [store_cases],
+    cluster: cluster_store() => [store_cases],
 }
