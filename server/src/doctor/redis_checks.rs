@@ -459,9 +459,11 @@ pub async fn cluster_primaries(
     timeout: Duration,
 ) -> Result<Vec<(String, MultiplexedConnection)>, RedisError> {
     let seeds = options.node_urls().map_err(|e| RedisError(e.to_string()))?;
+    // TLS files are refused with cluster URLs (`Settings::validate`).
+    let plain = nscache::store::RedisTls::default();
     let mut last = RedisError("no seed node".into());
     for seed in &seeds {
-        let mut conn = match connect_redis(seed, 0, timeout).await {
+        let mut conn = match connect_redis(seed, &plain, 0, timeout).await {
             Ok(conn) => conn,
             Err(e) => {
                 last = e;
@@ -485,7 +487,7 @@ pub async fn cluster_primaries(
             .map_or_else(|| "redis://".to_owned(), |(head, _)| format!("{head}@"));
         let mut primaries = Vec::new();
         for address in nscache::store::cluster_primaries(&nodes) {
-            let conn = connect_redis(&format!("{base}{address}"), 0, timeout).await?;
+            let conn = connect_redis(&format!("{base}{address}"), &plain, 0, timeout).await?;
             primaries.push((address, conn));
         }
         return Ok(primaries);
