@@ -1,0 +1,120 @@
+"""pytest + pytest-django set-up of nscache.django's tests.
+
+Real services: Redis 127.0.0.1:6379 database 15 (keys under prefixes unique
+to this run, removed at the end; never FLUSHDB), Postgres 127.0.0.1:5432
+(pytest-django's test database, plus a database of the nscache server's own
+for the cross-host tests). ``NSCACHE_TEST_REDIS_URL`` / ``NSCACHE_TEST_PG``
+(``host:port:user``) override them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+REDIS_URL = os.environ.get("NSCACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_HOST, PG_PORT, PG_USER = os.environ.get("NSCACHE_TEST_PG", "127.0.0.1:5432:postgres").split(":")
+
+# Unique per run: two runs (or CI and a developer) never see each other's keys.
+RUN = f"{os.getpid()}{secrets.token_hex(3)}"
+PREFIX = f"djt{RUN}"
+OTHER_PREFIX = f"djp{RUN}"
+ROOT = f"djr{RUN}"
+PATTERNS = [f"{PREFIX}*", f"{OTHER_PREFIX}*", f"{ROOT}*"]
+
+
+def nscache_options(**extra):
+    return {"NAMESPACE_ROOT": ROOT, **extra}
+
+
+def caches_setting():
+    base = {
+        "BACKEND": "nscache.django.NsCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": PREFIX,
+        "OPTIONS": nscache_options(),
+    }
+    return {
+        "default": dict(base),
+        # The variants of Django's own cache tests (tests/cache/tests.py).
+        "prefix": dict(base, KEY_PREFIX=OTHER_PREFIX),
+        "v2": dict(base, VERSION=2),
+        "custom_key": dict(base, KEY_FUNCTION="nsdj_app.keys.custom_key_func"),
+        "custom_key2": dict(base, KEY_FUNCTION="nsdj_app.keys.custom_key_func"),
+        # django-redis on the same Redis and KEY_PREFIX: the interoperability tests.
+        "django_redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": PREFIX,
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        },
+    }
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    settings.configure(
+        SECRET_KEY="nscache-django-tests-" + secrets.token_hex(16),
+        DEBUG=False,
+        USE_TZ=True,
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            "nscache.django",
+            "nsdj_app",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "nscache.django.middleware.UserCacheMiddleware",
+        ],
+        ROOT_URLCONF="nsdj_app.urls",
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": "nscache_django",
+                "USER": PG_USER,
+                "HOST": PG_HOST,
+                "PORT": PG_PORT,
+            }
+        },
+        CACHES=caches_setting(),
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+
+
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL)
+
+
+def delete_matching(patterns):
+    """Remove this run's keys (test clean-up only: SCAN, never FLUSHDB)."""
+    client = _redis()
+    for pattern in patterns:
+        batch = list(client.scan_iter(match=pattern, count=1000))
+        for i in range(0, len(batch), 500):
+            client.delete(*batch[i : i + 500])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis_at_the_end():
+    yield
+    delete_matching(PATTERNS)
+
+
+@pytest.fixture
+def redis_client():
+    return _redis()
