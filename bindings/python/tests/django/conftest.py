@@ -26,6 +26,9 @@ PREFIX = f"djt{RUN}"
 OTHER_PREFIX = f"djp{RUN}"
 ROOT = f"djr{RUN}"
 PATTERNS = [f"{PREFIX}*", f"{OTHER_PREFIX}*", f"{ROOT}*"]
+# The nscache server's own database (accounts, tokens, users' cache flags).
+SERVER_DB = f"nsdjsrv_{RUN}"
+SERVER_DB_URL = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{SERVER_DB}"
 
 
 def nscache_options(**extra):
@@ -46,6 +49,8 @@ def caches_setting():
         "v2": dict(base, VERSION=2),
         "custom_key": dict(base, KEY_FUNCTION="nsdj_app.keys.custom_key_func"),
         "custom_key2": dict(base, KEY_FUNCTION="nsdj_app.keys.custom_key_func"),
+        # Users' cache_enabled flags from the nscache server's database.
+        "profiled": dict(base, OPTIONS=nscache_options(PROFILES_URL=SERVER_DB_URL)),
         # django-redis on the same Redis and KEY_PREFIX: the interoperability tests.
         "django_redis": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -118,3 +123,38 @@ def _clean_redis_at_the_end():
 @pytest.fixture
 def redis_client():
     return _redis()
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def server():
+    """``nscache serve`` on this run's Redis prefix/root and its own Postgres
+    database, with accounts: ``alice`` (user 4242), ``bob`` (user 4343), an
+    admin and a service; ``server.tokens[name]`` are their API tokens."""
+    from nsserver import NsServer
+
+    _pg_admin(f'CREATE DATABASE "{SERVER_DB}"')
+    srv = NsServer(REDIS_URL, PREFIX, ROOT, SERVER_DB_URL)
+    try:
+        srv.cli("migrate")
+        srv.tokens = {
+            "alice": srv.add_account("alice", user_id="4242"),
+            "bob": srv.add_account("bob", user_id="4343"),
+            "admin": srv.add_account("admin", "--admin", user_id="1"),
+            "service": srv.add_account("service", "--service"),
+        }
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+        from django.core.cache import caches
+
+        # Let go of pooled connections to the server's database before dropping it.
+        caches["profiled"].nscache.close()
+        _pg_admin(f'DROP DATABASE IF EXISTS "{SERVER_DB}" WITH (FORCE)')
