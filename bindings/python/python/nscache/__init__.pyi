@@ -230,9 +230,12 @@ class Cache:
     def memory() -> Cache:
         """A cache on the embedded memory store (``from_url("memory://")``)."""
 
-    def global_(self) -> Keyspace:
-        """The global keyspace (django-redis' key strings): locks, sequences,
-        tokens. Never affected by ``cache_enabled`` or invalidation."""
+    def global_(self, version: int | None = None) -> Keyspace:
+        """The global keyspace (django-redis' key strings
+        ``{key_prefix}:{version}:{key}``): locks, sequences, tokens. Never
+        affected by ``cache_enabled`` or invalidation. ``version``: another
+        key version than ``key_version`` (Django's per-call ``version=``),
+        on the same store, connections and L1."""
 
     def user(self, user: UserId) -> Keyspace:
         """The namespace of ``user``."""
