@@ -97,6 +97,11 @@ def pytest_configure(config):
         SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     )
+    import django
+
+    # pytest-django sets Django up itself when this conftest is an initial one
+    # (`pytest tests/django`); from a parent directory it is loaded later.
+    django.setup()
 
 
 def _redis():

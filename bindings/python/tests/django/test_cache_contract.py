@@ -852,6 +852,32 @@ def test_get_or_set_version(cache, unique):
     assert cache.get(unique("brian"), version=3) is None
 
 
+def test_get_or_set_callable_is_single_flight_across_8_threads(cache, unique):
+    """8 threads miss one key together: the loader runs once, may use the
+    cache itself, and every thread gets its value (no deadlock)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = []
+    barrier = threading.Barrier(8)
+
+    def loader():
+        calls.append(1)
+        cache.set(unique("side"), "written by the loader")
+        time.sleep(0.3)
+        return {"loaded": cache.get(unique("side"))}
+
+    def worker(_):
+        barrier.wait()
+        return cache.get_or_set(unique("flight"), loader, 60)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(worker, range(8)))
+    assert results == [{"loaded": "written by the loader"}] * 8
+    assert len(calls) == 1
+    assert cache.get(unique("flight")) == {"loaded": "written by the loader"}
+
+
 def test_get_or_set_racing(cache, unique):
     with mock.patch.object(type(cache), "add") as cache_add:
         # Simulate cache.add() failing to add a value. In that case, the

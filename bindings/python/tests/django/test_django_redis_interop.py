@@ -42,7 +42,7 @@ VALUES = [
 ]
 
 
-@pytest.mark.parametrize("value", VALUES, ids=[repr(v)[:20] for v in VALUES])
+@pytest.mark.parametrize("value", VALUES, ids=[f"{type(v).__name__}{i}" for i, v in enumerate(VALUES)])
 def test_each_reads_what_the_other_writes(ours, theirs, key, value):
     ours.set(key, value, 60)
     got = theirs.get(key)

@@ -216,3 +216,24 @@ def test_an_update_from_psql_is_seen_through_the_triggers(server, acme, settings
             assert seen == [total]
     finally:
         server.cli("unwatch-table", INVOICE, database_url=url)
+        # Stop this process's watcher (its LISTEN connection holds the test
+        # database open); the next cached query starts it again if configured.
+        from django.core.cache import caches
+
+        from nscache.django import query
+
+        caches["watched"].nscache.close()
+        query._watching.clear()
+        _wait_for_other_sessions_to_end()
+
+
+def _wait_for_other_sessions_to_end(seconds: float = 10.0) -> None:
+    """The watcher's connection closes in the background after close()."""
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(sql)
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)

@@ -91,8 +91,10 @@ _shared: dict[tuple, nscache.Cache] = {}
 _shared_lock = threading.Lock()
 
 
-def _shared_cache(location: str, kwargs: Mapping[str, Any]) -> nscache.Cache:
-    key = (location, tuple(sorted(kwargs.items())))
+def _shared_cache(location: str, kwargs: Mapping[str, Any], watch_tables_url: str | None = None) -> nscache.Cache:
+    # A table watcher belongs to its nscache.Cache (and restarts with it):
+    # configurations that watch differently do not share one.
+    key = (location, tuple(sorted(kwargs.items())), watch_tables_url)
     with _shared_lock:
         cache = _shared.get(key)
         if cache is None:
@@ -384,7 +386,7 @@ class NsCache(_NsBase):
         cache = self._shared
         if cache is None:
             kwargs = dict(self._from_url_kwargs, key_prefix=self._prefix_for_nscache(), key_version=self._version_number(self.version))
-            cache = self._shared = _shared_cache(self._location, kwargs)
+            cache = self._shared = _shared_cache(self._location, kwargs, self.watch_tables_url)
         return cache
 
     _shared: nscache.Cache | None = None

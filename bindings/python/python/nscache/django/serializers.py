@@ -104,12 +104,14 @@ class GlobalCodec:
         return pickle.dumps(value, self.protocol)
 
     def loads(self, raw: bytes) -> Any:
+        # django-redis: int(raw), else unpickle. A pickle (protocol >= 2)
+        # starts with 0x80 and is never an integer: skip the int() attempt.
+        if raw[:1] == b"\x80":
+            return pickle.loads(raw)
         try:
             return int(raw)
         except ValueError:
             pass
-        if raw[:1] == b"\x80":
-            return pickle.loads(raw)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
