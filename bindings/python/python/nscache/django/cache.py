@@ -378,6 +378,7 @@ class NsCache(_NsBase):
         self.watch_tables_url = options.get("WATCH_TABLES_URL")
         self._signed: SignedCodec | None = None
         self._by_version: dict[Any, nscache.Keyspace] = {}
+        self._prefix_for_nscache()  # a KEY_PREFIX nscache cannot lay out: refused now
 
     # -- the nscache handles ------------------------------------------------
 
