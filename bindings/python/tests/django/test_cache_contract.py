@@ -884,3 +884,20 @@ def test_get_or_set_racing(cache, unique):
         # default value should be returned.
         cache_add.return_value = False
         assert cache.get_or_set(unique("key"), "default") == "default"
+
+
+def test_async_api(cache, unique):
+    """Django's a* methods (BaseCache runs the sync ones in a thread)."""
+    import asyncio
+
+    async def scenario():
+        await cache.aset(unique("async"), {"a": 1}, 60)
+        assert await cache.aget(unique("async")) == {"a": 1}
+        assert await cache.aadd(unique("async"), 2) is False
+        await cache.aset(unique("n"), 1)
+        assert await cache.aincr(unique("n")) == 2
+        assert await cache.aget_many([unique("async"), unique("n")]) == {unique("async"): {"a": 1}, unique("n"): 2}
+        assert await cache.adelete(unique("async")) is True
+        assert await cache.ahas_key(unique("async")) is False
+
+    asyncio.run(scenario())

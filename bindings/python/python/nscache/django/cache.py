@@ -423,13 +423,17 @@ class NsCache(_NsBase):
     def _route(self, key, version):
         if version is None:
             version = self.version
+        if self.key_func is default_key_func:
+            # Django's key is '{prefix}:{version}:{key}': nscache's global
+            # keyspace of that version composes exactly this string.
+            self.validate_key(f"{self.key_prefix}:{version}:{key}")
+            ks = self._by_version.get(version)
+            if ks is None:
+                ks = self._space(version)
+            return ks, key if type(key) is str else f"{key}"
+        # A custom key function: its key, in this cache's version.
         made = self.key_func(key, self.key_prefix, version)
         self.validate_key(made)
-        if self.key_func is default_key_func:
-            # '{prefix}:{version}:{key}': nscache's global keyspace of that
-            # version composes exactly this string.
-            return self._space(version), made.split(":", 2)[2]
-        # A custom key function: its key, in this cache's version.
         return self._space(self.version), made
 
     # -- values -------------------------------------------------------------
