@@ -56,7 +56,11 @@ class NsServer:
         self.base_url = ""
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not (k.startswith("NSCACHE_") or k in ("REDIS_URL", "DATABASE_URL", "CACHE_KEY_PREFIX"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not (k.startswith("NSCACHE_") or k in ("REDIS_URL", "DATABASE_URL", "CACHE_KEY_PREFIX"))
+        }
         env["NSCACHE_COMPILE_CACHE"] = os.path.join(self.data_dir, "compiled")
         return env
 

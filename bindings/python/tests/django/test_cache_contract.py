@@ -20,13 +20,12 @@ import pickle
 import time
 from unittest import mock
 
+import nscache.django
 import pytest
 from django.core.cache import CacheKeyWarning, caches
 from django.http import HttpResponse
 from django.middleware.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
 from django.test import RequestFactory, override_settings
-
-import nscache.django
 
 
 # functions/classes for complex data type tests (Django's)

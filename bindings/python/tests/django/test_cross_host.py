@@ -29,10 +29,14 @@ def cli_bytes(server, *args) -> subprocess.CompletedProcess:
     """The CLI with its raw stdout (bytes values)."""
     command = [
         server.binary,
-        "--redis-url", server.redis_url,
-        "--prefix", server.prefix,
-        "--namespace-root", server.root,
-        "--data-dir", server.data_dir,
+        "--redis-url",
+        server.redis_url,
+        "--prefix",
+        server.prefix,
+        "--namespace-root",
+        server.root,
+        "--data-dir",
+        server.data_dir,
         *args,
     ]
     return subprocess.run(command, capture_output=True, env=server._env(), timeout=60)

@@ -11,7 +11,6 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import caches
 from django.test import Client, override_settings
-
 from nscache.django.middleware import BypassCache, user_cache_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,7 +104,6 @@ def test_the_user_cache_is_resolved_only_when_used(alice, monkeypatch):
     client = Client()
     client.force_login(alice)
     from django.http import HttpRequest
-
     from nscache.django.middleware import UserCacheMiddleware
 
     seen = {}

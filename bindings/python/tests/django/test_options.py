@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import time
 
+import nscache
 import pytest
+from conftest import PREFIX, REDIS_URL, nscache_options
 from django.core.cache import caches
 from django.core.cache.backends.base import InvalidCacheKey
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
-
-import nscache
-from conftest import PREFIX, REDIS_URL, nscache_options
 from nscache.django import NsCache
 from nsserver import free_port
 
@@ -67,9 +66,7 @@ def test_limits_are_clear_errors():
 
 def test_with_redis_unreachable_reads_miss_and_writes_are_skipped():
     dead = f"redis://127.0.0.1:{free_port()}/15"
-    cache = backend(
-        LOCATION=dead, OPTIONS=nscache_options(SOCKET_CONNECT_TIMEOUT=0.2, SOCKET_TIMEOUT=0.2)
-    )
+    cache = backend(LOCATION=dead, OPTIONS=nscache_options(SOCKET_CONNECT_TIMEOUT=0.2, SOCKET_TIMEOUT=0.2))
     user = cache.for_user("4242")
     for c in (cache, user):
         assert c.get("k", "default") == "default"
@@ -86,7 +83,9 @@ def test_with_redis_unreachable_reads_miss_and_writes_are_skipped():
         user.clear()
 
 
-@override_settings(CACHES={"default": {"BACKEND": "nscache.django.NsCache", "LOCATION": "memory://", "KEY_PREFIX": "mem"}})
+@override_settings(
+    CACHES={"default": {"BACKEND": "nscache.django.NsCache", "LOCATION": "memory://", "KEY_PREFIX": "mem"}}
+)
 def test_the_embedded_memory_store():
     cache = caches["default"]
     cache.set("k", [1, 2], 60)

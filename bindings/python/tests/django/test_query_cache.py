@@ -13,10 +13,9 @@ import pytest
 from django.db import connection, connections, transaction
 from django.db.models import Exists, OuterRef
 from django.test.utils import CaptureQueriesContext, override_settings
-from nsdj_app.models import Customer, Invoice, Tag
-
 from nscache.django.middleware import current_user_cache
 from nscache.django.query import tables_of
+from nsdj_app.models import Customer, Invoice, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,7 +188,10 @@ def test_an_update_from_psql_is_seen_through_the_triggers(server, acme, settings
     assert watch.returncode == 0, watch.stderr
     settings.CACHES = {
         **settings.CACHES,
-        "watched": {**settings.CACHES["default"], "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "WATCH_TABLES_URL": url}},
+        "watched": {
+            **settings.CACHES["default"],
+            "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "WATCH_TABLES_URL": url},
+        },
     }
     try:
         with override_settings(NSCACHE_QUERY_CACHE_ALIAS="watched"):
@@ -204,8 +206,20 @@ def test_an_update_from_psql_is_seen_through_the_triggers(server, acme, settings
             while time.monotonic() < deadline:
                 total += 1
                 subprocess.run(
-                    ["psql", "-h", db["HOST"], "-p", str(db["PORT"]), "-U", db["USER"], "-d", db["NAME"], "-q",
-                     "-c", f"UPDATE {INVOICE} SET total = {total} WHERE number = 1"],
+                    [
+                        "psql",
+                        "-h",
+                        db["HOST"],
+                        "-p",
+                        str(db["PORT"]),
+                        "-U",
+                        db["USER"],
+                        "-d",
+                        db["NAME"],
+                        "-q",
+                        "-c",
+                        f"UPDATE {INVOICE} SET total = {total} WHERE number = 1",
+                    ],
                     check=True,
                     capture_output=True,
                 )
@@ -219,7 +233,6 @@ def test_an_update_from_psql_is_seen_through_the_triggers(server, acme, settings
         # Stop this process's watcher (its LISTEN connection holds the test
         # database open); the next cached query starts it again if configured.
         from django.core.cache import caches
-
         from nscache.django import query
 
         caches["watched"].nscache.close()

@@ -8,10 +8,9 @@ import os
 import pickle
 import tempfile
 
+import nscache.django
 import pytest
 from django.core.cache import caches
-
-import nscache.django
 from nscache.django.serializers import MAGIC, SignedCodec
 
 
@@ -105,7 +104,26 @@ def test_signatures_bind_user_and_key_and_secret():
 
 @pytest.mark.parametrize(
     "value",
-    ["text", "", "42", "-7", "\udcff", b"\xff\xfe", b"plain", b"", b"\x80abc", MAGIC + b"x", 42, -3, 0, True, None, 1.5, [1, "a"], {"k": b"v"}],
+    [
+        "text",
+        "",
+        "42",
+        "-7",
+        "\udcff",
+        b"\xff\xfe",
+        b"plain",
+        b"",
+        b"\x80abc",
+        MAGIC + b"x",
+        42,
+        -3,
+        0,
+        True,
+        None,
+        1.5,
+        [1, "a"],
+        {"k": b"v"},
+    ],
 )
 def test_every_value_comes_back_as_it_went_in(value):
     codec = SignedCodec("s")

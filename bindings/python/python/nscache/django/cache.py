@@ -38,7 +38,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import nscache
 from django.conf import settings
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
@@ -47,6 +46,8 @@ from django.core.cache.backends.base import (
     default_key_func,
 )
 from django.core.exceptions import ImproperlyConfigured
+
+import nscache
 
 from .serializers import BadSignature, GlobalCodec, SignedCodec
 
@@ -386,7 +387,11 @@ class NsCache(_NsBase):
     def _nscache(self) -> nscache.Cache:  # type: ignore[override]
         cache = self._shared
         if cache is None:
-            kwargs = dict(self._from_url_kwargs, key_prefix=self._prefix_for_nscache(), key_version=self._version_number(self.version))
+            kwargs = dict(
+                self._from_url_kwargs,
+                key_prefix=self._prefix_for_nscache(),
+                key_version=self._version_number(self.version),
+            )
             cache = self._shared = _shared_cache(self._location, kwargs, self.watch_tables_url)
         return cache
 

@@ -218,9 +218,7 @@ class CachedQuerySet(models.QuerySet):
         except EmptyResultSet:
             return None
         iterable = self._iterable_class
-        text = "\x1f".join(
-            [self.db, self.model._meta.label, f"{iterable.__module__}.{iterable.__qualname__}", sql]
-        )
+        text = "\x1f".join([self.db, self.model._meta.label, f"{iterable.__module__}.{iterable.__qualname__}", sql])
         return text, repr(tuple(params)).encode("utf-8"), sorted(tables_of(self.query))
 
     def _cached_rows(self):

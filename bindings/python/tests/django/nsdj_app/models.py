@@ -3,7 +3,6 @@ for the query cache (a foreign key, a many-to-many, a user)."""
 
 from django.db import models
 from django.utils import timezone
-
 from nscache.django.query import CachedManager
 
 
