@@ -250,3 +250,21 @@ def _wait_for_other_sessions_to_end(seconds: float = 10.0) -> None:
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.1)
+
+
+def test_get_and_prefetch_related_on_cached_rows(acme):
+    tag = Tag.objects.create(label="t")
+    Invoice.objects.get(number=2).tags.add(tag)
+    qs = Invoice.objects.filter(customer=acme).cache(60, user="u1")
+    first, n1 = queries(lambda: qs.get(number=2).number)
+    again, n2 = queries(lambda: qs.get(number=2).number)
+    assert (first, again, n1, n2) == (2, 2, 1, 0)
+    # Prefetching runs on the cached rows (its own query is not cached).
+    rows, n = queries(
+        lambda: [(i.number, [t.label for t in i.tags.all()]) for i in qs.prefetch_related("tags").order_by("number")]
+    )
+    rows2, n2 = queries(
+        lambda: [(i.number, [t.label for t in i.tags.all()]) for i in qs.prefetch_related("tags").order_by("number")]
+    )
+    assert rows == rows2 == [(0, []), (1, []), (2, ["t"])]
+    assert (n, n2) == (2, 1)
