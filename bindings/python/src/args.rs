@@ -19,7 +19,7 @@ impl DefaultTtl {
     }
 }
 
-/// A `ttl` argument: `DEFAULT`, `None` (never expires) or seconds (> 0).
+/// A `ttl` argument: `DEFAULT`, `None` (never expires) or seconds (>= 0).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum TtlArg {
     Default,
@@ -53,6 +53,8 @@ impl TtlArg {
             TtlArg::Default if default_never => Ok(Expiry::Never),
             TtlArg::Default => Ok(Expiry::Default),
             TtlArg::Never => Ok(Expiry::Never),
+            // Zero expires at once (the write removes the key), as in the library.
+            TtlArg::Secs(secs) if secs == 0.0 => Ok(Expiry::After(Duration::ZERO)),
             TtlArg::Secs(secs) => Ok(Expiry::After(positive_secs("ttl", secs)?)),
         }
     }

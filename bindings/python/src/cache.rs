@@ -175,11 +175,23 @@ impl Cache {
         Ok(Keyspace::user(self.shared.clone(), user_id(user)?))
     }
 
-    /// Take the global lock `key` for at most `timeout` seconds.
-    fn lock(&self, py: Python<'_>, key: &str, timeout: f64) -> PyResult<Option<String>> {
+    /// Take the global lock `key` for at most `timeout` seconds, with a
+    /// fresh random token or `token`.
+    #[pyo3(signature = (key, timeout, *, token=None))]
+    fn lock(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        timeout: f64,
+        token: Option<&str>,
+    ) -> PyResult<Option<String>> {
         let timeout = positive_secs("timeout", timeout)?;
-        let token = self.call(py, |c| async move { c.lock(key, timeout).await })?;
-        Ok(token.map(|t| t.as_str().to_owned()))
+        let token = token.map_or_else(LockToken::random, LockToken::from_owner);
+        let taken = self.call(py, |c| {
+            let token = &token;
+            async move { c.lock_as(key, token, timeout).await }
+        })?;
+        Ok(taken.then(|| token.as_str().to_owned()))
     }
 
     /// Release the lock `key` if `token` holds it.

@@ -110,9 +110,12 @@ def test_ttl_touch_persist(cache: nscache.Cache) -> None:
 
 def test_ttl_arguments(cache: nscache.Cache) -> None:
     ks = cache.global_()
-    for bad in (0, -1, float("nan"), float("inf")):
+    for bad in (-1, -0.001, float("nan"), float("inf")):
         with pytest.raises(nscache.InvalidArgument):
             ks.set("k", b"v", ttl=bad)
+    ks.set("zero", b"v", ttl=None)
+    ks.set("zero", b"v", ttl=0)  # expires at once: the write removes the key
+    assert ks.get("zero") is None
     with pytest.raises(TypeError):
         ks.set("k", b"v", ttl=True)  # type: ignore[arg-type]
     ks.set("k", b"v", ttl=nscache.DEFAULT)
@@ -262,6 +265,9 @@ def test_locks(cache: nscache.Cache) -> None:
     assert cache.lock("short", 1) is not None
     with pytest.raises(nscache.InvalidArgument):
         cache.lock("k", 0)
+    assert cache.lock("named", 5, token="worker-1") == "worker-1"
+    assert cache.lock("named", 5, token="worker-2") is None
+    assert cache.unlock("named", "worker-1") is True
 
 
 def test_get_or_set(cache: nscache.Cache) -> None:

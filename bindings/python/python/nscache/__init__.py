@@ -25,7 +25,7 @@ from nscache._native import (
 )
 
 Ttl = float | None | DefaultTtl
-"""A ``ttl`` argument: ``DEFAULT``, ``None`` (never expires) or seconds (> 0)."""
+"""A ``ttl`` argument: ``DEFAULT``, ``None`` (never expires) or seconds (>= 0; 0 removes)."""
 
 UserId = str | int
 """A user id: a non-empty string, or an int (used as its decimal string)."""

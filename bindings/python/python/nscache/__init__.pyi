@@ -22,8 +22,9 @@ DEFAULT: Final[DefaultTtl]
 """A ``ttl`` argument meaning "the cache's default TTL" (``default_ttl``)."""
 
 Ttl = float | None | DefaultTtl
-"""A ``ttl`` argument: :data:`DEFAULT`, ``None`` (never expires) or seconds (> 0).
-Zero, negative, NaN or infinite seconds raise :class:`InvalidArgument`."""
+"""A ``ttl`` argument: :data:`DEFAULT`, ``None`` (never expires) or seconds (>= 0;
+zero expires at once: the write removes the key). Negative, NaN or infinite
+seconds raise :class:`InvalidArgument`."""
 
 UserId = str | int
 """A user id: a non-empty string, or an int (used as its decimal string)."""
@@ -49,7 +50,7 @@ class ValueTooLarge(Error):
     """A value larger than ``max_value_bytes``; nothing was stored."""
 
 class InvalidArgument(Error):
-    """An argument out of range (a TTL <= 0, a query on the global keyspace...)."""
+    """An argument out of range (a TTL < 0, a query on the global keyspace...)."""
 
 class ReplyTooLarge(Error):
     """The values asked for add up to more than ``max_reply_bytes``."""
@@ -240,9 +241,10 @@ class Cache:
     def user(self, user: UserId) -> Keyspace:
         """The namespace of ``user``."""
 
-    def lock(self, key: str, timeout: float) -> str | None:
+    def lock(self, key: str, timeout: float, *, token: str | None = None) -> str | None:
         """Take the global lock ``key`` for at most ``timeout`` seconds (> 0)
-        with a fresh random token; the token, or ``None`` if someone holds it."""
+        with ``token`` (e.g. a worker's name) or a fresh random one; the
+        token, or ``None`` if someone holds it."""
 
     def unlock(self, key: str, token: str) -> bool:
         """Release the lock ``key`` if ``token`` holds it. True if released."""
