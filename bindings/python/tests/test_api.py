@@ -9,7 +9,7 @@ import pytest
 import redis
 
 import nscache
-from conftest import REDIS_URL, Names
+from pyext_support import REDIS_URL, Names
 
 
 def test_construction_builds_nothing_and_a_bad_setting_fails_first_call(names: Names) -> None:

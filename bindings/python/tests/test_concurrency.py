@@ -7,7 +7,7 @@ import threading
 import time
 
 import nscache
-from conftest import PrivateRedis
+from pyext_support import PrivateRedis
 
 
 def run_threads(n: int, target, timeout: float = 20.0) -> list:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 import nscache
-from conftest import REDIS_URL, REPO, Names
+from pyext_support import REDIS_URL, REPO, Names
 
 KIT = json.loads((REPO / "tests" / "conformance" / "scenarios.json").read_text())
 VERSION_FLOOR = 10**15  # version numbers are clock micros: larger than any other number in the kit

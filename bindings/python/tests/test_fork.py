@@ -9,7 +9,7 @@ import sys
 import traceback
 
 import nscache
-from conftest import PrivateRedis
+from pyext_support import PrivateRedis
 
 
 def in_child(body) -> int:  # type: ignore[no-untyped-def]

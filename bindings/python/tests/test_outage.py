@@ -10,7 +10,7 @@ import time
 import pytest
 
 import nscache
-from conftest import PrivateRedis
+from pyext_support import PrivateRedis
 
 
 def test_outage_degrades_reads_and_recovers(private_redis: PrivateRedis) -> None:

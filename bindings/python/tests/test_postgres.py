@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 import nscache
-from conftest import POSTGRES_URL, REDIS_URL, Names, nscache_binary
+from pyext_support import POSTGRES_URL, REDIS_URL, Names, nscache_binary
 from test_fork import in_child, wait_ok
 
 
