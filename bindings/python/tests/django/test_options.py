@@ -91,3 +91,40 @@ def test_the_embedded_memory_store():
     cache.set("k", [1, 2], 60)
     assert cache.get("k") == [1, 2]
     assert cache.for_user(1).get("k") is None
+
+
+def test_a_backend_used_before_fork_works_in_parent_and_child():
+    """Pre-forking servers: the parent's backend (and its nscache.Cache) keeps
+    working in the parent and in the child; 1,000 interleaved operations on
+    the same keys come out exact."""
+    import os
+
+    cache = caches["default"]
+    user = cache.for_user("fork-user")
+    cache.set("fork:n", 0, 60)
+    user.set("seen", "parent", 60)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        ok = b"0"
+        try:
+            assert user.get("seen") == "parent"
+            for i in range(250):
+                cache.incr("fork:n")
+                user.set(f"c{i}", i, 60)
+            ok = b"1"
+        finally:
+            os.write(write, ok)
+            os._exit(0)
+    os.close(write)
+    for i in range(250):
+        cache.incr("fork:n")
+        user.set(f"p{i}", i, 60)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert cache.get("fork:n") == 500
+    assert user.get_many([f"c{i}" for i in range(250)]) == {f"c{i}": i for i in range(250)}
+    assert user.get_many([f"p{i}" for i in range(250)]) == {f"p{i}": i for i in range(250)}
+    user.clear()
