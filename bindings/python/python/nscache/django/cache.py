@@ -35,6 +35,7 @@ import logging
 import math
 import pickle
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,8 +43,10 @@ from django.conf import settings
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     BaseCache,
+    CacheKeyWarning,
     InvalidCacheKey,
     default_key_func,
+    memcache_key_warnings,
 )
 from django.core.exceptions import ImproperlyConfigured
 
@@ -86,6 +89,8 @@ _OWN_OPTIONS = {
     "CULL_FREQUENCY",
 }
 
+_CLEAN_KEYS_MAX = 4096
+
 # One nscache.Cache per configuration and process: Django builds a backend
 # object per thread, and each nscache.Cache owns a runtime and a pool.
 _shared: dict[tuple, nscache.Cache] = {}
@@ -126,6 +131,24 @@ class _NsBase(BaseCache):
     _nscache: nscache.Cache
 
     # ---- helpers ------------------------------------------------------
+
+    #: Keys already validated without a warning (shared with for_user views).
+    _clean_keys: set[str]
+
+    def validate_key(self, key):
+        """Django's memcached warnings (``CacheKeyWarning``), each key checked
+        once: the keys that need no warning are remembered (a bounded set)."""
+        clean = self._clean_keys
+        if key in clean:
+            return
+        warned = False
+        for warning in memcache_key_warnings(key):
+            warnings.warn(warning, CacheKeyWarning)
+            warned = True
+        if not warned:
+            if len(clean) >= _CLEAN_KEYS_MAX:
+                clean.clear()
+            clean.add(key)
 
     def _route(self, key: Any, version: Any) -> tuple[nscache.Keyspace, str]:
         raise NotImplementedError
@@ -379,6 +402,7 @@ class NsCache(_NsBase):
         self.watch_tables_url = options.get("WATCH_TABLES_URL")
         self._signed: SignedCodec | None = None
         self._by_version: dict[Any, nscache.Keyspace] = {}
+        self._clean_keys = set()
         self._prefix_for_nscache()  # a KEY_PREFIX nscache cannot lay out: refused now
 
     # -- the nscache handles ------------------------------------------------
@@ -505,6 +529,7 @@ class UserCache(_NsBase):
         self.version = parent.version
         self.key_func = parent.key_func
         self.parent = parent
+        self._clean_keys = parent._clean_keys
         self.user_id = str(user_id)
         self._nscache = parent._nscache
         self._ks = self._nscache.user(self.user_id)
