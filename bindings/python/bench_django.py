@@ -128,7 +128,7 @@ def main() -> None:
             t, o = statistics.median(theirs_rounds), statistics.median(ours_rounds)
             # Each round pair ran back to back: the median of their ratios is
             # steadier than the ratio of medians on a loaded machine.
-            ratio = statistics.median(b / a for a, b in zip(theirs_rounds, ours_rounds))
+            ratio = statistics.median(b / a for a, b in zip(theirs_rounds, ours_rounds, strict=True))
             label = name if name != "namespaced get" else "namespaced get*"
             print(f"{label:<16}{n:>8}{t:>20,.0f}{o:>16,.0f}{ratio:>7.2f}x")
     print("* nscache's namespaced get (for_user(id).get) against django-redis' plain get")

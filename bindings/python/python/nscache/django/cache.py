@@ -143,7 +143,7 @@ class _NsBase(BaseCache):
             return
         warned = False
         for warning in memcache_key_warnings(key):
-            warnings.warn(warning, CacheKeyWarning)
+            warnings.warn(warning, CacheKeyWarning, stacklevel=1)  # as Django's BaseCache
             warned = True
         if not warned:
             if len(clean) >= _CLEAN_KEYS_MAX:
