@@ -47,6 +47,28 @@ def empty_response(request):
     return HttpResponse()
 
 
+def retry(retries=3, delay=1):
+    """Django's: retry a timing-sensitive test (a loaded machine)."""
+    import functools
+
+    def decorator(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            attempt = 0
+            while True:
+                try:
+                    return func(*args, **kwargs)
+                except AssertionError:
+                    attempt += 1
+                    if attempt >= retries:
+                        raise
+                    time.sleep(delay)
+
+        return wrapper
+
+    return decorator
+
+
 KEY_ERRORS_WITH_MEMCACHED_MSG = "Cache key contains characters that will cause errors if used with memcached: %r"
 
 _uid_counter = iter(range(1, 10**9))
@@ -296,6 +318,7 @@ def test_expiration(cache, unique):
     assert cache.has_key(u("expire3")) is False
 
 
+@retry()
 def test_touch(cache, unique):
     u = unique
     # cache.touch() updates the timeout.
@@ -424,6 +447,7 @@ def test_long_timeout(cache, unique):
     assert cache.get(unique("key4")) == "lobster bisque"
 
 
+@retry()
 def test_forever_timeout(cache, unique):
     """Passing in None into timeout results in a value that is cached forever"""
     u = unique
