@@ -54,7 +54,7 @@ impl TtlArg {
             TtlArg::Default => Ok(Expiry::Default),
             TtlArg::Never => Ok(Expiry::Never),
             // Zero expires at once (the write removes the key), as in the library.
-            TtlArg::Secs(secs) if secs == 0.0 => Ok(Expiry::After(Duration::ZERO)),
+            TtlArg::Secs(0.0) => Ok(Expiry::After(Duration::ZERO)),
             TtlArg::Secs(secs) => Ok(Expiry::After(positive_secs("ttl", secs)?)),
         }
     }

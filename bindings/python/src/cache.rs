@@ -89,7 +89,7 @@ impl Cache {
         };
         let default_ttl = match default_ttl {
             // Zero is allowed here: DEFAULT writes then store nothing.
-            Some(s) if s == 0.0 => Some("0".to_owned()),
+            Some(0.0) => Some("0".to_owned()),
             other => seconds("default_ttl", other)?,
         };
         let options: [(&str, Option<String>); 20] = [

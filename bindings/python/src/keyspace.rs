@@ -90,43 +90,57 @@ impl Keyspace {
         F: FnOnce(nscache::Keyspace, LoadFromPython) -> Fut + Send,
         Fut: Future<Output = Result<Vec<u8>, GetOrSetError<PyErr>>> + Send + 'static,
     {
-        let (to_caller, mut from_task) = mpsc::channel::<FromTask>();
-        py.detach(|| -> Result<(), CacheError> {
-            let process = self.shared.process()?;
-            let load = LoadFromPython(to_caller.clone());
-            let task = op(self.keyspace(&process)?, load);
-            process.spawn(async move {
-                let result = task.await;
-                let _ = to_caller.send(FromTask::Done(result));
-            });
-            Ok(())
-        })
-        .map_err(to_py)?;
-        loop {
-            // The receiver is `Send` but not `Sync`: move it in and out.
-            let (message, receiver) = py.detach(move || (from_task.recv(), from_task));
-            from_task = receiver;
-            match message {
-                Ok(FromTask::Load(reply)) => {
-                    let value = loader.call0().and_then(|v| {
-                        v.extract::<PyBackedBytes>()
-                            .map(|b| b.to_vec())
-                            .map_err(|_| {
-                                pyo3::exceptions::PyTypeError::new_err(
-                                    "the loader must return bytes",
-                                )
-                            })
-                    });
-                    let _ = reply.send(value);
-                }
-                Ok(FromTask::Done(Ok(value))) => return Ok(PyBytes::new(py, &value).unbind()),
-                Ok(FromTask::Done(Err(GetOrSetError::Load(e)))) => return Err(e),
-                Ok(FromTask::Done(Err(GetOrSetError::Cache(e)))) => return Err(to_py(e)),
-                Err(_) => {
-                    return Err(InternalError::new_err(
-                        "the cache task ended without an answer",
-                    ));
-                }
+        let (to_caller, from_task) = mpsc::channel::<FromTask>();
+        // Kept until the answer: a concurrent `close()` must not drop the
+        // runtime under the task.
+        let process = py
+            .detach(|| -> Result<Arc<Process>, CacheError> {
+                let process = self.shared.process()?;
+                let load = LoadFromPython(to_caller.clone());
+                let task = op(self.keyspace(&process)?, load);
+                process.spawn(async move {
+                    let result = task.await;
+                    let _ = to_caller.send(FromTask::Done(result));
+                });
+                Ok(process)
+            })
+            .map_err(to_py)?;
+        let answer = serve_loader(py, loader, from_task);
+        // The last reference may be this one (after `close()`): drop it
+        // without the GIL, as dropping a runtime waits for its threads.
+        py.detach(move || drop(process));
+        answer
+    }
+}
+
+/// Run the loader each time the task asks, until it answers.
+fn serve_loader(
+    py: Python<'_>,
+    loader: &Bound<'_, PyAny>,
+    mut from_task: mpsc::Receiver<FromTask>,
+) -> PyResult<Py<PyBytes>> {
+    loop {
+        // The receiver is `Send` but not `Sync`: move it in and out.
+        let (message, receiver) = py.detach(move || (from_task.recv(), from_task));
+        from_task = receiver;
+        match message {
+            Ok(FromTask::Load(reply)) => {
+                let value = loader.call0().and_then(|v| {
+                    v.extract::<PyBackedBytes>()
+                        .map(|b| b.to_vec())
+                        .map_err(|_| {
+                            pyo3::exceptions::PyTypeError::new_err("the loader must return bytes")
+                        })
+                });
+                let _ = reply.send(value);
+            }
+            Ok(FromTask::Done(Ok(value))) => return Ok(PyBytes::new(py, &value).unbind()),
+            Ok(FromTask::Done(Err(GetOrSetError::Load(e)))) => return Err(e),
+            Ok(FromTask::Done(Err(GetOrSetError::Cache(e)))) => return Err(to_py(e)),
+            Err(_) => {
+                return Err(InternalError::new_err(
+                    "the cache task ended without an answer",
+                ));
             }
         }
     }

@@ -130,6 +130,8 @@ class Keyspace:
         any thread) call ``loader`` once and share its value. ``loader`` runs
         with the GIL held and no lock taken, so it may use the cache itself.
         An exception from ``loader`` propagates unchanged and stores nothing.
+        (The loader must not ask for the very key it is loading: that call
+        would wait for itself.)
         A value computed across an invalidation of the namespace is never
         visible after it.
         """
@@ -211,8 +213,12 @@ class Cache:
           ``profile_max_age`` seconds (default 30; changes made through
           nscache are heard at once over Redis).
 
-        Raises :class:`ConfigError` for a value out of range; a bad URL is
-        reported by the first call.
+        Raises :class:`InvalidArgument` for a number of seconds out of range
+        (``timeout``, ``connect_timeout``, ``l1_ttl``... must be more than
+        zero, ``default_ttl`` at least zero) and
+        :class:`ConfigError` for any other value out of range or a URL that
+        is not ``redis://``/``memory://``; what only a connection can tell
+        (an unreachable host) is reported by the calls.
         """
 
     @staticmethod
