@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nscache.django against django-redis, in one run, on the same Redis.
 
-    python bench_django.py [--redis-url redis://127.0.0.1:6379/15] [--rounds 11] [--ops 2000]
+    python bench_django.py [--redis-url redis://127.0.0.1:6379/15] [--rounds 21] [--ops 1000]
 
 Needs the nscache extension (a release build: ``pip install ./bindings/python``),
 Django and django-redis (``tests/requirements.txt``). Measures, through
@@ -77,8 +77,8 @@ def run(op, threads: int, ops: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", default=os.environ.get("NSCACHE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--ops", type=int, default=2000, help="operations per thread and round")
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--ops", type=int, default=1000, help="operations per thread and round")
     parser.add_argument("--threads", default="1,8")
     args = parser.parse_args()
 
