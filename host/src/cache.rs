@@ -328,32 +328,41 @@ impl CacheBuilder {
 }
 
 /// Change feeds on the Redis of the settings, if any (pub/sub channels for
-/// the L1's evictions and for profile changes).
-struct Feeds(Option<RedisOptions>);
+/// the L1's evictions and for profile changes): a client for them, and the
+/// database the store uses (which names the L1's channel).
+struct Feeds(Option<(redis::Client, u32)>);
 
 impl Feeds {
     /// The feeds of the Redis the settings name. On Redis Cluster, pub/sub
-    /// messages reach every node: the first seed node carries them.
+    /// messages reach every node: the first seed node carries them (database
+    /// 0, the only one a cluster has).
     fn for_settings(settings: &Settings) -> Result<Feeds, CacheError> {
+        let config = |e: &dyn std::fmt::Display| CacheError::Config(format!("Redis URL: {e}"));
         if let Some(options) = settings.cluster_options() {
-            let nodes = options
-                .node_urls()
-                .map_err(|e| CacheError::Config(e.to_string()))?;
-            return Ok(Feeds(nodes.into_iter().next().map(RedisOptions::new)));
+            let nodes = options.node_urls().map_err(|e| config(&e))?;
+            return match nodes.into_iter().next() {
+                Some(seed) => {
+                    let client = redis::Client::open(seed).map_err(|e| config(&e))?;
+                    Ok(Feeds(Some((client, 0))))
+                }
+                None => Ok(Feeds(None)),
+            };
         }
-        Ok(Feeds(settings.redis_options()))
+        match settings.redis_options() {
+            Some(options) => {
+                let client = options.client().map_err(|e| config(&e))?;
+                let database = crate::store::redis_database_number(&options.url);
+                Ok(Feeds(Some((client, database))))
+            }
+            None => Ok(Feeds(None)),
+        }
     }
 
     fn on(&self, channel: String) -> Result<Option<ChangeFeed>, CacheError> {
         match &self.0 {
-            Some(options) => {
-                let client = options
-                    .client()
-                    .map_err(|e| CacheError::Config(e.to_string()))?;
-                ChangeFeed::with_client(client, channel)
-                    .map(Some)
-                    .map_err(|e| CacheError::Config(format!("Redis URL: {e}")))
-            }
+            Some((client, _)) => ChangeFeed::with_client(client.clone(), channel)
+                .map(Some)
+                .map_err(|e| CacheError::Config(format!("Redis URL: {e}"))),
             None => Ok(None),
         }
     }
@@ -403,12 +412,10 @@ fn stores(
                 .into(),
         ));
     };
-    let channel = feeds.0.as_ref().map(|o| {
-        format!(
-            "nscache:l1:db{}",
-            crate::store::redis_database_number(&o.url)
-        )
-    });
+    let channel = feeds
+        .0
+        .as_ref()
+        .map(|(_, database)| format!("nscache:l1:db{database}"));
     let l1 = Arc::new(L1Store::new(
         store,
         options,

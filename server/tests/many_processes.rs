@@ -1,6 +1,7 @@
-//! Three `nscache serve` processes on one Redis and one Postgres: a toggle or
-//! an invalidation made through any of them is seen by the other two on
-//! their next request, with and without the L1.
+//! Three `nscache serve` processes on one Redis (or one Redis Cluster) and
+//! one Postgres: a toggle or an invalidation made through any of them is
+//! seen by the other two on their next request, with and without the L1
+//! (which is not available on a cluster).
 
 mod common;
 
@@ -46,11 +47,14 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn start(l1: bool) -> Fleet {
+    /// On `redis` (the shared test Redis when `None`).
+    async fn start(redis: Option<String>, l1: bool) -> Fleet {
         let pg = std::env::var("NSCACHE_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let redis = std::env::var("NSCACHE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into());
+        let redis = redis.unwrap_or_else(|| {
+            std::env::var("NSCACHE_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into())
+        });
         let schema = unique("s");
         let admin = sqlx::PgPool::connect(&pg).await.expect("Postgres");
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
@@ -174,8 +178,8 @@ impl Fleet {
 /// Every process caches alice's key (each L1, when on, holds it), then
 /// `actor` changes something; every other process' very next request must
 /// see the change.
-async fn invalidations_and_toggles_reach_every_process(l1: bool) {
-    let fleet = Fleet::start(l1).await;
+async fn invalidations_and_toggles_reach_every_process(redis: Option<String>, l1: bool) {
+    let fleet = Fleet::start(redis, l1).await;
     let others = |actor: usize| (0..3).filter(move |&i| i != actor);
     let invalidate_alice = format!("/api/v1/users/{}/invalidate", fleet.alice);
     let alice_cache = format!("/api/v1/users/{}/cache", fleet.alice);
@@ -246,10 +250,16 @@ async fn invalidations_and_toggles_reach_every_process(l1: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_see_each_others_changes_on_the_next_request() {
-    invalidations_and_toggles_reach_every_process(false).await;
+    invalidations_and_toggles_reach_every_process(None, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_with_l1_see_each_others_changes_on_the_next_request() {
-    invalidations_and_toggles_reach_every_process(true).await;
+    invalidations_and_toggles_reach_every_process(None, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_a_redis_cluster_see_each_others_changes_on_the_next_request() {
+    let cluster = nscache_tests::cluster::RedisCluster::shared();
+    invalidations_and_toggles_reach_every_process(Some(cluster.url()), false).await;
 }
