@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -98,6 +98,31 @@ async fn see_other(request: Request, next: Next) -> Response {
     response
 }
 
+/// `GET /` is answered here rather than by a page: `303` to one's settings
+/// when signed in, else to the sign-in page (as the `Home` page does when
+/// the hydrated router navigates to `/`). Rendered by Leptos, it read the
+/// page context in a third suspense boundary of the same stream, and Leptos
+/// 0.8 can leave such a stream stalled for good under load (one resource
+/// read in several `<Suspense>`s: leptos-rs/leptos#4851) — seen here as a
+/// request that timed out after 30 s.
+async fn home(backend: BackendHandle, request: Request, next: Next) -> Response {
+    if request.uri().path() != "/" || request.method() != Method::GET {
+        return next.run(request).await;
+    }
+    let (parts, _) = request.into_parts();
+    let to = match backend.0.viewer(&parts).await {
+        Ok(_) => "/me",
+        // As the page did: anyone not known to be signed in signs in.
+        Err(_) => "/login",
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(to));
+    response
+}
+
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
     let mut response = Response::new(Body::from(body));
     response
@@ -120,6 +145,7 @@ pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
     let routes = generate_route_list(App);
     let handle = BackendHandle(backend);
     let for_pages = handle.clone();
+    let for_home = handle.clone();
     let context = move || {
         provide_context(for_pages.clone());
         // Leptos put the request's head in context before this runs.
@@ -172,5 +198,8 @@ pub fn router(backend: Arc<dyn UiBackend>, settings: UiSettings) -> Router {
     }
     router
         .layer(middleware::from_fn(see_other))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            home(for_home.clone(), request, next)
+        }))
         .with_state(options)
 }
