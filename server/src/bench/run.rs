@@ -582,7 +582,10 @@ async fn scan_del(raw: &Raw, pattern: &str) -> Result<u64, BenchError> {
                 _ => scan.query_async(&mut conn).await?,
             };
             if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await?;
                 deleted += n;
             }
             if next == 0 {
