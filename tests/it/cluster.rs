@@ -295,6 +295,7 @@ struct FailoverFigures {
     unavailable: AtomicU64,
     stale: AtomicU64,
     slowest_ms: AtomicU64,
+    slowest_get_ms: AtomicU64,
 }
 
 /// Kill a master under load (16 workers): calls on its slots fail within
@@ -336,7 +337,12 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
                 n += 1;
                 let call = Instant::now();
                 let _ = user.set("k", n.to_string(), Expiry::secs(60)).await;
-                match user.get("k").await {
+                let get = Instant::now();
+                let read = user.get("k").await;
+                figures
+                    .slowest_get_ms
+                    .fetch_max(get.elapsed().as_millis() as u64, Ordering::Relaxed);
+                match read {
                     Ok(Some(v)) => {
                         let v: u64 = String::from_utf8(v).unwrap().parse().unwrap();
                         if v < dead_below {
@@ -407,11 +413,12 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
     eprintln!(
         "failover: node timeout {node_timeout_ms} ms; after the kill, reads and writes resumed in \
          {promoted:?}, confirmed invalidations (killed node restarted as a replica) in {recovered:?}; \
-         {} ops ({before} before the kill), {} unavailable, {} stale, slowest op {} ms, run {:?}",
+         {} ops ({before} before the kill), {} unavailable, {} stale, slowest op {} ms, slowest get {} ms, run {:?}",
         after,
         figures.unavailable.load(Ordering::Relaxed),
         figures.stale.load(Ordering::Relaxed),
         figures.slowest_ms.load(Ordering::Relaxed),
+        figures.slowest_get_ms.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert_eq!(figures.stale.load(Ordering::Relaxed), 0, "stale reads");
@@ -422,6 +429,14 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
     assert!(
         figures.slowest_ms.load(Ordering::Relaxed) <= bound,
         "an op took longer than {bound} ms"
+    );
+    // A get is at most two round trips (version and floor, then the
+    // entries), each within the socket timeout; some slack for a loaded
+    // machine.
+    let get_bound = socket_timeout.as_millis() as u64 * 2 + 1000;
+    assert!(
+        figures.slowest_get_ms.load(Ordering::Relaxed) <= get_bound,
+        "a get took longer than {get_bound} ms"
     );
 }
 
