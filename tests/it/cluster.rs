@@ -603,3 +603,45 @@ async fn flush_and_purge_scan_every_primary_and_keep_other_prefixes() {
     assert!(left.iter().all(|k| !k.contains("{42}")), "{left:?}");
     assert!(left.iter().any(|k| k.contains("{7}")), "{left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_on_the_cluster_url() {
+    let url = RedisCluster::shared().url();
+    let (code, out) = cli(&[
+        "--redis-url",
+        &url,
+        "--pool-size",
+        "2",
+        "bench",
+        "--quick",
+        "--seconds",
+        "0.05",
+        "--concurrency",
+        "1",
+        "--only",
+        "get-hit,namespaced-get,invalidate-user",
+    ])
+    .await;
+    assert_eq!(code, Ok(std::process::ExitCode::SUCCESS), "{out}");
+    let rows: Vec<&str> = out.lines().collect();
+    for (scenario, imp) in [
+        ("get-hit", "raw-redis"),
+        ("get-hit", "nscache"),
+        ("namespaced-get", "raw-redis"),
+        ("namespaced-get", "nscache"),
+        ("invalidate-user", "scan-del"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(scenario) && r.contains(&format!(" {imp} "))),
+            "no {scenario} {imp} row in\n{out}"
+        );
+    }
+    assert!(!out.contains("nscache-l1"), "no L1 on a cluster:\n{out}");
+    // The namespaced get: an MGET (user's node) and the floor's GET.
+    let get = rows
+        .iter()
+        .find(|r| r.starts_with("namespaced-get ") && r.contains(" nscache "))
+        .expect("row");
+    assert!(get.contains("mget 1.00"), "{get}");
+}
