@@ -891,3 +891,81 @@ fn limits_that_cannot_hold_one_value_are_refused() {
         .is_ok()
     );
 }
+
+fn cluster_cache() -> Cache {
+    Cache::new(Settings {
+        cluster_hash_tags: true,
+        ..Settings::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn on_a_cluster_reads_never_use_get_indirect_and_see_every_invalidation() {
+    let host = MapHost::new();
+    let (writer, reader) = (cluster_cache(), cluster_cache());
+    let u = user("42");
+    writer.set(&host, &u, "k", b"v1", Expiry::Default).unwrap();
+    let token = reader
+        .query_lookup(&host, "42", "SELECT 1", b"", &["invoices"])
+        .unwrap()
+        .token;
+    reader
+        .query_store(
+            &host,
+            "42",
+            "SELECT 1",
+            b"",
+            &["invoices"],
+            &token,
+            b"r1",
+            Expiry::Default,
+        )
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            reader.get(&host, &u, "k").unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+        let hit = reader
+            .query_lookup(&host, "42", "SELECT 1", b"", &["invoices"])
+            .unwrap();
+        assert_eq!(hit.value.as_deref(), Some(&b"r1"[..]));
+    }
+    writer.invalidate_user(&host, "42").unwrap();
+    assert_eq!(reader.get(&host, &u, "k").unwrap(), None);
+    writer.set(&host, &u, "k", b"v2", Expiry::Default).unwrap();
+    assert_eq!(
+        reader.get(&host, &u, "k").unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+    writer.invalidate_all(&host).unwrap();
+    assert_eq!(reader.get(&host, &u, "k").unwrap(), None);
+    writer.set(&host, &u, "k", b"v3", Expiry::Default).unwrap();
+    assert_eq!(
+        reader.get(&host, &u, "k").unwrap().as_deref(),
+        Some(&b"v3"[..])
+    );
+    writer.invalidate_table(&host, "invoices").unwrap();
+    let miss = reader
+        .query_lookup(&host, "42", "SELECT 1", b"", &["invoices"])
+        .unwrap();
+    assert_eq!(miss.value, None);
+    assert_eq!(host.scripted_reads(), 0, "get-indirect was called");
+    assert!(host.keys().contains(&"cache_user_version:{42}".to_owned()));
+}
+
+#[test]
+fn on_a_cluster_a_new_version_is_above_the_one_it_replaces_even_if_the_clock_went_back() {
+    let host = MapHost::new();
+    let cache = cluster_cache();
+    cache
+        .set(&host, &user("7"), "k", b"v", Expiry::Default)
+        .unwrap();
+    let before = cache.version_of(&host, "7").unwrap().unwrap();
+    // A failover of the clock's master lost its last increments.
+    host.set("cache_version_clock", b"5", None).unwrap();
+    let after = cache.invalidate_user(&host, "7").unwrap();
+    assert!(after > before, "{after} <= {before}");
+    assert_eq!(cache.get(&host, &user("7"), "k").unwrap(), None);
+}

@@ -943,7 +943,7 @@ impl Control {
         );
         let mut failing = Vec::new();
         if !cache_store.ok {
-            failing.push(if cache_store.backend == "redis" {
+            failing.push(if cache_store.backend.starts_with("redis") {
                 "redis"
             } else {
                 "cache store"

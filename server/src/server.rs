@@ -270,6 +270,7 @@ impl Server {
                 "cache store: {}",
                 match store.kind() {
                     "redis" => "redis".to_owned(),
+                    "redis-cluster" => "redis cluster (hash-tagged key layout)".to_owned(),
                     other => format!("{other} (embedded; set REDIS_URL for Redis)"),
                 }
             ),

@@ -295,6 +295,7 @@ struct FailoverFigures {
     unavailable: AtomicU64,
     stale: AtomicU64,
     slowest_ms: AtomicU64,
+    slowest_get_ms: AtomicU64,
 }
 
 /// Kill a master under load (16 workers): calls on its slots fail within
@@ -336,7 +337,12 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
                 n += 1;
                 let call = Instant::now();
                 let _ = user.set("k", n.to_string(), Expiry::secs(60)).await;
-                match user.get("k").await {
+                let get = Instant::now();
+                let read = user.get("k").await;
+                figures
+                    .slowest_get_ms
+                    .fetch_max(get.elapsed().as_millis() as u64, Ordering::Relaxed);
+                match read {
                     Ok(Some(v)) => {
                         let v: u64 = String::from_utf8(v).unwrap().parse().unwrap();
                         if v < dead_below {
@@ -407,11 +413,12 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
     eprintln!(
         "failover: node timeout {node_timeout_ms} ms; after the kill, reads and writes resumed in \
          {promoted:?}, confirmed invalidations (killed node restarted as a replica) in {recovered:?}; \
-         {} ops ({before} before the kill), {} unavailable, {} stale, slowest op {} ms, run {:?}",
+         {} ops ({before} before the kill), {} unavailable, {} stale, slowest op {} ms, slowest get {} ms, run {:?}",
         after,
         figures.unavailable.load(Ordering::Relaxed),
         figures.stale.load(Ordering::Relaxed),
         figures.slowest_ms.load(Ordering::Relaxed),
+        figures.slowest_get_ms.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert_eq!(figures.stale.load(Ordering::Relaxed), 0, "stale reads");
@@ -422,6 +429,14 @@ async fn failover_under_load(node_timeout_ms: u64, load_for: Duration) {
     assert!(
         figures.slowest_ms.load(Ordering::Relaxed) <= bound,
         "an op took longer than {bound} ms"
+    );
+    // A get is at most two round trips (version and floor, then the
+    // entries), each within the socket timeout; some slack for a loaded
+    // machine.
+    let get_bound = socket_timeout.as_millis() as u64 * 2 + 1000;
+    assert!(
+        figures.slowest_get_ms.load(Ordering::Relaxed) <= get_bound,
+        "a get took longer than {get_bound} ms"
     );
 }
 
@@ -587,4 +602,46 @@ async fn flush_and_purge_scan_every_primary_and_keep_other_prefixes() {
     let left = scan_all(cluster, &format!("{root}*"));
     assert!(left.iter().all(|k| !k.contains("{42}")), "{left:?}");
     assert!(left.iter().any(|k| k.contains("{7}")), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_on_the_cluster_url() {
+    let url = RedisCluster::shared().url();
+    let (code, out) = cli(&[
+        "--redis-url",
+        &url,
+        "--pool-size",
+        "2",
+        "bench",
+        "--quick",
+        "--seconds",
+        "0.05",
+        "--concurrency",
+        "1",
+        "--only",
+        "get-hit,namespaced-get,invalidate-user",
+    ])
+    .await;
+    assert_eq!(code, Ok(std::process::ExitCode::SUCCESS), "{out}");
+    let rows: Vec<&str> = out.lines().collect();
+    for (scenario, imp) in [
+        ("get-hit", "raw-redis"),
+        ("get-hit", "nscache"),
+        ("namespaced-get", "raw-redis"),
+        ("namespaced-get", "nscache"),
+        ("invalidate-user", "scan-del"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(scenario) && r.contains(&format!(" {imp} "))),
+            "no {scenario} {imp} row in\n{out}"
+        );
+    }
+    assert!(!out.contains("nscache-l1"), "no L1 on a cluster:\n{out}");
+    // The namespaced get: an MGET (user's node) and the floor's GET.
+    let get = rows
+        .iter()
+        .find(|r| r.starts_with("namespaced-get ") && r.contains(" nscache "))
+        .expect("row");
+    assert!(get.contains("mget 1.00"), "{get}");
 }
