@@ -27,6 +27,24 @@ pub(crate) struct Shared {
     watch_url: Mutex<Option<String>>,
 }
 
+impl Drop for Shared {
+    /// In a forked child, a `Cache` the parent used still holds the parent's
+    /// state: dropping it (a worker exiting normally, the garbage collector)
+    /// would drop the parent's runtime, which hangs in the child. Leak it.
+    fn drop(&mut self) {
+        let slot = self
+            .slot
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|process| process.pid != std::process::id())
+        {
+            std::mem::forget(slot.take());
+        }
+    }
+}
+
 /// One process's runtime and cache.
 #[derive(Debug)]
 pub(crate) struct Process {

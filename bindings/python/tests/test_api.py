@@ -339,15 +339,22 @@ def test_from_settings_and_env(names: Names, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_l1(names: Names) -> None:
-    cache = nscache.Cache.from_url(REDIS_URL, key_prefix=names.prefix, namespace_root=names.root, l1=True, l1_ttl=0.5)
-    other = nscache.Cache.from_url(REDIS_URL, key_prefix=names.prefix, namespace_root=names.root, l1=True, l1_ttl=0.5)
+    # A long max age: only the pub/sub announcement can make the first cache see the second's writes.
+    cache = nscache.Cache.from_url(REDIS_URL, key_prefix=names.prefix, namespace_root=names.root, l1=True, l1_ttl=30)
+    other = nscache.Cache.from_url(REDIS_URL, key_prefix=names.prefix, namespace_root=names.root, l1=True, l1_ttl=30)
     cache.user(1).set("k", b"1")
     assert cache.user(1).get("k") == b"1"
     assert other.user(1).get("k") == b"1"
     other.user(1).set("k", b"2")  # announced over pub/sub to the first cache's L1
-    deadline = time.time() + 2
+    deadline = time.time() + 5
     while cache.user(1).get("k") != b"2" and time.time() < deadline:
         time.sleep(0.02)
     assert cache.user(1).get("k") == b"2"
+    # An invalidation returns once its eviction is published: the other L1 drops the entry.
+    other.invalidate_user(1)
+    deadline = time.time() + 5
+    while cache.user(1).get("k") is not None and time.time() < deadline:
+        time.sleep(0.02)
+    assert cache.user(1).get("k") is None
     cache.close()
     other.close()

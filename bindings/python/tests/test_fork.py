@@ -4,8 +4,11 @@ closes the parent's."""
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 import sys
+import time
 import traceback
 
 import nscache
@@ -27,8 +30,19 @@ def in_child(body) -> int:  # type: ignore[no-untyped-def]
     return pid
 
 
-def wait_ok(pid: int) -> None:
-    _, status = os.waitpid(pid, 0)
+def wait_ok(pid: int, limit: float = 120.0) -> None:
+    """Wait for the child; a child that hangs (the fault these tests look
+    for) is killed after `limit` seconds and fails the test."""
+    deadline = time.monotonic() + limit
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the child hung for {limit:.0f} s and was killed")
+        time.sleep(0.02)
     assert os.waitstatus_to_exitcode(status) == 0, "the child failed (see its traceback above)"
 
 
@@ -68,6 +82,20 @@ def test_parent_and_child_interleave_1000_ops(redis_cache: nscache.Cache) -> Non
     # The parent keeps working after the child exited.
     g.incr("counter")
     assert g.get("counter") == b"501"
+
+
+def test_a_child_can_drop_a_cache_the_parent_used() -> None:
+    """A forked worker that exits normally lets go of the caches it inherited:
+    dropping the parent's runtime in the child would hang it."""
+    holder = [nscache.Cache.memory()]
+    holder[0].global_().set("k", b"v")  # the parent's runtime exists now
+
+    def child() -> None:
+        holder.clear()
+        gc.collect()
+
+    wait_ok(in_child(child), limit=60.0)
+    assert holder[0].global_().get("k") == b"v"
 
 
 def test_child_never_closes_the_parents_connections(private_redis: PrivateRedis) -> None:

@@ -142,3 +142,12 @@ def test_text_bytes_and_integers_are_stored_as_themselves():
     assert codec.loads(b"\xff\x00", "u", "k") == b"\xff\x00"
     assert codec.loads(b"-12", "u", "k") == -12
     assert codec.loads(b" 12", "u", "k") == " 12"
+
+
+def test_a_user_cannot_break_their_reads_with_a_huge_integer():
+    """Python refuses int() of more than 4300 digits: such a value, written
+    by a user into their own namespace, reads back as text, not as an error."""
+    codec = SignedCodec("s")
+    digits = b"9" * 5000
+    assert codec.loads(digits, "u", "k") == digits.decode()
+    assert codec.loads(b"-" + digits, "u", "k") == "-" + digits.decode()

@@ -170,7 +170,13 @@ class SignedCodec:
 
     def loads(self, raw: bytes, user: str, key: str) -> Any:
         if _STRICT_INT.match(raw):
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:
+                # More digits than Python converts (sys.int_info's limit): a
+                # user may write that much into their own namespace, and it
+                # must not turn their reads into errors. It is text.
+                return raw.decode("ascii")
         if raw.startswith(MAGIC):
             body = raw[len(MAGIC) :]
             mac, payload = body[:_DIGEST_BYTES], body[_DIGEST_BYTES:]
