@@ -882,7 +882,7 @@ def test_get_or_set_callable_is_single_flight_across_8_threads(cache, unique):
     from concurrent.futures import ThreadPoolExecutor
 
     calls = []
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(8, timeout=60)
 
     def loader():
         calls.append(1)
@@ -894,8 +894,12 @@ def test_get_or_set_callable_is_single_flight_across_8_threads(cache, unique):
         barrier.wait()
         return cache.get_or_set(unique("flight"), loader, 60)
 
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(worker, range(8)))
+    pool = ThreadPoolExecutor(8)
+    try:
+        # A deadlock fails the test after a minute instead of hanging it.
+        results = list(pool.map(worker, range(8), timeout=60))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     assert results == [{"loaded": "written by the loader"}] * 8
     assert len(calls) == 1
     assert cache.get(unique("flight")) == {"loaded": "written by the loader"}
