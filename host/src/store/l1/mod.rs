@@ -13,7 +13,9 @@
 //!   L1 tests). Messages are sent right after the write, off its path
 //!   ([`announcer`]), so a write costs one round trip as without the L1.
 //!   An invalidation is a write of the version key, so a dead namespace is
-//!   never served after that delay.
+//!   never served after that delay; and a version write returns only once
+//!   its announcement is published, so another process' next request after
+//!   an invalidation returned does not serve what it hid.
 //! - Expiry is exact: an entry is read with its remaining TTL in the same
 //!   atomic step (the [`TtlReads`] the L1 requires of the store it fronts) and
 //!   leaves the L1 when its TTL runs out in the store.
