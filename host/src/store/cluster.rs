@@ -47,8 +47,8 @@ use redis::cluster_routing::{
 use redis::{Script, Value};
 
 use super::redis::{
-    MGET_THEN_CHECK, Scripts, bytes, bytes_list, incremented, key_ttl, lifetime, store_err,
-    unexpected,
+    MGET_THEN_CHECK, Scripts, bytes, bytes_list, expire_on, incremented, key_ttl, lifetime,
+    memory_info, put_counted_call, put_outcome, set_command, store_err, unexpected,
 };
 use super::{Counter, IndirectRead, MemoryInfo, PutOutcome, Store, StoreError};
 use crate::settings::defaults;
@@ -472,25 +472,16 @@ impl Store for ClusterStore {
                 Value::VerbatimString { text, .. } => text,
                 other => return Err(unexpected("INFO", &other)),
             };
-            let field = |name: &str| {
-                info.lines().find_map(|l| {
-                    l.strip_prefix(name)?
-                        .strip_prefix(':')
-                        .map(str::trim)
-                        .map(str::to_owned)
-                })
-            };
-            let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
+            let node = memory_info(&info);
             // Summed over the primaries; the policy and version of the first.
-            total.used_bytes += number("used_memory").unwrap_or(0);
-            if let Some(max) = number("maxmemory").filter(|&m| m > 0) {
+            total.used_bytes += node.used_bytes;
+            if let Some(max) = node.max_bytes {
                 total.max_bytes = Some(total.max_bytes.unwrap_or(0) + max);
             }
-            total.evicted_keys += number("evicted_keys").unwrap_or(0);
+            total.evicted_keys += node.evicted_keys;
             if total.eviction_policy.is_empty() {
-                total.eviction_policy =
-                    field("maxmemory_policy").unwrap_or_else(|| "unknown".into());
-                total.version = field("redis_version");
+                total.eviction_policy = node.eviction_policy;
+                total.version = node.version;
             }
         }
         Ok(total)
@@ -504,12 +495,7 @@ impl Store for ClusterStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(lifetime(ms));
-        }
-        let _: Value = cmd
+        let _: Value = set_command(key, value, ttl_ms, false)
             .query_async(&mut self.connection())
             .await
             .map_err(store_err)?;
@@ -531,30 +517,9 @@ impl Store for ClusterStore {
     }
 
     async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
-        let mut conn = self.connection();
-        match ttl_ms {
-            Some(ms) => {
-                let n: i64 = redis::cmd("PEXPIRE")
-                    .arg(key)
-                    .arg(lifetime(ms))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(store_err)?;
-                Ok(n == 1)
-            }
-            None => {
-                let (exists, _): (bool, i64) = redis::pipe()
-                    .atomic()
-                    .cmd("EXISTS")
-                    .arg(key)
-                    .cmd("PERSIST")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(store_err)?;
-                Ok(exists)
-            }
-        }
+        expire_on(&mut self.connection(), key, ttl_ms)
+            .await
+            .map_err(store_err)
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
@@ -705,12 +670,7 @@ impl Store for ClusterStore {
         value: &[u8],
         ttl_ms: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("NX");
-        if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(lifetime(ms));
-        }
-        let v: Value = cmd
+        let v: Value = set_command(key, value, ttl_ms, true)
             .query_async(&mut self.connection())
             .await
             .map_err(store_err)?;
@@ -761,27 +721,17 @@ impl Store for ClusterStore {
         }
         // One script on the counter's slot: the entries must share it (a
         // namespace's keys do). Redis refuses others with CROSSSLOT.
-        let mut call = self.inner.scripts.put_counted.key(&counter.key);
-        for (key, _) in entries {
-            call.key(key);
-        }
-        call.arg(counter.limit.min(1 << 53))
-            .arg(lifetime(counter.ttl_ms))
-            .arg(ttl_ms.map_or_else(String::new, |ms| lifetime(ms).to_string()))
-            .arg(if if_absent { "1" } else { "0" });
-        for (_, value) in entries {
-            call.arg(value);
-        }
-        let outcome: i64 = call
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(store_err)?;
-        match outcome {
-            0 => Ok(PutOutcome::Stored),
-            1 => Ok(PutOutcome::Exists),
-            2 => Ok(PutOutcome::OverLimit),
-            other => Err(StoreError::Other(format!("put-counted answered {other}"))),
-        }
+        let outcome: i64 = put_counted_call(
+            &self.inner.scripts.put_counted,
+            entries,
+            ttl_ms,
+            counter,
+            if_absent,
+        )
+        .invoke_async(&mut self.connection())
+        .await
+        .map_err(store_err)?;
+        put_outcome(outcome)
     }
 }
 

@@ -475,6 +475,108 @@ fn ttl_list(value: Value, what: &str) -> Result<Vec<Ttl>, StoreError> {
     }
 }
 
+/// `SET key value [NX] [PX ms]`: a write, or with `if_absent` an add.
+pub(super) fn set_command(
+    key: &str,
+    value: &[u8],
+    ttl_ms: Option<u64>,
+    if_absent: bool,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    if if_absent {
+        cmd.arg("NX");
+    }
+    if let Some(ms) = ttl_ms {
+        cmd.arg("PX").arg(lifetime(ms));
+    }
+    cmd
+}
+
+/// Set (`Some`) or remove (`None`) the lifetime of `key` on `conn`; true if
+/// the key exists.
+pub(super) async fn expire_on<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    ttl_ms: Option<u64>,
+) -> redis::RedisResult<bool> {
+    match ttl_ms {
+        Some(ms) => {
+            let n: i64 = redis::cmd("PEXPIRE")
+                .arg(key)
+                .arg(lifetime(ms))
+                .query_async(conn)
+                .await?;
+            Ok(n == 1)
+        }
+        None => {
+            // PERSIST answers 0 both for a missing key and for one with no
+            // expiry: ask EXISTS in the same atomic step.
+            let (exists, _): (bool, i64) = redis::pipe()
+                .atomic()
+                .exists(key)
+                .persist(key)
+                .query_async(conn)
+                .await?;
+            Ok(exists)
+        }
+    }
+}
+
+/// The `put-counted` script called for these entries (the counter's key
+/// first: all must share its slot on a cluster).
+pub(super) fn put_counted_call<'a>(
+    script: &'a Script,
+    entries: &[(String, Vec<u8>)],
+    ttl_ms: Option<u64>,
+    counter: &Counter,
+    if_absent: bool,
+) -> redis::ScriptInvocation<'a> {
+    let mut call = script.key(&counter.key);
+    for (key, _) in entries {
+        call.key(key);
+    }
+    // Lua counts in doubles: exact up to 2^53 bytes, far past any quota.
+    call.arg(counter.limit.min(1 << 53))
+        .arg(lifetime(counter.ttl_ms))
+        .arg(ttl_ms.map_or_else(String::new, |ms| lifetime(ms).to_string()))
+        .arg(if if_absent { "1" } else { "0" });
+    for (_, value) in entries {
+        call.arg(value);
+    }
+    call
+}
+
+/// What the `put-counted` script's answer means.
+pub(super) fn put_outcome(answer: i64) -> Result<PutOutcome, StoreError> {
+    match answer {
+        0 => Ok(PutOutcome::Stored),
+        1 => Ok(PutOutcome::Exists),
+        2 => Ok(PutOutcome::OverLimit),
+        other => Err(StoreError::Other(format!("put-counted answered {other}"))),
+    }
+}
+
+/// The fields of `INFO memory stats server` a [`MemoryInfo`] holds.
+pub(super) fn memory_info(info: &str) -> MemoryInfo {
+    let field = |name: &str| {
+        info.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')
+                .map(str::trim)
+                .map(str::to_owned)
+        })
+    };
+    let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
+    MemoryInfo {
+        used_bytes: number("used_memory").unwrap_or(0),
+        max_bytes: number("maxmemory").filter(|&m| m > 0),
+        eviction_policy: field("maxmemory_policy").unwrap_or_else(|| "unknown".into()),
+        evicted_keys: number("evicted_keys").unwrap_or(0),
+        version: field("redis_version"),
+    }
+}
+
 pub(super) fn unexpected(what: &str, value: &Value) -> StoreError {
     StoreError::Other(format!("unexpected reply to {what}: {value:?}"))
 }
@@ -630,22 +732,7 @@ impl Store for RedisStore {
             .query_async(&mut self.connection())
             .await
             .map_err(|e| self.fail(e))?;
-        let field = |name: &str| {
-            info.lines().find_map(|l| {
-                l.strip_prefix(name)?
-                    .strip_prefix(':')
-                    .map(str::trim)
-                    .map(str::to_owned)
-            })
-        };
-        let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
-        Ok(MemoryInfo {
-            used_bytes: number("used_memory").unwrap_or(0),
-            max_bytes: number("maxmemory").filter(|&m| m > 0),
-            eviction_policy: field("maxmemory_policy").unwrap_or_else(|| "unknown".into()),
-            evicted_keys: number("evicted_keys").unwrap_or(0),
-            version: field("redis_version"),
-        })
+        Ok(memory_info(&info))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -654,12 +741,7 @@ impl Store for RedisStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(lifetime(ms));
-        }
-        let _: Value = cmd
+        let _: Value = set_command(key, value, ttl_ms, false)
             .query_async(&mut self.connection())
             .await
             .map_err(|e| self.fail(e))?;
@@ -676,30 +758,9 @@ impl Store for RedisStore {
     }
 
     async fn expire(&self, key: &str, ttl_ms: Option<u64>) -> Result<bool, StoreError> {
-        let mut conn = self.connection();
-        match ttl_ms {
-            Some(ms) => {
-                let n: i64 = redis::cmd("PEXPIRE")
-                    .arg(key)
-                    .arg(lifetime(ms))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| self.fail(e))?;
-                Ok(n == 1)
-            }
-            None => {
-                // PERSIST answers 0 both for a missing key and for one with no
-                // expiry: ask EXISTS in the same atomic step.
-                let (exists, _): (bool, i64) = redis::pipe()
-                    .atomic()
-                    .exists(key)
-                    .persist(key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| self.fail(e))?;
-                Ok(exists)
-            }
-        }
+        expire_on(&mut self.connection(), key, ttl_ms)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn ttl(&self, key: &str) -> Result<Ttl, StoreError> {
@@ -841,12 +902,7 @@ impl Store for RedisStore {
         value: &[u8],
         ttl_ms: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("NX");
-        if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(lifetime(ms));
-        }
-        let v: Value = cmd
+        let v: Value = set_command(key, value, ttl_ms, true)
             .query_async(&mut self.connection())
             .await
             .map_err(|e| self.fail(e))?;
@@ -900,28 +956,17 @@ impl Store for RedisStore {
         if entries.is_empty() {
             return Ok(PutOutcome::Stored);
         }
-        let mut call = self.inner.scripts.put_counted.key(&counter.key);
-        for (key, _) in entries {
-            call.key(key);
-        }
-        // Lua counts in doubles: exact up to 2^53 bytes, far past any quota.
-        call.arg(counter.limit.min(1 << 53))
-            .arg(lifetime(counter.ttl_ms))
-            .arg(ttl_ms.map_or_else(String::new, |ms| lifetime(ms).to_string()))
-            .arg(if if_absent { "1" } else { "0" });
-        for (_, value) in entries {
-            call.arg(value);
-        }
-        let outcome: i64 = call
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(|e| self.fail(e))?;
-        match outcome {
-            0 => Ok(PutOutcome::Stored),
-            1 => Ok(PutOutcome::Exists),
-            2 => Ok(PutOutcome::OverLimit),
-            other => Err(StoreError::Other(format!("put-counted answered {other}"))),
-        }
+        let outcome: i64 = put_counted_call(
+            &self.inner.scripts.put_counted,
+            entries,
+            ttl_ms,
+            counter,
+            if_absent,
+        )
+        .invoke_async(&mut self.connection())
+        .await
+        .map_err(|e| self.fail(e))?;
+        put_outcome(outcome)
     }
 }
 
