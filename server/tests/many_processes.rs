@@ -5,35 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Served, http, login, session_headers, unique};
+use common::{Served, add_accounts, http, login, run_cli, session_headers, unique};
 use serde_json::json;
-
-/// Run the `nscache` CLI with `env`; its stdout.
-fn nscache(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nscache"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn nscache");
-    let mut input = child.stdin.take().expect("piped stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("nscache output");
-    assert!(
-        out.status.success(),
-        "nscache {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 /// Three processes sharing a fresh Postgres schema and a fresh key space on
 /// the shared Redis; the admin's session on each, and alice's namespace id.
@@ -70,28 +43,8 @@ impl Fleet {
             ("NSCACHE_NAMESPACE_ROOT", root.as_str()),
             ("CACHE_KEY_PREFIX", prefix.as_str()),
         ];
-        nscache(&env, &["migrate"], None);
-        nscache(
-            &env,
-            &["user", "add", "root", "--admin", "--password-stdin"],
-            Some("admin password\n"),
-        );
-        let created = nscache(
-            &env,
-            &["user", "add", "alice", "--password-stdin"],
-            Some("alice password\n"),
-        );
-        let alice = created
-            .split("namespace id ")
-            .nth(1)
-            .expect("the namespace id is printed")
-            .trim()
-            .trim_end_matches(')')
-            .to_owned();
-        nscache(&env, &["user", "add", "app", "--service"], None);
-        let service = nscache(&env, &["token", "create", "app"], None)
-            .trim()
-            .to_owned();
+        run_cli(&env, &["migrate"], None);
+        let (alice, service) = add_accounts(&env);
 
         let mut env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(*v))).collect();
         if l1 {

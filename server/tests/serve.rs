@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Served, http, login, session_headers, unique};
+use common::{Served, add_accounts, http, login, run_cli, session_headers, unique};
 use serde_json::json;
 
 #[tokio::test]
@@ -106,34 +105,6 @@ async fn serve_takes_the_l1_and_announces_its_bound() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-fn nscache(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nscache"));
-    cmd.args(args)
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "nscache {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -160,32 +131,12 @@ async fn a_toggle_on_one_process_takes_effect_on_the_other() {
         ("CACHE_KEY_PREFIX", prefix.as_str()),
     ];
 
-    assert!(nscache(&env, &["migrate"], None).contains("applied"));
+    assert!(run_cli(&env, &["migrate"], None).contains("applied"));
     assert!(
-        nscache(&env, &["migrate"], None).contains("already applied"),
+        run_cli(&env, &["migrate"], None).contains("already applied"),
         "idempotent"
     );
-    nscache(
-        &env,
-        &["user", "add", "root", "--admin", "--password-stdin"],
-        Some("admin password\n"),
-    );
-    let created = nscache(
-        &env,
-        &["user", "add", "alice", "--password-stdin"],
-        Some("alice password\n"),
-    );
-    let alice = created
-        .split("namespace id ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches(')')
-        .to_owned();
-    nscache(&env, &["user", "add", "app", "--service"], None);
-    let token = nscache(&env, &["token", "create", "app"], None)
-        .trim()
-        .to_owned();
+    let (alice, token) = add_accounts(&env);
     assert!(token.starts_with("nsc_"));
 
     let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(*v))).collect();

@@ -11,15 +11,7 @@ use nscache_tests::{RedisServer, raw_connection, unique};
 
 /// A cache on `url` with short timeouts (the failures here are immediate).
 async fn cache_on(url: &str) -> Cache {
-    let mut options = RedisOptions::new(url);
-    options.pool_size = 2;
-    options.connect_timeout = Duration::from_secs(2);
-    options.socket_timeout = Duration::from_secs(2);
-    Cache::builder()
-        .redis(options)
-        .key_prefix(unique("p"))
-        .namespace_root(unique("ns"))
-        .build()
+    tls_cache(url, RedisTls::default())
         .await
         .expect("a cache builds without connecting")
 }
@@ -56,19 +48,16 @@ async fn acl_server() -> (RedisServer, redis::aio::MultiplexedConnection) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_and_password_in_the_url_are_used() {
     let (server, _admin) = acl_server().await;
-    let port = server.url(0).rsplit(':').next().unwrap().to_owned();
-    let port = port.trim_end_matches("/0");
-
     // Without credentials the server refuses: the cache says so, loudly for
     // writes, as a miss for reads.
-    let anonymous = cache_on(&format!("redis://127.0.0.1:{port}/3")).await;
+    let anonymous = cache_on(&server.url(3)).await;
     assert_eq!(anonymous.user("7").get("k").await.unwrap(), None);
     assert!(matches!(
         anonymous.user("7").add("k", b"v", Expiry::Default).await,
         Err(CacheError::Unavailable(_))
     ));
 
-    let cache = cache_on(&format!("redis://app:s3cret@127.0.0.1:{port}/3")).await;
+    let cache = cache_on(&server.url(3).replace("redis://", "redis://app:s3cret@")).await;
     let alice = cache.user("42");
     alice.set("k", b"v", Expiry::secs(60)).await.unwrap();
     assert_eq!(alice.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
@@ -273,6 +262,7 @@ impl Drop for Certificates {
     }
 }
 
+/// A cache on `url` with these TLS files and short timeouts.
 async fn tls_cache(url: &str, tls: RedisTls) -> Result<Cache, CacheError> {
     let mut options = RedisOptions::new(url);
     options.pool_size = 2;

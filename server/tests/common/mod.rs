@@ -24,6 +24,60 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// Run the `nscache` CLI with `env` (and `stdin`, if any); its stdout.
+/// Panics with its stderr when it fails.
+pub fn run_cli(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nscache"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nscache");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("nscache output");
+    assert!(
+        out.status.success(),
+        "nscache {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// With the CLI on a migrated directory: an admin `root` ("admin
+/// password"), a user `alice` ("alice password") and a service `app` with an
+/// API token. Returns alice's namespace id and the token.
+pub fn add_accounts(env: &[(&str, &str)]) -> (String, String) {
+    run_cli(
+        env,
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        Some("admin password\n"),
+    );
+    let created = run_cli(
+        env,
+        &["user", "add", "alice", "--password-stdin"],
+        Some("alice password\n"),
+    );
+    let alice = created
+        .split("namespace id ")
+        .nth(1)
+        .expect("the namespace id is printed")
+        .trim()
+        .trim_end_matches(')')
+        .to_owned();
+    run_cli(env, &["user", "add", "app", "--service"], None);
+    let token = run_cli(env, &["token", "create", "app"], None)
+        .trim()
+        .to_owned();
+    (alice, token)
+}
+
 /// `nscache serve` in a child process, killed when dropped.
 pub struct Served {
     child: Child,
