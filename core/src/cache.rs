@@ -100,6 +100,16 @@ const OPTIMISTIC_ATTEMPTS: usize = 2;
 /// namespaced read gives up as a miss: the version moved every time.
 const CLUSTER_ATTEMPTS: usize = 4;
 
+/// What [`Cache::read_at`] found at the version it guessed.
+enum AtVersion {
+    /// The version is current: the entries read with it.
+    Live(Values),
+    /// The namespace is at another (live) version.
+    Moved(u64),
+    /// The namespace has no live version (none, or below the floor).
+    Dead,
+}
+
 impl Default for Cache {
     fn default() -> Self {
         let settings = Settings::default();
@@ -247,16 +257,16 @@ impl Cache {
         let mut guess = self.seen.get(&keys.version_key);
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let Some(version) = guess else { break };
-            let mut storage = Vec::with_capacity(2 + app_keys.len());
-            storage.push(keys.version_key.clone());
-            storage.push(floor_key.clone());
-            storage.extend(
-                app_keys
-                    .iter()
-                    .map(|k| keys.entry_key(version, Kind::Data, k)),
-            );
-            let mut found = match host.get_many(&storage, budget) {
-                Ok(found) => found,
+            match self.read_at(host, keys, &floor_key, app_keys, version, budget) {
+                Ok(AtVersion::Live(found)) => return Ok((Some(version), found)),
+                Ok(AtVersion::Moved(current)) => {
+                    self.seen.remember(&keys.version_key, current);
+                    guess = Some(current);
+                }
+                Ok(AtVersion::Dead) => {
+                    self.seen.forget(&keys.version_key);
+                    return Ok((None, vec![None; app_keys.len()]));
+                }
                 // The entries of a version that may be dead are over the
                 // budget: ask the script, which reads the current version's.
                 Err(StoreError::TooLarge(_)) => {
@@ -264,29 +274,6 @@ impl Cache {
                     break;
                 }
                 Err(e) => return Err(e),
-            };
-            if found.len() != storage.len() {
-                return Err(StoreError::Other(format!(
-                    "get-many returned {} values for {} keys",
-                    found.len(),
-                    storage.len()
-                )));
-            }
-            // The version and floor come first; the entries stay in place.
-            let state = versions::live(found[0].as_deref(), found[1].as_deref());
-            match state {
-                Some(current) if current == version => {
-                    found.drain(..2);
-                    return Ok((Some(version), found));
-                }
-                Some(current) => {
-                    self.seen.remember(&keys.version_key, current);
-                    guess = Some(current);
-                }
-                None => {
-                    self.seen.forget(&keys.version_key);
-                    return Ok((None, vec![None; app_keys.len()]));
-                }
             }
         }
         let suffixes: Vec<String> = app_keys
@@ -315,6 +302,46 @@ impl Cache {
                 Ok((None, vec![None; app_keys.len()]))
             }
         }
+    }
+
+    /// One optimistic read of a namespace at a guessed `version`: a single
+    /// `get-many` of the version key, the floor and the entries at that
+    /// version (the entries stay in place after the first two).
+    fn read_at<H: Host>(
+        &self,
+        host: &H,
+        keys: &UserKeys,
+        floor_key: &str,
+        app_keys: &[&str],
+        version: u64,
+        budget: u64,
+    ) -> Result<AtVersion, StoreError> {
+        let mut storage = Vec::with_capacity(2 + app_keys.len());
+        storage.push(keys.version_key.clone());
+        storage.push(floor_key.to_owned());
+        storage.extend(
+            app_keys
+                .iter()
+                .map(|k| keys.entry_key(version, Kind::Data, k)),
+        );
+        let mut found = host.get_many(&storage, budget)?;
+        if found.len() != storage.len() {
+            return Err(StoreError::Other(format!(
+                "get-many returned {} values for {} keys",
+                found.len(),
+                storage.len()
+            )));
+        }
+        Ok(
+            match versions::live(found[0].as_deref(), found[1].as_deref()) {
+                Some(current) if current == version => {
+                    found.drain(..2);
+                    AtVersion::Live(found)
+                }
+                Some(current) => AtVersion::Moved(current),
+                None => AtVersion::Dead,
+            },
+        )
     }
 
     /// [`Cache::read_entries`] on Redis Cluster, without `get-indirect`
@@ -355,45 +382,25 @@ impl Cache {
                     }
                 },
             };
-            let mut storage = Vec::with_capacity(2 + app_keys.len());
-            storage.push(keys.version_key.clone());
-            storage.push(floor_key.clone());
-            storage.extend(
-                app_keys
-                    .iter()
-                    .map(|k| keys.entry_key(version, Kind::Data, k)),
-            );
-            let mut found = match host.get_many(&storage, budget) {
-                Ok(found) => found,
-                Err(StoreError::TooLarge(_)) if !fresh => {
-                    self.seen.forget(&keys.version_key);
-                    guess = None;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if found.len() != storage.len() {
-                return Err(StoreError::Other(format!(
-                    "get-many returned {} values for {} keys",
-                    found.len(),
-                    storage.len()
-                )));
-            }
-            match versions::live(found[0].as_deref(), found[1].as_deref()) {
-                Some(current) if current == version => {
+            match self.read_at(host, keys, &floor_key, app_keys, version, budget) {
+                Ok(AtVersion::Live(found)) => {
                     self.seen.remember(&keys.version_key, version);
-                    found.drain(..2);
                     return Ok((Some(version), found));
                 }
-                Some(current) => {
+                Ok(AtVersion::Moved(current)) => {
                     self.seen.remember(&keys.version_key, current);
                     guess = Some(current);
                     fresh = false;
                 }
-                None => {
+                Ok(AtVersion::Dead) => {
                     self.seen.forget(&keys.version_key);
                     return Ok((None, misses()));
                 }
+                Err(StoreError::TooLarge(_)) if !fresh => {
+                    self.seen.forget(&keys.version_key);
+                    guess = None;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok((None, misses()))
